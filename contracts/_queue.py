@@ -1,0 +1,165 @@
+"""Messages between the queue and the actors it drives."""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+from typing import Any, ClassVar
+
+from pydantic import AwareDatetime, Field
+
+from ._base import Message, WireModel
+from ._common import AccountId, ContentType, MediaRef, Platform
+from ._topics import Topics
+
+
+class PlannedTarget(WireModel):
+    target_id: uuid.UUID
+    platform: Platform
+    account_id: AccountId
+    caption: str
+    hashtags: list[str] = Field(default_factory=list)
+    scheduled_time: AwareDatetime
+    expected_engagement: float = Field(ge=0)
+    strategy: str
+
+
+class PostContent(WireModel):
+    content_type: ContentType
+    media: list[MediaRef] = Field(min_length=1)
+    caption: str = ""
+    hashtags: list[str] = Field(default_factory=list)
+
+
+class PostPlanned(Message):
+    """A content event turned into one slot per target; keyed by post id."""
+
+    TOPIC: ClassVar[str] = Topics.POST_PLANNED
+
+    message_id: uuid.UUID
+    post_id: uuid.UUID
+    upstream_id: str
+    content: PostContent
+    targets: list[PlannedTarget] = Field(min_length=1)
+    planned_at: AwareDatetime
+
+
+class RemoteHandle(WireModel):
+    """What the platform gave back to find this target again (publish id, container, video)."""
+
+    kind: str
+    id: str
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorClass(str, Enum):
+    RETRYABLE = "retryable"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    AUTH = "auth"
+    PERMANENT = "permanent"
+
+
+class PublishError(WireModel):
+    error_class: ErrorClass
+    code: str
+    message: str
+    retry_after_sec: float | None = Field(default=None, ge=0)
+
+
+class PublishRequested(Message):
+    """Publish one target now; keyed by account id so one account stays on one partition."""
+
+    message_id: uuid.UUID
+    target_id: uuid.UUID
+    post_id: uuid.UUID
+    platform: Platform
+    account_id: AccountId
+    attempt: int = Field(ge=1)
+    content_type: ContentType
+    caption: str
+    hashtags: list[str] = Field(default_factory=list)
+    media: list[MediaRef] = Field(min_length=1)
+    scheduled_time: AwareDatetime
+    remote_handle: RemoteHandle | None = None
+
+    @staticmethod
+    def topic_for(platform: Platform) -> str:
+        return Topics.publish_requested(platform)
+
+
+class PublishOutcome(str, Enum):
+    ACCEPTED = "accepted"  # the platform took it and is processing
+    PUBLISHED = "published"  # live, with its URL
+    FAILED = "failed"
+
+
+class PublishResult(Message):
+    TOPIC: ClassVar[str] = Topics.PUBLISH_RESULT
+
+    message_id: uuid.UUID
+    target_id: uuid.UUID
+    attempt: int = Field(ge=1)
+    outcome: PublishOutcome
+    remote_handle: RemoteHandle | None = None
+    url: str | None = None
+    error: PublishError | None = None
+    occurred_at: AwareDatetime
+
+
+class StatusCheck(str, Enum):
+    STATUS = "status"
+
+
+class StatusRequested(Message):
+    """Look at an accepted target on its platform; keyed by account id."""
+
+    message_id: uuid.UUID
+    target_id: uuid.UUID
+    platform: Platform
+    account_id: AccountId
+    attempt: int = Field(ge=1)
+    check: StatusCheck = StatusCheck.STATUS
+    remote_handle: RemoteHandle
+
+    @staticmethod
+    def topic_for(platform: Platform) -> str:
+        return Topics.status_requested(platform)
+
+
+class ObservedState(str, Enum):
+    PROCESSING = "processing"
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+class StatusObserved(Message):
+    TOPIC: ClassVar[str] = Topics.STATUS_OBSERVED
+
+    message_id: uuid.UUID
+    target_id: uuid.UUID
+    attempt: int = Field(ge=1)
+    state: ObservedState
+    url: str | None = None
+    error: PublishError | None = None
+    detail: str | None = None
+    observed_at: AwareDatetime
+
+
+class DeadLetter(Message):
+    """A message a consumer could not process, kept whole for an operator to replay."""
+
+    TOPIC: ClassVar[str] = Topics.DEAD_LETTER
+
+    reason: str
+    message: str
+    consumer: str
+    source_topic: str
+    source_partition: int | None = None
+    source_offset: int | None = None
+    key_base64: str | None = None
+    payload_base64: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    failed_at: AwareDatetime
+
+

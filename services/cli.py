@@ -1,0 +1,103 @@
+"""`autopost`: run a service, the sandboxes, the whole local stack, or export the schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+
+def _service(args: argparse.Namespace) -> int:
+    from .catalog import build_service
+    from .runtime import ServiceContext, Settings, run_until_signalled
+
+    settings = Settings.from_env()
+    _logging(settings.log_level)
+    service = build_service(args.name, ServiceContext(args.name, settings))
+    asyncio.run(run_until_signalled(service))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sandbox import SandboxSettings, create_app
+
+    _logging("INFO")
+    app = create_app(SandboxSettings(processing_seconds=args.processing_seconds))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def _schema_export(args: argparse.Namespace) -> int:
+    from contracts import export_schemas
+
+    for path in export_schemas(Path(args.directory)):
+        print(path)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .runtime import Settings
+    from .submit import submit_files
+
+    return asyncio.run(submit_files(Settings.from_env(), [Path(p) for p in args.files]))
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from .devstack.launcher import run_dev
+
+    return asyncio.run(run_dev(demo=args.demo, as_json=args.json, keep_running=args.keep_running))
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="autopost", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    service = commands.add_parser("service", help="run one service until SIGTERM")
+    service.add_argument("name", help="planner | queue | publisher-tiktok | publisher-instagram | "
+                                      "publisher-youtube | poller")
+    service.set_defaults(run=_service)
+
+    sandbox = commands.add_parser("sandbox", help="run the local TikTok, Instagram and YouTube fakes")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--processing-seconds", type=float, default=0.5)
+    sandbox.set_defaults(run=_sandbox)
+
+    schema = commands.add_parser("schema", help="message schemas")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
+    export = schema_commands.add_parser("export", help="write a JSON Schema per message and asyncapi.json")
+    export.add_argument("directory")
+    export.set_defaults(run=_schema_export)
+
+    submit = commands.add_parser("submit", help="send content events (JSON files) to content.submitted")
+    submit.add_argument("files", nargs="+")
+    submit.set_defaults(run=_submit)
+
+    dev = commands.add_parser("dev", help="run broker, Postgres, sandboxes and every service locally")
+    dev.add_argument("--demo", type=int, default=None, metavar="N",
+                     help="submit N demo posts, wait until each target ends, print the outcome, exit")
+    dev.add_argument("--json", action="store_true", help="print the demo outcome as JSON")
+    dev.add_argument("--keep-running", action="store_true", help="stay up after the demo")
+    dev.set_defaults(run=_dev)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""status.requested.<platform> in, status.observed out: what the platform says of a target now."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from opentelemetry import trace
+
+from contracts import (
+    ContractError,
+    ErrorClass,
+    ObservedState,
+    Platform,
+    StatusObserved,
+    StatusRequested,
+    Topics,
+)
+from services.publishers.credentials import TokenSource
+from services.publishers.platforms import PlatformClient, PlatformError, StatusReport
+from services.runtime import (
+    Outgoing,
+    Record,
+    ServiceContext,
+    context_from,
+    current_carrier,
+    dead_letter_for,
+    map_by_key,
+)
+
+log = logging.getLogger("autopost.poller")
+
+
+class PollHandlers:
+    def __init__(self, ctx: ServiceContext, clients: Mapping[Platform, PlatformClient], tokens: TokenSource):
+        self.ctx = ctx
+        self.clients = clients
+        self.tokens = tokens
+
+    async def requested(self, records: list[Record]) -> None:
+        outgoing = await map_by_key(records, self._check_one, self.ctx.settings.publisher_concurrency)
+        await self.ctx.send(outgoing)
+
+    async def _check_one(self, record: Record) -> Outgoing:
+        try:
+            request = StatusRequested.from_bytes(record.value)
+        except ContractError as error:
+            log.warning("dead-lettering %s@%s: %s", record.topic, record.offset, error)
+            return dead_letter_for(record, reason=error.reason, message=error.message,
+                                   consumer=self.ctx.name, topic=self.ctx.topic(Topics.DEAD_LETTER))
+        with self.ctx.tracer.start_as_current_span(
+            f"check status {request.platform.value}",
+            context=context_from(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"autopost.target_id": str(request.target_id),
+                        "autopost.remote_id": request.remote_handle.id},
+        ) as span:
+            report = await self._report(request)
+            span.set_attribute("autopost.observed", report.state.value)
+            observed = StatusObserved(
+                message_id=uuid.uuid5(request.message_id, "observed"),
+                target_id=request.target_id,
+                attempt=request.attempt,
+                state=report.state,
+                url=report.url,
+                error=report.error,
+                detail=report.detail,
+                observed_at=datetime.now(timezone.utc),
+            )
+            return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
+                               current_carrier())
+
+    async def _report(self, request: StatusRequested) -> StatusReport:
+        try:
+            token = await self.tokens.token_for(request.platform, request.account_id)
+            return await self.clients[request.platform].check_status(request.remote_handle, token)
+        except PlatformError as error:
+            if error.error_class is ErrorClass.PERMANENT:
+                return StatusReport(ObservedState.FAILED, error=error.to_contract())
+            # A failed look is not a failed post: report it still processing, check again later.
+            return StatusReport(ObservedState.PROCESSING, detail=f"{error.code}: status unknown")
+        except Exception as exc:
+            log.exception("status check of %s failed unexpectedly", request.target_id)
+            return StatusReport(ObservedState.PROCESSING, detail=f"internal_error: {type(exc).__name__}")

@@ -1,0 +1,101 @@
+"""publish.requested.<platform> in, publish.result out: one result per request, in its trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from opentelemetry import trace
+
+from contracts import (
+    ContractError,
+    ErrorClass,
+    PublishError,
+    PublishOutcome,
+    PublishRequested,
+    PublishResult,
+    Topics,
+)
+from services.runtime import (
+    Outgoing,
+    Record,
+    ServiceContext,
+    context_from,
+    current_carrier,
+    dead_letter_for,
+    map_by_key,
+)
+
+from .credentials import TokenSource
+from .limits import AccountLimiters
+from .platforms import Accepted, PlatformClient, PlatformError, Published
+
+log = logging.getLogger("autopost.publisher")
+
+
+class PublishHandlers:
+    def __init__(
+        self, ctx: ServiceContext, client: PlatformClient, tokens: TokenSource, limiters: AccountLimiters
+    ):
+        self.ctx = ctx
+        self.client = client
+        self.tokens = tokens
+        self.limiters = limiters
+
+    async def requested(self, records: list[Record]) -> None:
+        outgoing = await map_by_key(records, self._publish_one, self.ctx.settings.publisher_concurrency)
+        await self.ctx.send(outgoing)
+
+    async def _publish_one(self, record: Record) -> Outgoing:
+        try:
+            request = PublishRequested.from_bytes(record.value)
+        except ContractError as error:
+            log.warning("dead-lettering %s@%s: %s", record.topic, record.offset, error)
+            return dead_letter_for(record, reason=error.reason, message=error.message,
+                                   consumer=self.ctx.name, topic=self.ctx.topic(Topics.DEAD_LETTER))
+        with self.ctx.tracer.start_as_current_span(
+            f"publish {request.platform.value}",
+            context=context_from(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"autopost.target_id": str(request.target_id),
+                        "autopost.account_id": request.account_id,
+                        "autopost.attempt": request.attempt},
+        ) as span:
+            result = await self._attempt(request)
+            span.set_attribute("autopost.outcome", result.outcome.value)
+            if result.error:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, result.error.code))
+            return Outgoing.of(self.ctx.topic(Topics.PUBLISH_RESULT), request.target_id, result,
+                               current_carrier())
+
+    async def _attempt(self, request: PublishRequested) -> PublishResult:
+        try:
+            token = await self.tokens.token_for(request.platform, request.account_id)
+            async with self.limiters.for_account(request.account_id):
+                outcome = await self.client.publish(request, token)
+        except PlatformError as error:
+            return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
+        except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
+            log.exception("publish of %s failed unexpectedly", request.target_id)
+            error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
+                                 message=type(exc).__name__)
+            return self._result(request, PublishOutcome.FAILED, error=error)
+        if isinstance(outcome, Published):
+            return self._result(request, PublishOutcome.PUBLISHED, handle=outcome.handle, url=outcome.url)
+        assert isinstance(outcome, Accepted)
+        return self._result(request, PublishOutcome.ACCEPTED, handle=outcome.handle)
+
+    @staticmethod
+    def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,
+                error=None) -> PublishResult:
+        return PublishResult(
+            message_id=uuid.uuid5(request.message_id, "result"),
+            target_id=request.target_id,
+            attempt=request.attempt,
+            outcome=outcome,
+            remote_handle=handle,
+            url=url,
+            error=error,
+            occurred_at=datetime.now(timezone.utc),
+        )

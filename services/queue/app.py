@@ -1,0 +1,71 @@
+"""The queue service: Postgres is its record; it owns every target's state and timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream.kafka import KafkaBroker
+
+from contracts import Topics
+from services.runtime import Service, create_pool, instrument_asyncpg, subscribe_batches
+
+from .dispatcher import Dispatcher
+from .handlers import QueueHandlers
+from .migrate import apply_migrations
+from .operations import QueueOperations
+from .outbox import OutboxRelay
+
+
+class QueueService(Service):
+    name = "queue"
+
+    def __init__(self, ctx, **ops_options):
+        super().__init__(ctx)
+        self._ops_options = ops_options
+        self.pool = None
+        self.ops: QueueOperations | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.relay: OutboxRelay | None = None
+
+    def register(self, broker: KafkaBroker) -> None:
+        kafka = self.ctx.settings.kafka
+        subscribe_batches(
+            broker, kafka, topics=[self.ctx.topic(Topics.POST_PLANNED)],
+            group_id="queue.planned", handler=lambda r: self.handlers.planned(r),
+        )
+        subscribe_batches(
+            broker, kafka,
+            topics=[self.ctx.topic(Topics.PUBLISH_RESULT), self.ctx.topic(Topics.STATUS_OBSERVED)],
+            group_id="queue.results", handler=lambda r: self.handlers.results(r),
+        )
+
+    async def setup(self) -> None:
+        instrument_asyncpg(self.ctx.tracer_provider)
+        self.pool = await create_pool(self.ctx.settings.database_url, max_size=10)
+        async with self.pool.acquire() as conn:
+            await apply_migrations(conn)
+        self.ops = QueueOperations(
+            self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic, **self._ops_options
+        )
+        self.relay = OutboxRelay(self.pool, self.ctx.send)
+        self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
+        self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
+
+    async def started(self) -> None:
+        await self.relay.start()
+        await self.dispatcher.start()
+
+    async def stopping(self) -> None:
+        await self.dispatcher.stop()
+        await self.relay.stop()
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+
+    def readiness_checks(self):
+        async def database() -> bool:
+            async with self.pool.acquire() as conn:
+                return await conn.fetchval("SELECT 1") == 1
+
+        return {"database": database}

@@ -1,0 +1,64 @@
+"""A target's state (one post on one platform account) and its statuses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class TargetStatus(str, Enum):
+    PENDING = "pending"
+    PUBLISHING = "publishing"
+    PROCESSING = "processing"
+    POSTED = "posted"
+    FAILED = "failed"
+    RETRY_WAIT = "retry_wait"
+    DEFERRED = "deferred"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({TargetStatus.POSTED, TargetStatus.FAILED, TargetStatus.CANCELLED})
+WAITING_TO_PUBLISH = frozenset({TargetStatus.PENDING, TargetStatus.RETRY_WAIT, TargetStatus.DEFERRED})
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    target_id: uuid.UUID
+    status: TargetStatus
+    version: int
+    attempt: int
+    due_at: datetime | None
+    status_checks: int = 0
+    remote_handle: dict[str, Any] | None = None
+    url: str | None = None
+    last_error: dict[str, Any] | None = None
+    published_at: datetime | None = None
+
+
+class Emit(str, Enum):
+    PUBLISH = "publish"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The next state of a target, and what to send because of it."""
+
+    state: TargetState
+    emit: Emit | None = None
+    attempt_outcome: str | None = None  # recorded in the attempts log when set
+    error: dict[str, Any] | None = field(default=None)
+
+
+def post_status(statuses: list[TargetStatus]) -> str:
+    """The seed's post status, derived from its targets: pending | scheduled | posted | failed."""
+    if statuses and all(s is TargetStatus.POSTED for s in statuses):
+        return "posted"
+    if any(s is TargetStatus.FAILED for s in statuses) and all(s in TERMINAL for s in statuses):
+        return "failed"
+    if all(s is TargetStatus.PENDING for s in statuses):
+        return "scheduled"
+    return "pending"

@@ -1,0 +1,39 @@
+"""Plain SQL migrations, applied in order at start, recorded, safe to run twice or concurrently."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger("autopost.queue.migrate")
+
+# Any fixed number: replicas starting together take turns on it.
+_LOCK_KEY = 0x6175746F706F7374
+
+
+def migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("services.queue") / "migrations"
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
+    applied: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in migration_files():
+            if version in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied.append(version)
+    if applied:
+        log.info("applied migrations %s", applied)
+    return applied

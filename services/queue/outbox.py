@@ -1,0 +1,66 @@
+"""Sends what the transactions wrote to the outbox, and deletes it only once Kafka confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+
+from services.runtime import Outgoing
+
+from . import repository as repo
+
+log = logging.getLogger("autopost.queue.outbox")
+
+SWEEP_SECONDS = 1.0  # also picks up rows another replica wrote and then died
+ERROR_PAUSE_SECONDS = 1.0
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        send: Callable[[Sequence[Outgoing]], Awaitable[None]],
+        *,
+        batch: int = 1000,
+    ):
+        self.pool = pool
+        self.send = send
+        self.batch = batch
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def relay_once(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await repo.take_outbox(conn, self.batch)
+            if not rows:
+                return 0
+            await self.send([message for _, message in rows])
+            await repo.delete_outbox(conn, [row_id for row_id, _ in rows])
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.wake.clear()
+                while await self.relay_once() >= self.batch:
+                    pass
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), SWEEP_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)

@@ -1,0 +1,228 @@
+"""SQL for the queue's tables. Every function takes the connection of the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from contracts import PostPlanned
+from services.runtime import Outgoing
+
+from .domain import Change, TargetState, TargetStatus
+
+NOTIFY_CHANNEL = "autopost_targets_due"
+
+_STATE_COLUMNS = (
+    "t.target_id, t.status, t.version, t.attempt, t.due_at, t.status_checks, t.remote_handle,"
+    " t.url, t.last_error, t.published_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DueTarget:
+    """A claimed target with what a publish or status request needs to say."""
+
+    state: TargetState
+    post_id: uuid.UUID
+    platform: str
+    account_id: str
+    caption: str
+    hashtags: list[str]
+    scheduled_time: datetime
+    content: dict[str, Any]
+    trace_context: dict[str, str]
+
+
+def _state(row: asyncpg.Record) -> TargetState:
+    return TargetState(
+        target_id=row["target_id"],
+        status=TargetStatus(row["status"]),
+        version=row["version"],
+        attempt=row["attempt"],
+        due_at=row["due_at"],
+        status_checks=row["status_checks"],
+        remote_handle=row["remote_handle"],
+        url=row["url"],
+        last_error=row["last_error"],
+        published_at=row["published_at"],
+    )
+
+
+async def insert_planned(
+    conn: asyncpg.Connection, planned: Sequence[PostPlanned], carriers: Sequence[dict[str, str]]
+) -> int:
+    """Store new posts and their targets; posts already stored are left as they are."""
+    new_ids = {
+        r["post_id"]
+        for r in await conn.fetch(
+            """INSERT INTO posts (post_id, upstream_id, content, trace_context)
+               SELECT p, u, c::jsonb, t::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                   AS x(p, u, c, t)
+               ON CONFLICT DO NOTHING RETURNING post_id""",
+            [p.post_id for p in planned],
+            [p.upstream_id for p in planned],
+            [orjson.dumps(p.content.to_wire()).decode() for p in planned],
+            [orjson.dumps(c).decode() for c in carriers],
+        )
+    }
+    targets = [(p, t) for p in planned if p.post_id in new_ids for t in p.targets]
+    if not targets:
+        return 0
+    await conn.execute(
+        """INSERT INTO targets (target_id, post_id, platform, account_id, caption, hashtags,
+                                scheduled_time, expected_engagement, strategy, status, due_at)
+           SELECT t, p, pl, a, c, string_to_array(h, E'\\x1f'), s, e, st, 'pending', s
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::timestamptz[], $8::float8[], $9::text[]) AS x(t, p, pl, a, c, h, s, e, st)
+           ON CONFLICT DO NOTHING""",
+        [t.target_id for _, t in targets],
+        [p.post_id for p, _ in targets],
+        [t.platform.value for _, t in targets],
+        [t.account_id for _, t in targets],
+        [t.caption for _, t in targets],
+        ["\x1f".join(t.hashtags) for _, t in targets],
+        [t.scheduled_time for _, t in targets],
+        [t.expected_engagement for _, t in targets],
+        [t.strategy for _, t in targets],
+    )
+    return len(targets)
+
+
+async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueTarget]:
+    """Lock up to `limit` targets that are due; other dispatchers skip them."""
+    rows = await conn.fetch(
+        f"""SELECT {_STATE_COLUMNS}, t.post_id, t.platform, t.account_id, t.caption, t.hashtags,
+                   t.scheduled_time, p.content, p.trace_context
+            FROM targets t JOIN posts p ON p.post_id = t.post_id
+            WHERE t.due_at IS NOT NULL AND t.due_at <= $1
+            ORDER BY t.due_at
+            LIMIT $2
+            FOR UPDATE OF t SKIP LOCKED""",
+        now,
+        limit,
+    )
+    return [
+        DueTarget(
+            state=_state(r),
+            post_id=r["post_id"],
+            platform=r["platform"],
+            account_id=r["account_id"],
+            caption=r["caption"],
+            hashtags=list(r["hashtags"]),
+            scheduled_time=r["scheduled_time"],
+            content=r["content"],
+            trace_context=r["trace_context"],
+        )
+        for r in rows
+    ]
+
+
+async def lock_targets(
+    conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[TargetState, dict[str, str]]]:
+    """Lock targets (in id order, so concurrent lockers cannot deadlock) with their trace context."""
+    rows = await conn.fetch(
+        f"""SELECT {_STATE_COLUMNS}, p.trace_context
+            FROM targets t JOIN posts p ON p.post_id = t.post_id
+            WHERE t.target_id = ANY($1::uuid[])
+            ORDER BY t.target_id
+            FOR UPDATE OF t""",
+        sorted(set(target_ids)),
+    )
+    return {r["target_id"]: (_state(r), r["trace_context"]) for r in rows}
+
+
+async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Change]]) -> int:
+    """Write each change guarded by the version it was decided on; returns rows written."""
+    if not changes:
+        return 0
+    states = [c.state for _, c in changes]
+    result = await conn.execute(
+        """UPDATE targets t SET status = u.status, version = u.version, attempt = u.attempt,
+                  due_at = u.due_at, status_checks = u.status_checks,
+                  remote_handle = u.remote_handle::jsonb, url = u.url,
+                  last_error = u.last_error::jsonb, published_at = u.published_at,
+                  updated_at = now()
+           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
+                       $7::int[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                AS u(target_id, expected_version, status, version, attempt, due_at, status_checks,
+                     remote_handle, url, last_error, published_at)
+           WHERE t.target_id = u.target_id AND t.version = u.expected_version""",
+        [s.target_id for s in states],
+        [expected for expected, _ in changes],
+        [s.status.value for s in states],
+        [s.version for s in states],
+        [s.attempt for s in states],
+        [s.due_at for s in states],
+        [s.status_checks for s in states],
+        [_json_or_none(s.remote_handle) for s in states],
+        [s.url for s in states],
+        [_json_or_none(s.last_error) for s in states],
+        [s.published_at for s in states],
+    )
+    return int(result.split()[-1])
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def record_attempts(conn: asyncpg.Connection, rows: Sequence[tuple]) -> None:
+    """rows: (target_id, attempt, outcome, error_class, error_code, message, trace_id)."""
+    if rows:
+        await conn.executemany(
+            """INSERT INTO attempts (target_id, attempt, outcome, error_class, error_code, message,
+                                     trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            rows,
+        )
+
+
+async def first_sightings(conn: asyncpg.Connection, consumer: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record message ids for `consumer`; returns those not seen before."""
+    rows = await conn.fetch(
+        """INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])
+           ON CONFLICT DO NOTHING RETURNING message_id""",
+        consumer,
+        list(ids),
+    )
+    return {r["message_id"] for r in rows}
+
+
+async def write_outbox(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -> None:
+    if messages:
+        await conn.execute(
+            """INSERT INTO outbox (topic, key, payload, headers)
+               SELECT tp, k, p, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+                   AS x(tp, k, p, h)""",
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [m.value for m in messages],
+            [orjson.dumps(m.headers).decode() for m in messages],
+        )
+
+
+async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[tuple[int, Outgoing]]:
+    rows = await conn.fetch(
+        "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [(r["id"], Outgoing(r["topic"], r["key"], bytes(r["payload"]), r["headers"])) for r in rows]
+
+
+async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval("SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL")
+
+
+async def notify_due(conn: asyncpg.Connection) -> None:
+    """Wake every replica's dispatcher; sent once per transaction (NOTIFY locks at commit)."""
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")

@@ -1,0 +1,33 @@
+"""The asyncpg pool: JSON as orjson, traced."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+from opentelemetry.sdk.trace import TracerProvider
+
+_instrumented = False
+
+
+def instrument_asyncpg(provider: TracerProvider) -> None:
+    """asyncpg instrumentation patches the driver process-wide: do it once."""
+    global _instrumented
+    if _instrumented:
+        return
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    _instrumented = True
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )

@@ -1,0 +1,119 @@
+"""Records in, messages out: what handlers see of Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from contracts import DeadLetter, Message, Topics
+
+from opentelemetry import context as otel_context
+
+from ._telemetry import context_from, headers_to_dict
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, headers decoded to text."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, raw: Any) -> "Record":
+        return cls(
+            topic=raw.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=raw.value if raw.value is not None else b"",
+            headers=headers_to_dict(raw.headers),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to send: payload already encoded, key as text, trace headers optional."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, topic: str, key: object, message: Message, headers: dict[str, str] | None = None) -> "Outgoing":
+        return cls(topic=topic, key=str(key), value=message.to_bytes(), headers=headers or {})
+
+
+async def publish_all(broker: "KafkaBroker", messages: Sequence[Outgoing]) -> None:
+    """Send every message, pipelined, and return once the broker has confirmed them all."""
+    if not messages:
+        return
+    futures = []
+    for m in messages:
+        # A message that carries a trace context is sent inside it, so the producer span (and
+        # the traceparent FastStream writes) continues that trace rather than the caller's.
+        token = otel_context.attach(context_from(m.headers)) if "traceparent" in m.headers else None
+        try:
+            futures.append(await broker.publish(
+                m.value, m.topic, key=m.key.encode(), headers=dict(m.headers) or None, no_confirm=True
+            ))
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+    await asyncio.gather(*futures)
+
+
+def dead_letter_for(
+    record: Record, *, reason: str, message: str, consumer: str, topic: str | None = None
+) -> Outgoing:
+    letter = DeadLetter(
+        reason=reason,
+        message=message[:2000],
+        consumer=consumer,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        key_base64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        payload_base64=base64.b64encode(record.value).decode(),
+        headers=record.headers,
+        failed_at=datetime.now(timezone.utc),
+    )
+    key = record.key.decode("utf-8", "replace") if record.key is not None else ""
+    return Outgoing.of(topic or Topics.DEAD_LETTER, key, letter)
+
+
+def group_by_key(records: Iterable[Record]) -> dict[bytes | None, list[Record]]:
+    groups: dict[bytes | None, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return groups
+
+
+async def map_by_key(
+    records: Sequence[Record],
+    handle: Callable[[Record], Awaitable[T]],
+    concurrency: int,
+) -> list[T]:
+    """Handle records of one key in order and different keys concurrently (bounded)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def run_group(group: list[Record]) -> list[T]:
+        async with gate:
+            return [await handle(record) for record in group]
+
+    groups = await asyncio.gather(*(run_group(g) for g in group_by_key(records).values()))
+    return [result for group in groups for result in group]

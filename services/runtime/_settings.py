@@ -1,0 +1,110 @@
+"""Every knob a service reads, from the environment, in one frozen object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from contracts import Platform
+
+REAL_API_BASES = {
+    Platform.TIKTOK: "https://open.tiktokapis.com",
+    Platform.INSTAGRAM: "https://graph.facebook.com",
+    Platform.YOUTUBE: "https://www.googleapis.com",
+}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = 6
+    enable_idempotence: bool = False  # Tansu refuses idempotent producers; Apache Kafka may turn it on
+    # Apache Kafka's group.min.session.timeout.ms is 6 s; the local broker takes shorter ones
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_records: int = 500
+
+    @classmethod
+    def from_env(cls) -> "KafkaSettings":
+        return cls(
+            bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers),
+            topic_prefix=os.environ.get("AUTOPOST_TOPIC_PREFIX", ""),
+            partitions=_env_int("AUTOPOST_TOPIC_PARTITIONS", cls.partitions),
+            enable_idempotence=os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "") in {"1", "true"},
+            session_timeout_ms=_env_int("KAFKA_SESSION_TIMEOUT_MS", cls.session_timeout_ms),
+            heartbeat_interval_ms=_env_int("KAFKA_HEARTBEAT_INTERVAL_MS", cls.heartbeat_interval_ms),
+            max_poll_records=_env_int("KAFKA_MAX_POLL_RECORDS", cls.max_poll_records),
+        )
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    dispatch_batch: int = 500
+    lease_seconds: float = 600.0
+    status_first_check_seconds: float = 1.0
+    status_max_interval_seconds: float = 60.0
+    max_idle_wait_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> "QueueSettings":
+        return cls(
+            dispatch_batch=_env_int("AUTOPOST_DISPATCH_BATCH", cls.dispatch_batch),
+            lease_seconds=_env_float("AUTOPOST_LEASE_SECONDS", cls.lease_seconds),
+            status_first_check_seconds=_env_float(
+                "AUTOPOST_STATUS_FIRST_CHECK_SECONDS", cls.status_first_check_seconds),
+            status_max_interval_seconds=_env_float(
+                "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS", cls.status_max_interval_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080  # /livez /readyz /metrics; 0 = none
+    sandbox_url: str | None = None
+    api_bases: dict[Platform, str] = field(default_factory=lambda: dict(REAL_API_BASES))
+    publisher_concurrency: int = 64
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Settings":
+        sandbox = os.environ.get("AUTOPOST_SANDBOX_URL") or None
+        settings = cls(
+            kafka=KafkaSettings.from_env(),
+            queue=QueueSettings.from_env(),
+            database_url=os.environ.get("DATABASE_URL", cls.database_url),
+            http_port=_env_int("AUTOPOST_HTTP_PORT", cls.http_port),
+            sandbox_url=sandbox,
+            api_bases=api_bases_from_env(sandbox),
+            publisher_concurrency=_env_int("AUTOPOST_PUBLISHER_CONCURRENCY", cls.publisher_concurrency),
+            log_level=os.environ.get("AUTOPOST_LOG_LEVEL", "INFO").upper(),
+        )
+        return replace(settings, **overrides)
+
+    def topic(self, name: str) -> str:
+        prefix = self.kafka.topic_prefix
+        return f"{prefix}{name}" if prefix else name
+
+
+def api_bases_from_env(sandbox_url: str | None) -> dict[Platform, str]:
+    """The sandbox serves every platform under its own path; explicit bases win over it."""
+    bases = {}
+    for platform, real in REAL_API_BASES.items():
+        default = f"{sandbox_url.rstrip('/')}/{platform.value}" if sandbox_url else real
+        bases[platform] = os.environ.get(f"{platform.value.upper()}_API_BASE", default)
+    return bases

@@ -1,0 +1,132 @@
+"""The queue against real Postgres and the real broker."""
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+
+from contracts import (
+    ContentType,
+    MediaRef,
+    PlannedTarget,
+    Platform,
+    PostContent,
+    PostPlanned,
+    PublishOutcome,
+    PublishRequested,
+    PublishResult,
+    RemoteHandle,
+    Topics,
+    post_id_for,
+    target_id_for,
+)
+from services.queue.migrate import apply_migrations
+from harness import Pipeline, produce, read_topic, settings_for, target_rows, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def planned(upstream_id: str, platforms=tuple(Platform), at: datetime | None = None) -> PostPlanned:
+    post_id = post_id_for(upstream_id)
+    at = at or datetime.now(timezone.utc)
+    return PostPlanned(
+        message_id=uuid.uuid5(post_id, "planned"),
+        post_id=post_id,
+        upstream_id=upstream_id,
+        content=PostContent(content_type=ContentType.VIDEO, media=[MediaRef(url="https://cdn.test/a.mp4")],
+                            caption="hello", hashtags=["#x"]),
+        targets=[
+            PlannedTarget(target_id=target_id_for(post_id, p, f"acct-{p.value}"), platform=p,
+                          account_id=f"acct-{p.value}", caption="hello", hashtags=["#x"],
+                          scheduled_time=at, expected_engagement=0.1, strategy="asap")
+            for p in platforms
+        ],
+        planned_at=at,
+    )
+
+
+async def test_migrations_apply_once_and_are_safe_to_run_again_concurrently(database_url):
+    conns = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(apply_migrations(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, 1]
+        assert await apply_migrations(conns[0]) == []
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_planned_post_is_stored_once_and_each_target_dispatched_at_its_time(
+    kafka_bootstrap, topic_prefix, database_url
+):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    soon = datetime.now(timezone.utc) + timedelta(seconds=2)
+    message = planned("q-1", at=soon)
+    async with Pipeline(settings, ["queue"]):
+        # the same message three times: at-least-once delivery must make one post
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [message.to_bytes()] * 3,
+                      key=str(message.post_id).encode())
+        rows = await wait_for(lambda: _rows_with(database_url, "publishing", 3), 15, "three dispatched targets")
+        assert len(await target_rows(database_url)) == 3
+        for row in rows:
+            assert row["updated_at"] >= soon - timedelta(milliseconds=50), "dispatched before its time"
+        for platform in Platform:
+            records = await read_topic(kafka_bootstrap, topic_prefix + Topics.publish_requested(platform), 1)
+            request = PublishRequested.from_bytes(records[0].value)
+            assert request.platform is platform and request.attempt == 1
+            assert records[0].key == f"acct-{platform.value}".encode(), "keyed by account"
+            assert dict(records[0].headers).get("traceparent"), "the request carries the post's trace"
+
+
+async def test_results_move_targets_and_duplicates_change_nothing(kafka_bootstrap, topic_prefix, database_url):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    message = planned("q-2", platforms=[Platform.TIKTOK])
+    target_id = message.targets[0].target_id
+    async with Pipeline(settings, ["queue"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [message.to_bytes()])
+        await wait_for(lambda: _rows_with(database_url, "publishing", 1), 15, "dispatch")
+        published = PublishResult(
+            message_id=uuid.uuid4(), target_id=target_id, attempt=1, outcome=PublishOutcome.PUBLISHED,
+            remote_handle=RemoteHandle(kind="tiktok.publish_id", id="p1"), url="https://tiktok.test/1",
+            occurred_at=datetime.now(timezone.utc),
+        )
+        late_failure = PublishResult(
+            message_id=uuid.uuid4(), target_id=target_id, attempt=1, outcome=PublishOutcome.FAILED,
+            occurred_at=datetime.now(timezone.utc),
+        )
+        topic = topic_prefix + Topics.PUBLISH_RESULT
+        await produce(kafka_bootstrap, topic, [published.to_bytes()] * 2 + [late_failure.to_bytes()],
+                      key=str(target_id).encode())
+        rows = await wait_for(lambda: _rows_with(database_url, "posted", 1), 15, "posted")
+        await asyncio.sleep(0.5)
+        row = (await target_rows(database_url))[0]
+        assert row["status"] == "posted" and row["url"] == "https://tiktok.test/1"
+        assert row["due_at"] is None
+        conn = await asyncpg.connect(database_url)
+        try:
+            attempts = await conn.fetch("SELECT outcome FROM attempts WHERE target_id = $1", target_id)
+        finally:
+            await conn.close()
+        assert [a["outcome"] for a in attempts] == ["posted"]
+        assert rows
+
+
+async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(
+    kafka_bootstrap, topic_prefix, database_url
+):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    good = planned("q-3", platforms=[Platform.YOUTUBE])
+    async with Pipeline(settings, ["queue"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED,
+                      [b"{broken", b'{"postId": "nope"}', good.to_bytes()], key=b"k")
+        await wait_for(lambda: _rows_with(database_url, "publishing", 1), 15, "the good message applied")
+        letters = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 2)
+        reasons = sorted(__import__("orjson").loads(r.value)["reason"] for r in letters)
+        assert reasons == ["invalid_field", "invalid_json"]
+
+
+async def _rows_with(database_url, status, count):
+    rows = [r for r in await target_rows(database_url) if r["status"] == status]
+    return rows if len(rows) >= count else None

@@ -1,0 +1,194 @@
+"""The target state machine: every move, and the moves that must not happen."""
+
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from contracts import (
+    ErrorClass,
+    ObservedState,
+    PublishError,
+    PublishOutcome,
+    PublishResult,
+    RemoteHandle,
+    StatusObserved,
+)
+from services.queue.domain import (
+    Emit,
+    RetryPolicy,
+    StatusCadence,
+    TargetState,
+    TargetStatus,
+    on_due,
+    on_publish_result,
+    on_status_observed,
+    post_status,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+POLICY = RetryPolicy(base_seconds=2, cap_seconds=600, max_attempts=3)
+CADENCE = StatusCadence(first_seconds=1, max_seconds=60)
+HANDLE = RemoteHandle(kind="tiktok.publish_id", id="v_pub_url~1")
+
+
+def target(status=TargetStatus.PENDING, attempt=0, **kw) -> TargetState:
+    return TargetState(target_id=uuid.uuid4(), status=status, version=3, attempt=attempt, due_at=NOW, **kw)
+
+
+def result(state, outcome, attempt=None, error=None, url=None, handle=HANDLE) -> PublishResult:
+    return PublishResult(
+        message_id=uuid.uuid4(), target_id=state.target_id, attempt=attempt or state.attempt,
+        outcome=outcome, remote_handle=handle, url=url, error=error, occurred_at=NOW,
+    )
+
+
+def apply(state, event):
+    if isinstance(event, PublishResult):
+        return on_publish_result(state, event, NOW, policy=POLICY, cadence=CADENCE, rng=random.Random(1))
+    return on_status_observed(state, event, NOW, policy=POLICY, rng=random.Random(1))
+
+
+@pytest.mark.parametrize("status", [TargetStatus.PENDING, TargetStatus.RETRY_WAIT, TargetStatus.DEFERRED])
+def test_due_target_starts_an_attempt_under_a_lease(status):
+    change = on_due(target(status, attempt=1), NOW, lease_seconds=600, cadence=CADENCE)
+    assert change.emit is Emit.PUBLISH
+    assert change.state.status is TargetStatus.PUBLISHING
+    assert change.state.attempt == 2
+    assert change.state.version == 4
+    assert change.state.due_at == NOW + timedelta(seconds=600)
+
+
+def test_expired_lease_is_driven_again_with_the_stored_handle():
+    state = target(TargetStatus.PUBLISHING, attempt=1, remote_handle=HANDLE.to_wire())
+    change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE)
+    assert change.emit is Emit.PUBLISH and change.state.attempt == 2
+    assert change.state.remote_handle == HANDLE.to_wire()
+
+
+def test_processing_target_asks_for_status_checks_further_apart():
+    state = target(TargetStatus.PROCESSING, attempt=1, status_checks=2, remote_handle=HANDLE.to_wire())
+    change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE)
+    assert change.emit is Emit.STATUS
+    assert change.state.status_checks == 3
+    assert change.state.due_at == NOW + timedelta(seconds=8)
+
+
+@pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.FAILED, TargetStatus.CANCELLED])
+def test_terminal_targets_never_fall_due(status):
+    assert on_due(target(status), NOW, lease_seconds=600, cadence=CADENCE) is None
+
+
+def test_accepted_moves_to_processing_with_the_handle_and_a_first_check():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    change = apply(state, result(state, PublishOutcome.ACCEPTED))
+    assert change.state.status is TargetStatus.PROCESSING
+    assert change.state.remote_handle == HANDLE.to_wire()
+    assert change.state.due_at == NOW + timedelta(seconds=1)
+
+
+def test_published_is_posted_with_url_and_no_timer():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    change = apply(state, result(state, PublishOutcome.PUBLISHED, url="https://x/1"))
+    assert change.state.status is TargetStatus.POSTED
+    assert change.state.url == "https://x/1" and change.state.due_at is None
+
+
+def test_retryable_failure_waits_with_jitter_within_the_backoff_ceiling():
+    state = target(TargetStatus.PUBLISHING, attempt=2)
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error", message="boom")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.RETRY_WAIT
+    assert NOW <= change.state.due_at <= NOW + timedelta(seconds=4)
+    assert change.state.last_error["code"] == "internal_error"
+
+
+def test_rate_limited_failure_waits_at_least_retry_after():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.RATE_LIMITED, code="rate_limit_exceeded",
+                         message="slow down", retry_after_sec=60)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.due_at >= NOW + timedelta(seconds=60)
+
+
+def test_quota_failure_is_deferred_not_failed():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.QUOTA, code="quotaExceeded", message="q",
+                         retry_after_sec=3600)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.DEFERRED
+    assert change.state.due_at == NOW + timedelta(seconds=3600)
+
+
+def test_permanent_failure_fails_at_once():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.PERMANENT, code="invalid_param", message="bad")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.FAILED and change.state.due_at is None
+
+
+def test_retryable_failure_fails_when_attempts_are_spent():
+    state = target(TargetStatus.PUBLISHING, attempt=POLICY.max_attempts)
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error", message="boom")
+    assert apply(state, result(state, PublishOutcome.FAILED, error=error)).state.status is TargetStatus.FAILED
+
+
+def test_failure_of_an_old_attempt_changes_nothing():
+    state = target(TargetStatus.PUBLISHING, attempt=3)
+    error = PublishError(error_class=ErrorClass.PERMANENT, code="x", message="late")
+    assert apply(state, result(state, PublishOutcome.FAILED, attempt=2, error=error)) is None
+
+
+def test_late_success_of_an_old_attempt_is_kept():
+    state = target(TargetStatus.RETRY_WAIT, attempt=2)
+    change = apply(state, result(state, PublishOutcome.ACCEPTED, attempt=1))
+    assert change.state.status is TargetStatus.PROCESSING
+
+
+@pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.PROCESSING, TargetStatus.CANCELLED])
+def test_results_never_move_a_target_backwards(status):
+    state = target(status, attempt=1)
+    assert apply(state, result(state, PublishOutcome.ACCEPTED)) is None
+
+
+def observed(state, observed_state, error=None, attempt=None, url=None):
+    return StatusObserved(message_id=uuid.uuid4(), target_id=state.target_id,
+                          attempt=attempt or state.attempt, state=observed_state, url=url,
+                          error=error, observed_at=NOW)
+
+
+def test_observed_published_posts_the_target():
+    state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire())
+    change = apply(state, observed(state, ObservedState.PUBLISHED, url="https://x/2"))
+    assert change.state.status is TargetStatus.POSTED and change.state.url == "https://x/2"
+
+
+def test_observed_processing_leaves_the_next_check_as_it_is():
+    state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire())
+    assert apply(state, observed(state, ObservedState.PROCESSING)) is None
+
+
+def test_observed_retryable_failure_retries_with_a_fresh_remote_object():
+    state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire())
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="video_pull_failed", message="x")
+    change = apply(state, observed(state, ObservedState.FAILED, error=error))
+    assert change.state.status is TargetStatus.RETRY_WAIT and change.state.remote_handle is None
+
+
+def test_observation_for_another_attempt_is_ignored():
+    state = target(TargetStatus.PROCESSING, attempt=2, remote_handle=HANDLE.to_wire())
+    assert apply(state, observed(state, ObservedState.PUBLISHED, attempt=1)) is None
+
+
+def test_post_status_is_derived_from_its_targets():
+    P, F, PE, PU = TargetStatus.POSTED, TargetStatus.FAILED, TargetStatus.PENDING, TargetStatus.PUBLISHING
+    assert post_status([P, P]) == "posted"
+    assert post_status([P, F]) == "failed"
+    assert post_status([PE, PE]) == "scheduled"
+    assert post_status([P, PU]) == "pending"
+
+
+def test_backoff_never_exceeds_its_cap():
+    rng = random.Random(7)
+    assert all(0 <= POLICY.backoff(a, rng) <= POLICY.cap_seconds for a in range(1, 40))

@@ -124,7 +124,7 @@ class InstagramApi:
             return problem
         account = request.path_params["node_id"]
         if request.method == "GET":
-            ids = self.store.media_by_account.get(account, [])[::-1][:25]
+            ids = self.store.media_by_account.get(account, [])[-25:][::-1]  # newest first
             fields = _fields(params, {"id"}) | {"id"}
             return json_response({"data": [_select(self._media_fields(self.store.media[i]), fields)
                                            for i in ids]})

@@ -20,7 +20,7 @@ from .postgres import (
     with_database,
 )
 from .processes import ChildExit, ProcessGroup
-from .topics import delete_topics, ensure_topics, list_topics, partition_counts, wait_for_broker
+from .topics import delete_topics, create_missing_topics, list_topics, partition_counts, wait_for_broker
 
 __all__ = [
     "LOCAL_URL",
@@ -34,7 +34,7 @@ __all__ = [
     "create_database",
     "delete_topics",
     "drop_database",
-    "ensure_topics",
+    "create_missing_topics",
     "list_topics",
     "partition_counts",
     "resolve_database",

@@ -1,6 +1,6 @@
 """A local Tansu broker (Kafka-compatible, memory only) for the tests and `autopost dev`.
 
-Tansu quirks handled here (see docs in /work/shared/kafka-local.md): port 0 is advertised as
+Tansu quirks handled here (measured in the shared kafka-local.md): port 0 is advertised as
 ":0", and a port already in use makes it panic yet exit 0. So we pick the port ourselves,
 require that *this* process listens on it and answers a metadata request, else try another.
 """

@@ -257,7 +257,8 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         assert self._transport is not None
-        self.exited.set_result(self._transport.get_returncode())
+        if not self.exited.done():  # cancelled if the watcher was cancelled
+            self.exited.set_result(self._transport.get_returncode())
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():

@@ -1,27 +1,16 @@
-"""Topic administration for the local stack: explicit partitions, idempotent, one admin call each."""
+"""Topic administration the local stack and tests need beyond what services do at start."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from services.runtime._topics import admin_client, create_missing_topics, raise_on_topic_errors
 
-_TOPIC_ALREADY_EXISTS = 36
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 
-
-@asynccontextmanager
-async def admin_client(bootstrap: str, *, request_timeout_ms: int = 10_000) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
-    try:
-        await admin.start()  # start() already makes a metadata request
-        yield admin
-    finally:
-        await admin.close()
+__all__ = ["create_missing_topics", "delete_topics", "list_topics", "partition_counts", "wait_for_broker"]
 
 
 async def probe_broker(bootstrap: str, *, timeout: float = 2.0) -> None:
@@ -60,26 +49,6 @@ async def partition_counts(bootstrap: str, names: Iterable[str]) -> dict[str, in
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int = 6) -> list[str]:
-    """Create the missing topics with `partitions` partitions in one admin call; return the ones that were missing.
-
-    Existing topics are left as they are (their partition count is not checked or changed).
-    Explicit creation matters: FastStream would declare 1 partition, broker auto-create 4.
-    """
-    wanted = list(dict.fromkeys(names))
-    async with admin_client(bootstrap) as admin:
-        existing = set(await admin.list_topics())
-        missing = [n for n in wanted if n not in existing]
-        if not missing:
-            return []
-        response = await admin.create_topics(
-            [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
-        )
-    # a concurrent creator may have won the race: that is still success
-    _raise_on_errors("create", response.topic_errors, ignore={_TOPIC_ALREADY_EXISTS})
-    return missing
-
-
 async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
     """Delete the topics that exist (on Tansu, deleting is the only way to free their memory)."""
     async with admin_client(bootstrap) as admin:
@@ -88,11 +57,4 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         if not doomed:
             return
         response = await admin.delete_topics(doomed)
-    _raise_on_errors("delete", response.topic_error_codes, ignore={_UNKNOWN_TOPIC_OR_PARTITION})
-
-
-def _raise_on_errors(action: str, topic_errors: list[tuple], *, ignore: set[int]) -> None:
-    failed = {item[0]: item[1] for item in topic_errors if item[1] != 0 and item[1] not in ignore}
-    if failed:
-        detail = ", ".join(f"{topic}: {for_code(code).__name__}" for topic, code in failed.items())
-        raise RuntimeError(f"could not {action} topics: {detail}")
+    raise_on_topic_errors("delete", response.topic_error_codes, ignore={_UNKNOWN_TOPIC_OR_PARTITION})

@@ -14,7 +14,7 @@ from ._telemetry import (
     trace_carrier,
     trace_id_of,
 )
-from ._topics import ensure_topics, service_topics
+from ._topics import create_missing_topics, ensure_topics, service_topics
 
 __all__ = [
     "AsgiServer",
@@ -31,6 +31,7 @@ __all__ = [
     "context_from",
     "create_pool",
     "current_carrier",
+    "create_missing_topics",
     "current_trace_id",
     "dead_letter_for",
     "ensure_topics",

@@ -1,11 +1,17 @@
-"""Services create their topics at start, with explicit partitions (never auto-created)."""
+"""Services create their topics at start, with explicit partitions (never auto-created).
+
+FastStream would declare a topic with 1 partition and broker auto-creation gives 4; aiokafka's
+metadata requests allow auto-creation, so topics must exist before any client touches them.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import for_code
 
 from contracts import Topics
 
@@ -13,27 +19,51 @@ from ._settings import KafkaSettings
 
 log = logging.getLogger("autopost.topics")
 
-
-def service_topics(settings: KafkaSettings) -> list[str]:
-    prefix = settings.topic_prefix
-    return [f"{prefix}{name}" for name in Topics.all()]
+_TOPIC_ALREADY_EXISTS = 36
 
 
-async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None) -> None:
-    names = names or service_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    await admin.start()
+@asynccontextmanager
+async def admin_client(bootstrap: str, *, request_timeout_ms: int = 10_000) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if not missing:
-            return
-        try:
-            await admin.create_topics(
-                [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
-            )
-        except TopicAlreadyExistsError:
-            pass  # another replica created it first
-        log.info("created topics %s", missing)
+        await admin.start()
+        yield admin
     finally:
         await admin.close()
+
+
+def service_topics(settings: KafkaSettings) -> list[str]:
+    return [settings.topic_prefix + name for name in Topics.all()]
+
+
+async def create_missing_topics(bootstrap: str, names: Iterable[str], partitions: int = 6) -> list[str]:
+    """Create the missing topics in one admin call; returns the ones that were missing.
+
+    Existing topics are left as they are (their partition count is not changed).
+    """
+    wanted = list(dict.fromkeys(names))
+    async with admin_client(bootstrap) as admin:
+        existing = set(await admin.list_topics())
+        missing = [n for n in wanted if n not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
+        )
+    # a concurrent creator (another replica) may have won the race: that is still success
+    raise_on_topic_errors("create", response.topic_errors, ignore={_TOPIC_ALREADY_EXISTS})
+    log.info("created topics %s", missing)
+    return missing
+
+
+async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
+    return await create_missing_topics(
+        settings.bootstrap_servers, names or service_topics(settings), settings.partitions
+    )
+
+
+def raise_on_topic_errors(action: str, topic_errors: list[tuple], *, ignore: set[int]) -> None:
+    failed = {item[0]: item[1] for item in topic_errors if item[1] != 0 and item[1] not in ignore}
+    if failed:
+        detail = ", ".join(f"{topic}: {for_code(code).__name__}" for topic, code in failed.items())
+        raise RuntimeError(f"could not {action} topics: {detail}")

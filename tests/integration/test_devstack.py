@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,7 +25,7 @@ from services.devstack import (
     TansuBroker,
     create_database,
     drop_database,
-    ensure_topics,
+    create_missing_topics,
     list_topics,
     partition_counts,
     start_embedded_postgres,
@@ -61,15 +62,15 @@ async def test_tansu_is_up_in_its_own_session(tansu_broker: TansuBroker) -> None
 
 async def test_topics_get_explicit_partitions_and_creation_is_idempotent(kafka_bootstrap: str, topic_prefix: str) -> None:
     names = [f"{topic_prefix}one", f"{topic_prefix}two"]
-    assert await ensure_topics(kafka_bootstrap, names, partitions=6) == names
-    assert await ensure_topics(kafka_bootstrap, [*names, f"{topic_prefix}three"]) == [f"{topic_prefix}three"]
+    assert await create_missing_topics(kafka_bootstrap, names, partitions=6) == names
+    assert await create_missing_topics(kafka_bootstrap, [*names, f"{topic_prefix}three"]) == [f"{topic_prefix}three"]
     assert await partition_counts(kafka_bootstrap, [*names, f"{topic_prefix}missing"]) == {n: 6 for n in names}
     assert f"{topic_prefix}missing" not in await list_topics(kafka_bootstrap)  # describing did not auto-create
 
 
 async def test_produce_and_consume_round_trip(kafka_bootstrap: str, topic_prefix: str) -> None:
     topic = f"{topic_prefix}round-trip"
-    await ensure_topics(kafka_bootstrap, [topic])
+    await create_missing_topics(kafka_bootstrap, [topic])
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(50)}
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **PRODUCER_SETTINGS)
@@ -100,7 +101,7 @@ async def test_produce_and_consume_round_trip(kafka_bootstrap: str, topic_prefix
 async def test_a_paused_broker_answers_again_after_resume_with_its_data(tmp_path: Path) -> None:
     broker = await start_tansu(log_path=tmp_path / "tansu.log")
     try:
-        await ensure_topics(broker.bootstrap, ["kept"])
+        await create_missing_topics(broker.bootstrap, ["kept"])
         broker.pause()
         with pytest.raises(TimeoutError):
             await probe_broker(broker.bootstrap, timeout=0.5)
@@ -118,7 +119,7 @@ async def test_a_second_broker_is_isolated(kafka_bootstrap: str, topic_prefix: s
     other = await start_tansu()
     try:
         assert other.bootstrap != kafka_bootstrap
-        await ensure_topics(other.bootstrap, [f"{topic_prefix}only-there"])
+        await create_missing_topics(other.bootstrap, [f"{topic_prefix}only-there"])
         assert f"{topic_prefix}only-there" not in await list_topics(kafka_bootstrap)
         assert f"{topic_prefix}only-there" in await list_topics(other.bootstrap)
     finally:
@@ -197,6 +198,10 @@ IGNORES_SIGTERM = _python(
 )
 
 
+def _said(output: io.StringIO, name: str, text: str) -> bool:
+    return re.search(rf"^{re.escape(name)} +\| {re.escape(text)}", output.getvalue(), re.MULTILINE) is not None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -225,20 +230,20 @@ async def test_process_group_prefixes_restarts_reports_and_stops_everything() ->
         await group.start("stubborn", IGNORES_SIGTERM)
         assert os.getsid(first_a) == first_a  # own session: a terminal Ctrl-C goes to the parent only
 
-        await _wait_for(lambda: "stubborn | stubborn" in output.getvalue() and "grandchild" in output.getvalue())
-        await _wait_for(lambda: "alpha    | to stderr" in output.getvalue())
-        lines = output.getvalue().splitlines()
-        assert "alpha    | hello from alpha" in lines
-        grandchild = int(next(line for line in lines if "| grandchild" in line).rsplit(" ", 1)[1])
+        # the name column widens as children are added, so match on `name<spaces>| `
+        await _wait_for(lambda: all(_said(output, name, text) for name, text in [
+            ("alpha", "hello from alpha"), ("alpha", "to stderr"), ("beta-svc", "grandchild"), ("stubborn", "stubborn")
+        ]))
+        grandchild = int(re.search(r"beta-svc +\| grandchild (\d+)", output.getvalue()).group(1))
 
         second_a = await group.restart("alpha")
         assert second_a != first_a and not _alive(first_a) and _alive(second_a)
-        await _wait_for(lambda: output.getvalue().count("hello from alpha") == 2)
+        await _wait_for(lambda: output.getvalue().count("| hello from alpha") == 2)
 
         group.kill("alpha", signal.SIGKILL)  # a simulated crash is reported
         crash = await asyncio.wait_for(group.wait_unexpected_exit(), 5)
         assert crash == ChildExit("alpha", second_a, -signal.SIGKILL) and reported == [crash]
-        assert "alpha    | *** killed by SIGKILL (unexpected)" in output.getvalue()
+        assert _said(output, "alpha", "*** killed by SIGKILL (unexpected)")
 
         pids = [group.pid(name) for name in group.names]
         started = time.monotonic()
@@ -250,4 +255,4 @@ async def test_process_group_prefixes_restarts_reports_and_stops_everything() ->
         for pid in [*pids, first_a, grandchild]:
             assert not _alive(pid), f"pid {pid} survived stop_all"
     finally:
-        group.kill_all_now()
+        await group.stop_all(timeout=1)

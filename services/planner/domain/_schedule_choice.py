@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from contracts import (
@@ -39,7 +39,7 @@ def reject_if_closed(request: OptimalWithin | AtTime | AsSoonAsPossible, now: da
         raise PlanningRejected(
             "window_in_past",
             f"scheduledTime {request.scheduled_time.isoformat()} is more than "
-            f"{AT_TIME_GRACE.seconds} s before now ({now.isoformat()})",
+            f"{AT_TIME_GRACE.total_seconds():.0f} s before now ({now.isoformat()})",
         )
     if isinstance(request, OptimalWithin) and request.not_after and request.not_after <= now:
         raise PlanningRejected(
@@ -70,7 +70,7 @@ def choose_time(
         )
         return ChosenTime(slot.timestamp, slot.expected_engagement, "heuristic")
     if isinstance(request, AtTime):
-        at = request.scheduled_time.astimezone(now.tzinfo)
+        at = request.scheduled_time.astimezone(timezone.utc)
         return ChosenTime(at, _engagement_at(at, event.audience_data, history), "fixed")
     return ChosenTime(now, _engagement_at(now, event.audience_data, history), "asap")
 

@@ -14,10 +14,6 @@ class SchedulingWindow:
     end: datetime
     opening: datetime
 
-    @property
-    def opening_is_whole_minute(self) -> bool:
-        return self.opening.second == 0 and self.opening.microsecond == 0
-
 
 def scheduling_window(
     now: datetime,
@@ -39,7 +35,7 @@ def scheduling_window(
     if not_after is not None:
         end = min(end, as_utc(not_after, "not_after"))
     if end < start:
-        raise ValueError(f"the scheduling window is empty: it ends ({end}) before it starts ({start})")
+        raise ValueError(f"the scheduling window is empty: it ends ({end}) before {start}")
     opening = _ceil_to_minute(start)
     return SchedulingWindow(start, end, opening if opening <= end else start)
 

@@ -24,7 +24,7 @@ from ._base import (
     retry_after_seconds,
     unexpected_response,
 )
-from ._media import is_remote, is_video
+from ._media import check_kind, is_remote
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
@@ -130,20 +130,12 @@ class InstagramClient:
         if not is_remote(media):
             raise PlatformError(ErrorClass.PERMANENT, "unsupported_media_source",
                                 "Instagram downloads media itself: it needs an http(s) URL")
-        url, video = str(media.url), is_video(media)
-        params: dict[str, str] = {}
+        url, video = str(media.url), check_kind(request, "instagram")
+        params = {"video_url" if video else "image_url": url}
         if request.content_type is ContentType.STORY:
             params["media_type"] = "STORIES"  # stories take no caption
-            params["video_url" if video else "image_url"] = url
-        elif request.content_type is ContentType.IMAGE and not video:
-            params["image_url"] = url
-        elif request.content_type in (ContentType.VIDEO, ContentType.REEL) and video:
+        elif video:
             params["media_type"] = "REELS"  # single feed videos publish as reels since 2023
-            params["video_url"] = url
-        else:
-            raise PlatformError(ErrorClass.PERMANENT, "media_type_mismatch",
-                                f"{request.content_type.value} content needs "
-                                f"{'an image' if request.content_type is ContentType.IMAGE else 'a video'}")
         if request.content_type is not ContentType.STORY:
             params["caption"] = caption_text(request.caption, request.hashtags)
         created = await self._post(f"/{request.account_id}/media", token, params)

@@ -13,7 +13,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from contracts import ErrorClass, MediaRef
+from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
 from ._base import PlatformError
 
@@ -32,8 +32,24 @@ def mime_type(media: MediaRef) -> str:
     return VIDEO_TYPES.get(suffix) or IMAGE_TYPES.get(suffix) or "application/octet-stream"
 
 
-def is_video(media: MediaRef) -> bool:
-    return mime_type(media).startswith("video/")
+def is_video(media: MediaRef, content_type: ContentType) -> bool:
+    """Video or image: the media's type when known, else what the content type implies."""
+    kind = mime_type(media).split("/")[0]
+    if kind in ("video", "image"):
+        return kind == "video"
+    return content_type in (ContentType.VIDEO, ContentType.REEL)
+
+
+def check_kind(request: PublishRequested, platform: str) -> bool:
+    """Whether the first media is a video; a permanent error when it contradicts the content type."""
+    video = is_video(request.media[0], request.content_type)
+    wants = {ContentType.VIDEO: True, ContentType.REEL: True, ContentType.IMAGE: False}.get(
+        request.content_type, video)
+    if video != wants:
+        raise PlatformError(ErrorClass.PERMANENT, "media_type_mismatch",
+                            f"{platform}: {request.content_type.value} content needs "
+                            f"{'a video' if wants else 'an image'}")
+    return video
 
 
 def is_remote(media: MediaRef) -> bool:

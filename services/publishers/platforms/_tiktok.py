@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from contracts import ContentType, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
+from contracts import ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
 
 from ._base import (
     Accepted,
@@ -21,7 +21,7 @@ from ._base import (
     retry_after_seconds,
     unexpected_response,
 )
-from ._media import fill, is_remote, is_video, open_media
+from ._media import check_kind, fill, is_remote, open_media
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 HANDLE_KIND = "tiktok.publish_id"
@@ -77,6 +77,12 @@ def post_url(username: str, media: str, post_id: str) -> str:
     return f"https://www.tiktok.com/@{username}/{media}/{post_id}"
 
 
+def _required(data: dict[str, Any], key: str) -> str:
+    if not data.get(key):
+        raise PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"tiktok: reply without {key}")
+    return str(data[key])
+
+
 def _utf16_prefix(text: str, limit: int) -> str:
     encoded = text.encode("utf-16-le")
     return text if len(encoded) <= 2 * limit else encoded[: 2 * limit].decode("utf-16-le", "ignore")
@@ -97,7 +103,7 @@ class TikTokClient:
         with classified(token):
             creator = await self._call("/v2/post/publish/creator_info/query/", token, {})
             privacy = pick_privacy(creator.get("privacy_level_options") or [])
-            if request.content_type is not ContentType.IMAGE and is_video(request.media[0]):
+            if check_kind(request, "tiktok"):
                 publish_id = await self._post_video(request, token, creator, privacy)
                 media = "video"
             else:
@@ -144,16 +150,16 @@ class TikTokClient:
         if is_remote(media):
             source = {"source": "PULL_FROM_URL", "video_url": str(media.url)}
             data = await self._call(init, token, {"post_info": post_info, "source_info": source})
-            return str(data["publish_id"])
+            return _required(data, "publish_id")
         async with open_media(self.media_http, media) as stream:
             assert stream.size is not None  # local files always have one
             chunk_size, count = chunk_plan(stream.size, self.chunk_size)
             source = {"source": "FILE_UPLOAD", "video_size": stream.size,
                       "chunk_size": chunk_size, "total_chunk_count": count}
             data = await self._call(init, token, {"post_info": post_info, "source_info": source})
-            publish_id = str(data["publish_id"])
+            publish_id = _required(data, "publish_id")
             try:
-                await self._upload(str(data["upload_url"]), stream.size, chunk_size, count,
+                await self._upload(_required(data, "upload_url"), stream.size, chunk_size, count,
                                    stream.content_type, stream.chunks)
             except PlatformError as error:
                 # the publish id exists now: hand it back so nobody re-inits blindly
@@ -181,7 +187,7 @@ class TikTokClient:
                             "photo_images": [str(m.url) for m in request.media]},
         }
         data = await self._call("/v2/post/publish/content/init/", token, body)
-        return str(data["publish_id"])
+        return _required(data, "publish_id")
 
     async def _upload(self, upload_url: str, size: int, chunk_size: int, count: int,
                       content_type: str, chunks) -> None:

@@ -60,7 +60,9 @@ LONG_REPEAT_OVER_MIDNIGHT = OneClockChange(at(D, 22, 30), timedelta(hours=2), ti
 @pytest.mark.parametrize("day", [D - timedelta(days=1), D, D + timedelta(days=1)])
 def test_hour_starts_match_the_wall_clock(zone: OneClockChange, day: date) -> None:
     hours = list(range(24))
-    expected = [(h, int(found[0].timestamp())) for h in hours if (found := occurrences(zone, day, h))]
+    expected = [
+        (h, int(found[0].timestamp())) for h in hours if (found := occurrences(zone, day, h))
+    ]
     assert hour_starts_in_utc(zone, day.toordinal(), hours) == expected
 
 
@@ -79,7 +81,8 @@ def test_a_first_occurrence_past_the_end_dates_local_day_is_found(monkeypatch) -
         audience_data=AudienceData(timezone="UTC", activity_hours=[0]),
     )
     now = at(D, 21).replace(tzinfo=timezone.utc)
+    not_after = at(D, 23).replace(tzinfo=timezone.utc)
 
-    (slot,) = generate_optimal_schedule(schedule_input, now, not_after=at(D, 23).replace(tzinfo=timezone.utc))
+    (slot,) = generate_optimal_schedule(schedule_input, now, not_after=not_after)
 
     assert slot.timestamp == at(D, 22).replace(tzinfo=timezone.utc)

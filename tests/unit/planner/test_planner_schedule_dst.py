@@ -57,7 +57,9 @@ schedule_inputs_for = st.builds(
     ),
     zone=st.just("UTC"),
     # every hour active and no history make the earliest slots win: those near the clock change
-    hours=st.one_of(st.just(list(range(24))), st.lists(st.integers(0, 23), min_size=1, max_size=24)),
+    hours=st.one_of(
+        st.just(list(range(24))), st.lists(st.integers(0, 23), min_size=1, max_size=24)
+    ),
     days=st.lists(st.sampled_from(WEEKDAYS), max_size=7),
     rates=st.one_of(
         st.just([]),
@@ -75,7 +77,9 @@ def schedule_cases(draw: st.DrawFn):
     schedule_input = draw(schedule_inputs_for)
     audience = schedule_input.audience_data.model_copy(update={"timezone": zone})
     schedule_input = schedule_input.model_copy(update={"audience_data": audience})
-    not_before = now + timedelta(minutes=draw(st.integers(-600, 3 * 1440))) if draw(st.booleans()) else None
+    not_before = None
+    if draw(st.booleans()):
+        not_before = now + timedelta(minutes=draw(st.integers(-600, 3 * 1440)))
     not_after = None
     if draw(st.booleans()):
         not_after = max(now, not_before or now) + timedelta(minutes=draw(st.integers(1, 9 * 1440)))
@@ -95,7 +99,8 @@ def test_slots_are_active_first_occurrences_inside_the_window(case) -> None:
     zone = ZoneInfo(audience.timezone)
     scores = hour_scores(schedule_input.historical_performance)
     start = max(now, options["not_before"] or now)
-    end = min(start + timedelta(days=options["horizon_days"]), options["not_after"] or start + timedelta(days=99))
+    end = start + timedelta(days=options["horizon_days"])
+    end = min(end, options["not_after"]) if options["not_after"] else end
     opening = ceil_to_minute(start) if ceil_to_minute(start) <= end else start
 
     slots = generate_optimal_schedule(schedule_input, now, **options)

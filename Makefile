@@ -1,0 +1,35 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test unit integration bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/autopost dev --demo 6
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py --posts 5000
+
+schemas: $(STAMP)
+	$(BIN)/autopost schema export schemas-out
+
+clean:
+	rm -rf $(VENV) .autopost .pytest_cache .hypothesis

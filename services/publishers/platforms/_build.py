@@ -1,0 +1,36 @@
+"""Pick the client for a platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from contracts import Platform
+
+from . import _instagram, _tiktok, _youtube
+from ._base import PlatformClient
+
+DEFAULT_BASE_URLS = {
+    Platform.TIKTOK: _tiktok.DEFAULT_BASE_URL,
+    Platform.INSTAGRAM: _instagram.DEFAULT_BASE_URL,
+    Platform.YOUTUBE: _youtube.DEFAULT_BASE_URL,
+}
+_CLIENTS = {
+    Platform.TIKTOK: _tiktok.TikTokClient,
+    Platform.INSTAGRAM: _instagram.InstagramClient,
+    Platform.YOUTUBE: _youtube.YouTubeClient,
+}
+
+
+def build_client(platform: Platform | str, http: httpx.AsyncClient, base_url: str | None = None,
+                 **options: Any) -> PlatformClient:
+    """The client for `platform` on `http`; `base_url` None means the real API.
+
+    For the sandbox pass `<sandbox root>/<platform>`, e.g. `http://localhost:8080/tiktok`.
+    Options go to the client: TikTok `chunk_size`, `media_http`; Instagram `api_version`,
+    `poll_interval`, `poll_timeout`; YouTube `chunk_size`, `privacy_status`, `category_id`,
+    `media_http`.
+    """
+    platform = Platform(platform)
+    return _CLIENTS[platform](http, base_url or DEFAULT_BASE_URLS[platform], **options)

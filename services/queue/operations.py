@@ -128,7 +128,7 @@ class QueueOperations:
     def _decide(self, state, event, now) -> Change | None:
         if isinstance(event, PublishResult):
             return on_publish_result(state, event, now, policy=self.policy, cadence=self.cadence, rng=self.rng)
-        return on_status_observed(state, event, now, policy=self.policy, rng=self.rng)
+        return on_status_observed(state, event, now, policy=self.policy, cadence=self.cadence, rng=self.rng)
 
 
 def _attempt_row(change: Change, item: Incoming) -> tuple:

@@ -27,6 +27,7 @@ class RetryPolicy:
 class StatusCadence:
     first_seconds: float = 1.0
     max_seconds: float = 60.0
+    lease_seconds: float = 120.0  # a check not answered by then is asked again
 
     def next_check_in(self, checks_done: int) -> float:
         return min(self.max_seconds, self.first_seconds * 2 ** min(checks_done, 16))

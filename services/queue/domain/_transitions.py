@@ -19,7 +19,12 @@ from ._policy import RetryPolicy, StatusCadence
 def on_due(
     state: TargetState, now: datetime, *, lease_seconds: float, cadence: StatusCadence
 ) -> Change | None:
-    """A target whose due time has come: publish it, re-drive its lease, or check its status."""
+    """A target whose due time has come: publish it, re-drive its lease, or check its status.
+
+    A status check is due again only after its answer came back (see `on_status_observed`);
+    until then the timer stands at the check's own lease, in case the request or answer is lost.
+    That keeps one check per target in flight however far behind the poller is.
+    """
     if state.status in WAITING_TO_PUBLISH:
         return _start_attempt(state, now, lease_seconds)
     if state.status is TargetStatus.PUBLISHING:
@@ -27,9 +32,8 @@ def on_due(
         # stored remote handle so the publisher resumes rather than posting again.
         return _start_attempt(state, now, lease_seconds)
     if state.status is TargetStatus.PROCESSING:
-        next_check = now + timedelta(seconds=cadence.next_check_in(state.status_checks + 1))
         return Change(
-            replace(state, version=state.version + 1, due_at=next_check,
+            replace(state, version=state.version + 1, due_at=now + timedelta(seconds=cadence.lease_seconds),
                     status_checks=state.status_checks + 1),
             emit=Emit.STATUS,
         )
@@ -131,6 +135,7 @@ def on_status_observed(
     now: datetime,
     *,
     policy: RetryPolicy,
+    cadence: StatusCadence,
     rng: random.Random,
 ) -> Change | None:
     if state.status is not TargetStatus.PROCESSING or observed.attempt != state.attempt:
@@ -152,4 +157,6 @@ def on_status_observed(
             attempt_outcome="failed",
             error=error,
         )
-    return None  # still processing: the next check is already due at its time
+    # still processing: look again later, further apart each time
+    next_check = now + timedelta(seconds=cadence.next_check_in(state.status_checks))
+    return Change(replace(state, version=state.version + 1, due_at=next_check))

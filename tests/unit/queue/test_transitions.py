@@ -47,7 +47,7 @@ def result(state, outcome, attempt=None, error=None, url=None, handle=HANDLE) ->
 def apply(state, event):
     if isinstance(event, PublishResult):
         return on_publish_result(state, event, NOW, policy=POLICY, cadence=CADENCE, rng=random.Random(1))
-    return on_status_observed(state, event, NOW, policy=POLICY, rng=random.Random(1))
+    return on_status_observed(state, event, NOW, policy=POLICY, cadence=CADENCE, rng=random.Random(1))
 
 
 @pytest.mark.parametrize("status", [TargetStatus.PENDING, TargetStatus.RETRY_WAIT, TargetStatus.DEFERRED])
@@ -67,12 +67,13 @@ def test_expired_lease_is_driven_again_with_the_stored_handle():
     assert change.state.remote_handle == HANDLE.to_wire()
 
 
-def test_processing_target_asks_for_status_checks_further_apart():
+def test_processing_target_asks_for_status_once_until_answered():
     state = target(TargetStatus.PROCESSING, attempt=1, status_checks=2, remote_handle=HANDLE.to_wire())
     change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE)
     assert change.emit is Emit.STATUS
     assert change.state.status_checks == 3
-    assert change.state.due_at == NOW + timedelta(seconds=8)
+    # not due again until the answer comes back, or the check's lease runs out
+    assert change.state.due_at == NOW + timedelta(seconds=CADENCE.lease_seconds)
 
 
 @pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.FAILED, TargetStatus.CANCELLED])
@@ -164,9 +165,11 @@ def test_observed_published_posts_the_target():
     assert change.state.status is TargetStatus.POSTED and change.state.url == "https://x/2"
 
 
-def test_observed_processing_leaves_the_next_check_as_it_is():
-    state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire())
-    assert apply(state, observed(state, ObservedState.PROCESSING)) is None
+def test_observed_processing_schedules_the_next_check_further_apart():
+    state = target(TargetStatus.PROCESSING, attempt=1, status_checks=3, remote_handle=HANDLE.to_wire())
+    change = apply(state, observed(state, ObservedState.PROCESSING))
+    assert change.state.status is TargetStatus.PROCESSING and change.emit is None
+    assert change.state.due_at == NOW + timedelta(seconds=8)
 
 
 def test_observed_retryable_failure_retries_with_a_fresh_remote_object():

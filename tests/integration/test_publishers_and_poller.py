@@ -1,0 +1,66 @@
+"""Each publisher, and the poller, against the real broker and a sandbox over real HTTP."""
+
+import uuid
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+
+import pytest
+
+from contracts import (
+    ContentType,
+    MediaRef,
+    ObservedState,
+    Platform,
+    PublishOutcome,
+    PublishRequested,
+    PublishResult,
+    StatusObserved,
+    StatusRequested,
+    Topics,
+)
+from harness import Pipeline, produce, read_topic, serve_sandbox, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+def request(platform: Platform, sandbox_url: str, account: str) -> PublishRequested:
+    return PublishRequested(
+        message_id=uuid.uuid4(), target_id=uuid.uuid4(), post_id=uuid.uuid4(), platform=platform,
+        account_id=account, attempt=1, content_type=ContentType.VIDEO, caption="integration",
+        hashtags=["#it"], media=[MediaRef(url=f"{sandbox_url}/media/v.mp4?bytes=300000")],
+        scheduled_time=datetime.now(timezone.utc),
+    )
+
+
+async def test_each_publisher_publishes_and_the_poller_follows_to_the_url(
+    kafka_bootstrap, topic_prefix
+):
+    async with AsyncExitStack() as stack:
+        sandbox_url = await serve_sandbox(stack, processing_seconds=0)
+        settings = settings_for(kafka_bootstrap, topic_prefix, "unused", sandbox_url)
+        names = [f"publisher-{p.value}" for p in Platform] + ["poller"]
+        await stack.enter_async_context(Pipeline(settings, names))
+
+        requests = {p: request(p, sandbox_url, f"acct-{p.value}") for p in Platform}
+        for platform, message in requests.items():
+            await produce(kafka_bootstrap, topic_prefix + Topics.publish_requested(platform),
+                          [message.to_bytes(), b"{not a request"], key=message.account_id.encode())
+        results = [PublishResult.from_bytes(r.value)
+                   for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.PUBLISH_RESULT, 3)]
+        assert {r.target_id for r in results} == {m.target_id for m in requests.values()}
+        assert all(r.outcome is PublishOutcome.ACCEPTED and r.remote_handle for r in results)
+
+        by_target = {m.target_id: m for m in requests.values()}
+        for result in results:
+            asked = by_target[result.target_id]
+            status = StatusRequested(message_id=uuid.uuid4(), target_id=result.target_id,
+                                     platform=asked.platform, account_id=asked.account_id, attempt=1,
+                                     remote_handle=result.remote_handle)
+            await produce(kafka_bootstrap, topic_prefix + Topics.status_requested(asked.platform),
+                          [status.to_bytes()], key=asked.account_id.encode())
+        observed = [StatusObserved.from_bytes(r.value)
+                    for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.STATUS_OBSERVED, 3)]
+        letters = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 3)
+
+    assert all(o.state is ObservedState.PUBLISHED and o.url for o in observed)
+    assert len(letters) == 3, "each publisher dead-lettered its malformed request and went on"

@@ -39,6 +39,22 @@ def _schema_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from .runtime import Settings, apply_migrations, create_pool
+
+    async def run() -> list[str]:
+        pool = await create_pool(Settings.from_env().database_url, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                return await apply_migrations(conn)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
 def _submit(args: argparse.Namespace) -> int:
     from .runtime import Settings
     from .submit import submit_files
@@ -80,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     export = schema_commands.add_parser("export", help="write a JSON Schema per message and asyncapi.json")
     export.add_argument("directory")
     export.set_defaults(run=_schema_export)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date ($DATABASE_URL)")
+    migrate.set_defaults(run=_migrate)
 
     submit = commands.add_parser("submit", help="send content events (JSON files) to content.submitted")
     submit.add_argument("files", nargs="+")

@@ -7,11 +7,10 @@ import asyncio
 from faststream.kafka import KafkaBroker
 
 from contracts import Topics
-from services.runtime import Service, create_pool, instrument_asyncpg, subscribe_batches
+from services.runtime import Service, open_database, subscribe_batches
 
 from .dispatcher import Dispatcher
 from .handlers import QueueHandlers
-from .migrate import apply_migrations
 from .operations import QueueOperations
 from .outbox import OutboxRelay
 
@@ -40,10 +39,7 @@ class QueueService(Service):
         )
 
     async def setup(self) -> None:
-        instrument_asyncpg(self.ctx.tracer_provider)
-        self.pool = await create_pool(self.ctx.settings.database_url, max_size=10)
-        async with self.pool.acquire() as conn:
-            await apply_migrations(conn)
+        self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
         self.ops = QueueOperations(
             self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic, **self._ops_options
         )

@@ -1,8 +1,9 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
 from ._broker import build_broker, subscribe_batches
-from ._db import create_pool, instrument_asyncpg
+from ._db import create_pool, instrument_asyncpg, open_database
 from ._health import AsgiServer, health_app
+from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
 from ._settings import KafkaSettings, QueueSettings, Settings
@@ -26,12 +27,13 @@ __all__ = [
     "ServiceContext",
     "ServiceHost",
     "Settings",
+    "apply_migrations",
     "build_broker",
     "build_tracer_provider",
     "context_from",
+    "create_missing_topics",
     "create_pool",
     "current_carrier",
-    "create_missing_topics",
     "current_trace_id",
     "dead_letter_for",
     "ensure_topics",
@@ -40,6 +42,8 @@ __all__ = [
     "health_app",
     "instrument_asyncpg",
     "map_by_key",
+    "migration_files",
+    "open_database",
     "publish_all",
     "run_until_signalled",
     "service_topics",

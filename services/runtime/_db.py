@@ -31,3 +31,18 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     return await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
     )
+
+
+async def open_database(dsn: str, provider: TracerProvider, *, max_size: int = 10) -> asyncpg.Pool:
+    """The pool a service uses, with the schema brought up to date first (safe on every start)."""
+    from ._migrate import apply_migrations
+
+    instrument_asyncpg(provider)
+    pool = await create_pool(dsn, max_size=max_size)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool

@@ -22,7 +22,7 @@ from contracts import (
     post_id_for,
     target_id_for,
 )
-from services.queue.migrate import apply_migrations
+from services.runtime import apply_migrations
 from harness import Pipeline, produce, read_topic, settings_for, target_rows, wait_for
 
 pytestmark = pytest.mark.integration

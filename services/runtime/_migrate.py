@@ -1,4 +1,5 @@
-"""Plain SQL migrations, applied in order at start, recorded, safe to run twice or concurrently."""
+"""The database schema: plain SQL migrations, applied in order at start, recorded, safe to run
+twice or concurrently. Every service that opens a pool applies them (see `open_database`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from importlib import resources
 
 import asyncpg
 
-log = logging.getLogger("autopost.queue.migrate")
+log = logging.getLogger("autopost.migrate")
 
 # Any fixed number: replicas starting together take turns on it.
 _LOCK_KEY = 0x6175746F706F7374
 
 
 def migration_files() -> list[tuple[str, str]]:
-    folder = resources.files("services.queue") / "migrations"
+    folder = resources.files("services.runtime") / "migrations"
     files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 

@@ -5,6 +5,7 @@ Every message is a Pydantic model, camelCase on the wire, serialized with orjson
 machine-readable `reason` on bad input.
 """
 
+from ._alerts import AdminAlert, AlertKind
 from ._base import SCHEMA_VERSION, ContractError, Message, WireModel, decode
 from ._common import ContentType, MediaRef, Platform, normalise_hashtags
 from ._content import (
@@ -47,6 +48,8 @@ from ._schema import asyncapi_document, channels, export_schemas, message_schema
 from ._topics import Topics, prefixed
 
 __all__ = [
+    "AdminAlert",
+    "AlertKind",
     "SCHEMA_VERSION",
     "WEEKDAYS",
     "AsSoonAsPossible",

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from ._alerts import AdminAlert
 from ._base import SCHEMA_VERSION, Message
 from ._common import Platform
 from ._content import ContentRejected, ContentSubmitted
@@ -30,6 +31,7 @@ def channels() -> dict[str, tuple[type[Message], str, str]]:
         Topics.PUBLISH_RESULT: (PublishResult, "target id", "publishers -> queue"),
         Topics.STATUS_OBSERVED: (StatusObserved, "target id", "poller -> queue"),
         Topics.DEAD_LETTER: (DeadLetter, "original key", "any consumer -> operators"),
+        Topics.ALERTS: (AdminAlert, "target or account id", "queue, publishers -> notifier"),
     }
     for platform in Platform:
         table[Topics.publish_requested(platform)] = (

@@ -12,6 +12,7 @@ class Topics:
     PUBLISH_RESULT = "publish.result"
     STATUS_OBSERVED = "status.observed"
     DEAD_LETTER = "dead-letter"
+    ALERTS = "alerts"
 
     @staticmethod
     def publish_requested(platform: Platform | str) -> str:
@@ -30,6 +31,7 @@ class Topics:
             cls.PUBLISH_RESULT,
             cls.STATUS_OBSERVED,
             cls.DEAD_LETTER,
+            cls.ALERTS,
         ]
         per_platform = [f(p) for p in Platform for f in (cls.publish_requested, cls.status_requested)]
         return fixed + per_platform

@@ -14,7 +14,8 @@ from ._topics import Topics
 
 
 class AlertKind(str, Enum):
-    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # a target failed for good
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # retries or the time budget spent
+    PUBLISH_FAILED = "publish_failed"  # the platform refused the post for good
     RECONNECT_NEEDED = "reconnect_needed"  # an account's authorization is gone
     QUOTA_BLOCKED = "quota_blocked"  # a target waited on a quota longer than allowed
     DEAD_LETTER = "dead_letter"  # a message no consumer could process

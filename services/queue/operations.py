@@ -1,10 +1,11 @@
 """The queue's use cases, each one transaction: the original addToQueue, getNextBatch and
-updateStatus, over Postgres, with the outbox written in the same transaction."""
+updateStatus over Postgres, and the operator's cancel, reschedule and retry, with the outbox
+written in the same transaction."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -15,10 +16,25 @@ from contracts import PostPlanned, PublishResult, StatusObserved
 from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, trace_id_of
 
 from . import repository as repo
-from .domain import Change, RetryPolicy, StatusCadence, on_due, on_publish_result, on_status_observed
+from .alerts import alert_for
+from .domain import (
+    Change,
+    Refused,
+    RetryPolicy,
+    StatusCadence,
+    TargetState,
+    cancel,
+    on_due,
+    on_publish_result,
+    on_status_observed,
+    reschedule,
+    retry,
+    retry_policies,
+)
 from .messages import request_for
 
 Clock = Callable[[], datetime]
+OperatorCommand = Callable[[TargetState, datetime], Change | Refused]
 
 
 def utc_now() -> datetime:
@@ -33,6 +49,18 @@ class Incoming:
     carrier: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What an operator's command did to one target."""
+
+    target_id: str
+    platform: str
+    account_id: str
+    status: str  # after the command
+    applied: bool
+    detail: str
+
+
 class QueueOperations:
     def __init__(
         self,
@@ -41,7 +69,7 @@ class QueueOperations:
         tracer: trace.Tracer,
         topic: Callable[[str], str],
         *,
-        policy: RetryPolicy | None = None,
+        policies: Mapping[str, RetryPolicy] | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
     ):
@@ -49,10 +77,14 @@ class QueueOperations:
         self.settings = settings
         self.tracer = tracer
         self.topic = topic
-        self.policy = policy or RetryPolicy()
+        self.policies = dict(policies or retry_policies(
+            max_attempts=settings.retry_max_attempts, max_elapsed_seconds=settings.retry_budget_seconds))
         self.cadence = StatusCadence(settings.status_first_check_seconds, settings.status_max_interval_seconds)
         self.clock = clock
         self.rng = rng or random.Random()
+
+    def policy(self, platform: str) -> RetryPolicy:
+        return self.policies.get(platform) or RetryPolicy()
 
     async def add_to_queue(self, planned: Sequence[tuple[PostPlanned, dict[str, str]]]) -> int:
         """Store planned posts (idempotent by post id); returns how many targets were new."""
@@ -72,14 +104,21 @@ class QueueOperations:
             claimed = await repo.claim_due(conn, now, limit)
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
+            attempts: list[tuple] = []
             for due in claimed:
-                change = on_due(due.state, now, lease_seconds=self.settings.lease_seconds, cadence=self.cadence)
+                change = on_due(due.state, now, lease_seconds=self.settings.lease_seconds,
+                                cadence=self.cadence, policy=self.policy(due.platform))
                 if change is None:
                     continue
                 changes.append((due.state.version, change))
                 if change.emit is not None:
                     outgoing.append(self._traced_request(due, change))
+                if change.alert is not None:
+                    outgoing.append(alert_for(due, change, now, self.topic))
+                if change.attempt_outcome:
+                    attempts.append(_attempt_row(change, due.trace_context))
             await repo.save_changes(conn, changes)
+            await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, outgoing)
         return len(claimed)
 
@@ -105,33 +144,76 @@ class QueueOperations:
             fresh = await repo.first_sightings(conn, consumer, [i.event.message_id for i in incoming])
             todo = [i for i in incoming if i.event.message_id in fresh]
             locked = await repo.lock_targets(conn, [i.event.target_id for i in todo])
-            states = {tid: state for tid, (state, _) in locked.items()}
-            expected = {tid: state.version for tid, state in states.items()}
+            states = {tid: target.state for tid, target in locked.items()}
             attempts: list[tuple] = []
+            alerts: list[Outgoing] = []
             for item in todo:
                 state = states.get(item.event.target_id)
                 if state is None:
                     continue
-                change = self._decide(state, item.event, now)
+                target = locked[state.target_id]
+                change = self._decide(state, item.event, now, self.policy(target.platform))
                 if change is None:
                     continue
                 states[state.target_id] = change.state
                 if change.attempt_outcome:
-                    attempts.append(_attempt_row(change, item))
-            changed = [(expected[tid], Change(s)) for tid, s in states.items() if s.version != expected[tid]]
+                    attempts.append(_attempt_row(change, item.carrier))
+                if change.alert is not None:
+                    alerts.append(alert_for(target, change, now, self.topic))
+            changed = [(locked[tid].state.version, Change(s)) for tid, s in states.items()
+                       if s.version != locked[tid].state.version]
             await repo.save_changes(conn, changed)
             await repo.record_attempts(conn, attempts)
+            await repo.write_outbox(conn, alerts)
             if changed:
                 await repo.notify_due(conn)
         return len(changed)
 
-    def _decide(self, state, event, now) -> Change | None:
+    def _decide(self, state, event, now, policy: RetryPolicy) -> Change | None:
         if isinstance(event, PublishResult):
-            return on_publish_result(state, event, now, policy=self.policy, cadence=self.cadence, rng=self.rng)
-        return on_status_observed(state, event, now, policy=self.policy, cadence=self.cadence, rng=self.rng)
+            return on_publish_result(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
+        return on_status_observed(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
+
+    # -- operator commands ------------------------------------------------------------------
+
+    async def cancel(self, ref: str) -> list[CommandOutcome]:
+        return await self._command(ref, lambda state, now: cancel(state))
+
+    async def reschedule(self, ref: str, at: datetime) -> list[CommandOutcome]:
+        return await self._command(ref, lambda state, now: reschedule(state, at))
+
+    async def retry(self, ref: str) -> list[CommandOutcome]:
+        return await self._command(ref, retry)
+
+    async def _command(self, ref: str, command: OperatorCommand) -> list[CommandOutcome]:
+        """Apply `command` to every target `ref` names (target, post or upstream id), each under
+        its row lock: a target the dispatcher holds is decided once the dispatch committed."""
+        now = self.clock()
+        outcomes: list[CommandOutcome] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            changes: list[tuple[int, Change]] = []
+            attempts: list[tuple] = []
+            for target in await repo.lock_targets_of(conn, ref):
+                decided = command(target.state, now)
+                if isinstance(decided, Refused):
+                    outcomes.append(_outcome(target, target.state, False, decided.reason))
+                    continue
+                changes.append((target.state.version, decided))
+                attempts.append(_attempt_row(decided, {}))
+                outcomes.append(_outcome(target, decided.state, True, decided.attempt_outcome or "done"))
+            await repo.save_changes(conn, changes)
+            await repo.record_attempts(conn, attempts)
+            if changes:
+                await repo.notify_due(conn)
+        return outcomes
 
 
-def _attempt_row(change: Change, item: Incoming) -> tuple:
+def _outcome(target: repo.LockedTarget, state: TargetState, applied: bool, detail: str) -> CommandOutcome:
+    return CommandOutcome(str(state.target_id), target.platform, target.account_id, state.status.value,
+                          applied, detail)
+
+
+def _attempt_row(change: Change, carrier: Mapping[str, str]) -> tuple:
     error = change.error or {}
     return (
         change.state.target_id,
@@ -140,5 +222,5 @@ def _attempt_row(change: Change, item: Incoming) -> tuple:
         error.get("errorClass"),
         error.get("code"),
         error.get("message"),
-        trace_id_of(item.carrier),
+        trace_id_of(carrier),
     )

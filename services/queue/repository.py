@@ -20,8 +20,11 @@ NOTIFY_CHANNEL = "autopost_targets_due"
 
 _STATE_COLUMNS = (
     "t.target_id, t.status, t.version, t.attempt, t.due_at, t.status_checks, t.remote_handle,"
-    " t.url, t.last_error, t.published_at"
+    " t.url, t.last_error, t.published_at, t.scheduled_time, t.failures, t.deferred_since,"
+    " t.quota_alerted"
 )
+# what an alert or an operator needs to say about a target besides its state
+_IDENTITY_COLUMNS = "t.post_id, t.platform, t.account_id, p.upstream_id, p.trace_context"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,7 @@ class DueTarget:
     post_id: uuid.UUID
     platform: str
     account_id: str
+    upstream_id: str
     caption: str
     hashtags: list[str]
     scheduled_time: datetime
@@ -51,7 +55,28 @@ def _state(row: asyncpg.Record) -> TargetState:
         url=row["url"],
         last_error=row["last_error"],
         published_at=row["published_at"],
+        scheduled_time=row["scheduled_time"],
+        failures=row["failures"],
+        deferred_since=row["deferred_since"],
+        quota_alerted=row["quota_alerted"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LockedTarget:
+    """A target locked for a change, with who it belongs to."""
+
+    state: TargetState
+    post_id: uuid.UUID
+    platform: str
+    account_id: str
+    upstream_id: str
+    trace_context: dict[str, str]
+
+
+def _locked(row: asyncpg.Record) -> LockedTarget:
+    return LockedTarget(_state(row), row["post_id"], row["platform"], row["account_id"],
+                        row["upstream_id"], row["trace_context"])
 
 
 async def insert_planned(
@@ -97,8 +122,7 @@ async def insert_planned(
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueTarget]:
     """Lock up to `limit` targets that are due; other dispatchers skip them."""
     rows = await conn.fetch(
-        f"""SELECT {_STATE_COLUMNS}, t.post_id, t.platform, t.account_id, t.caption, t.hashtags,
-                   t.scheduled_time, p.content, p.trace_context
+        f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags, p.content
             FROM targets t JOIN posts p ON p.post_id = t.post_id
             WHERE t.due_at IS NOT NULL AND t.due_at <= $1
             ORDER BY t.due_at
@@ -113,6 +137,7 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
             post_id=r["post_id"],
             platform=r["platform"],
             account_id=r["account_id"],
+            upstream_id=r["upstream_id"],
             caption=r["caption"],
             hashtags=list(r["hashtags"]),
             scheduled_time=r["scheduled_time"],
@@ -123,19 +148,30 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     ]
 
 
-async def lock_targets(
-    conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, tuple[TargetState, dict[str, str]]]:
-    """Lock targets (in id order, so concurrent lockers cannot deadlock) with their trace context."""
+async def lock_targets(conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LockedTarget]:
+    """Lock targets (in id order, so concurrent lockers cannot deadlock)."""
     rows = await conn.fetch(
-        f"""SELECT {_STATE_COLUMNS}, p.trace_context
+        f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}
             FROM targets t JOIN posts p ON p.post_id = t.post_id
             WHERE t.target_id = ANY($1::uuid[])
             ORDER BY t.target_id
             FOR UPDATE OF t""",
         sorted(set(target_ids)),
     )
-    return {r["target_id"]: (_state(r), r["trace_context"]) for r in rows}
+    return {r["target_id"]: _locked(r) for r in rows}
+
+
+async def lock_targets_of(conn: asyncpg.Connection, ref: str) -> list[LockedTarget]:
+    """An operator's reference: a target id, a post id or an upstream id; locked, in id order."""
+    rows = await conn.fetch(
+        f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}
+            FROM targets t JOIN posts p ON p.post_id = t.post_id
+            WHERE t.target_id::text = $1 OR t.post_id::text = $1 OR p.upstream_id = $1
+            ORDER BY t.target_id
+            FOR UPDATE OF t""",
+        ref,
+    )
+    return [_locked(r) for r in rows]
 
 
 async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Change]]) -> int:
@@ -148,11 +184,15 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
                   due_at = u.due_at, status_checks = u.status_checks,
                   remote_handle = u.remote_handle::jsonb, url = u.url,
                   last_error = u.last_error::jsonb, published_at = u.published_at,
+                  scheduled_time = u.scheduled_time, failures = u.failures,
+                  deferred_since = u.deferred_since, quota_alerted = u.quota_alerted,
                   updated_at = now()
            FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
-                       $7::int[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                       $7::int[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                       $12::timestamptz[], $13::int[], $14::timestamptz[], $15::bool[])
                 AS u(target_id, expected_version, status, version, attempt, due_at, status_checks,
-                     remote_handle, url, last_error, published_at)
+                     remote_handle, url, last_error, published_at, scheduled_time, failures,
+                     deferred_since, quota_alerted)
            WHERE t.target_id = u.target_id AND t.version = u.expected_version""",
         [s.target_id for s in states],
         [expected for expected, _ in changes],
@@ -165,6 +205,10 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
         [s.url for s in states],
         [_json_or_none(s.last_error) for s in states],
         [s.published_at for s in states],
+        [s.scheduled_time for s in states],
+        [s.failures for s in states],
+        [s.deferred_since for s in states],
+        [s.quota_alerted for s in states],
     )
     return int(result.split()[-1])
 

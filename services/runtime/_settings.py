@@ -56,10 +56,16 @@ class QueueSettings:
     status_first_check_seconds: float = 1.0
     status_max_interval_seconds: float = 60.0
     max_idle_wait_seconds: float = 30.0
+    # None keeps each platform's own budget (services/queue/domain/_policy.py)
+    retry_max_attempts: int | None = None
+    retry_budget_seconds: float | None = None
 
     @classmethod
     def from_env(cls) -> "QueueSettings":
+        attempts, budget = os.environ.get("AUTOPOST_RETRY_MAX_ATTEMPTS"), os.environ.get("AUTOPOST_RETRY_BUDGET_SECONDS")
         return cls(
+            retry_max_attempts=int(attempts) if attempts else None,
+            retry_budget_seconds=float(budget) if budget else None,
             dispatch_batch=_env_int("AUTOPOST_DISPATCH_BATCH", cls.dispatch_batch),
             lease_seconds=_env_float("AUTOPOST_LEASE_SECONDS", cls.lease_seconds),
             status_first_check_seconds=_env_float(

@@ -1,20 +1,29 @@
-"""The queue's pure rules: target states, transitions, retry and status-check timing."""
+"""The queue's pure rules: target states, transitions, retry and status-check timing, and what
+operators may do."""
 
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
-from ._policy import RetryPolicy, StatusCadence
-from ._transitions import on_due, on_publish_result, on_status_observed
+from ._operator import Refused, cancel, reschedule, retry
+from ._policy import PLATFORM_RETRY_POLICIES, RetryPolicy, StatusCadence, retry_policies
+from ._transitions import LEASE_EXPIRED, on_due, on_publish_result, on_status_observed
 
 __all__ = [
+    "LEASE_EXPIRED",
+    "PLATFORM_RETRY_POLICIES",
     "TERMINAL",
     "WAITING_TO_PUBLISH",
     "Change",
     "Emit",
+    "Refused",
     "RetryPolicy",
     "StatusCadence",
     "TargetState",
     "TargetStatus",
+    "cancel",
     "on_due",
     "on_publish_result",
     "on_status_observed",
     "post_status",
+    "reschedule",
+    "retry",
+    "retry_policies",
 ]

@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from contracts import AlertKind
+
 
 class TargetStatus(str, Enum):
     PENDING = "pending"
@@ -36,6 +38,11 @@ class TargetState:
     url: str | None = None
     last_error: dict[str, Any] | None = None
     published_at: datetime | None = None
+    # the slot it was planned (or rescheduled) for: retry and processing budgets count from it
+    scheduled_time: datetime | None = None
+    failures: int = 0  # retryable failures and expired leases, against the attempt budget
+    deferred_since: datetime | None = None  # start of the current wait on a quota
+    quota_alerted: bool = False
 
 
 class Emit(str, Enum):
@@ -51,6 +58,7 @@ class Change:
     emit: Emit | None = None
     attempt_outcome: str | None = None  # recorded in the attempts log when set
     error: dict[str, Any] | None = field(default=None)
+    alert: AlertKind | None = None  # a persistent failure administrators are told about once
 
 
 def post_status(statuses: list[TargetStatus]) -> str:

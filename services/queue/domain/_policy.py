@@ -1,17 +1,27 @@
-"""How long to wait: retry back-off with full jitter, and the status-check cadence."""
+"""How long to wait, and for how long to keep trying: retry back-off with full jitter, each
+platform's budget of attempts and time, and the status-check cadence."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     base_seconds: float = 2.0
     cap_seconds: float = 600.0
-    max_attempts: int = 5
+    # retryable failures (including leases that ran out) before the target fails for good
+    max_attempts: int = 6
+    # how long after its scheduled time a target may still be retried, deferred for a
+    # reconnect, or left processing on the platform
+    max_elapsed_seconds: float = 12 * 3600.0
     quota_default_seconds: float = 3600.0
+    # an account needing reconnection: look again this often (an operator may reconnect it)
+    reconnect_wait_seconds: float = 900.0
+    # a target waiting on a quota this long raises one alert (it keeps waiting)
+    quota_alert_after_seconds: float = 6 * 3600.0
 
     def backoff(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Full jitter (uniform in [0, min(cap, base * 2^(attempt-1))]), never under Retry-After."""
@@ -19,8 +29,27 @@ class RetryPolicy:
         wait = rng.uniform(0, ceiling)
         return max(wait, retry_after or 0.0)
 
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts
+    def exhausted(self, failures: int) -> bool:
+        return failures >= self.max_attempts
+
+    def deadline(self, scheduled_time: datetime) -> datetime:
+        return scheduled_time + timedelta(seconds=self.max_elapsed_seconds)
+
+
+# Each platform's budget. Instagram containers expire 24 h after creation and a late reel is
+# still worth posting the same day; a YouTube upload may take hours to get through; TikTok has
+# no native scheduling, so a post many hours late has lost its slot.
+PLATFORM_RETRY_POLICIES: dict[str, RetryPolicy] = {
+    "tiktok": RetryPolicy(max_attempts=6, max_elapsed_seconds=6 * 3600.0),
+    "instagram": RetryPolicy(max_attempts=6, max_elapsed_seconds=12 * 3600.0),
+    "youtube": RetryPolicy(max_attempts=8, max_elapsed_seconds=24 * 3600.0),
+}
+
+
+def retry_policies(**overrides: float) -> dict[str, RetryPolicy]:
+    """The platforms' policies with the same fields overridden for all (settings, tests)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return {p: replace(policy, **given) for p, policy in PLATFORM_RETRY_POLICIES.items()}
 
 
 @dataclass(frozen=True)

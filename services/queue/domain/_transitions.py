@@ -9,15 +9,32 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from contracts import ErrorClass, ObservedState, PublishOutcome, PublishResult, StatusObserved
+from contracts import (
+    AlertKind,
+    ErrorClass,
+    ObservedState,
+    PublishError,
+    PublishOutcome,
+    PublishResult,
+    StatusObserved,
+)
 
-from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus
+from ._model import WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus
 from ._policy import RetryPolicy, StatusCadence
+
+LEASE_EXPIRED = {"errorClass": ErrorClass.RETRYABLE.value, "code": "lease_expired",
+                 "message": "no result within the lease: driven again with the stored remote handle"}
 
 
 def on_due(
-    state: TargetState, now: datetime, *, lease_seconds: float, cadence: StatusCadence
+    state: TargetState,
+    now: datetime,
+    *,
+    lease_seconds: float,
+    cadence: StatusCadence,
+    policy: RetryPolicy,
 ) -> Change | None:
     """A target whose due time has come: publish it, re-drive its lease, or check its status.
 
@@ -28,29 +45,25 @@ def on_due(
     if state.status in WAITING_TO_PUBLISH:
         return _start_attempt(state, now, lease_seconds)
     if state.status is TargetStatus.PUBLISHING:
-        # The lease ran out: the publisher died or the message was lost. Re-drive it with the
-        # stored remote handle so the publisher resumes rather than posting again.
-        return _start_attempt(state, now, lease_seconds)
+        # The lease ran out: the publisher died or a message was lost. Re-drive it with the
+        # stored remote handle so the publisher resumes rather than posting again; a target
+        # that keeps losing its lease is a failure like any other, not a loop.
+        failures = state.failures + 1
+        if policy.exhausted(failures) or now >= _deadline(state, policy, now):
+            return _failed(replace(state, failures=failures), LEASE_EXPIRED, AlertKind.ATTEMPTS_EXHAUSTED)
+        change = _start_attempt(replace(state, failures=failures, last_error=LEASE_EXPIRED), now, lease_seconds)
+        return replace(change, attempt_outcome="lease_expired", error=LEASE_EXPIRED)
     if state.status is TargetStatus.PROCESSING:
+        if now >= _deadline(state, policy, now):
+            error = {"errorClass": ErrorClass.PERMANENT.value, "code": "processing_timeout",
+                     "message": f"still processing on the platform after {state.status_checks} checks"}
+            return _failed(state, error, AlertKind.PUBLISH_FAILED)
         return Change(
             replace(state, version=state.version + 1, due_at=now + timedelta(seconds=cadence.lease_seconds),
                     status_checks=state.status_checks + 1),
             emit=Emit.STATUS,
         )
     return None
-
-
-def _start_attempt(state: TargetState, now: datetime, lease_seconds: float) -> Change:
-    return Change(
-        replace(
-            state,
-            status=TargetStatus.PUBLISHING,
-            version=state.version + 1,
-            attempt=state.attempt + 1,
-            due_at=now + timedelta(seconds=lease_seconds),
-        ),
-        emit=Emit.PUBLISH,
-    )
 
 
 def on_publish_result(
@@ -62,13 +75,13 @@ def on_publish_result(
     cadence: StatusCadence,
     rng: random.Random,
 ) -> Change | None:
-    if state.status in TERMINAL or state.status is TargetStatus.PROCESSING:
+    if state.status in (TargetStatus.POSTED, TargetStatus.CANCELLED, TargetStatus.PROCESSING):
         return None
     current = state.status is TargetStatus.PUBLISHING and result.attempt == state.attempt
     success = result.outcome is not PublishOutcome.FAILED
-    # A late success of an earlier attempt is still a post on the platform: keep it, so the
-    # target is not published a second time. A late failure changes nothing.
-    if not current and not success:
+    # A late success of an earlier attempt is still a post on the platform (even one we gave up
+    # on): keep it, so the target is not published a second time. A late failure changes nothing.
+    if not success and not current:
         return None
     handle = result.remote_handle.to_wire() if result.remote_handle else state.remote_handle
     if result.outcome is PublishOutcome.PUBLISHED:
@@ -82,51 +95,12 @@ def on_publish_result(
                 remote_handle=handle,
                 status_checks=0,
                 due_at=now + timedelta(seconds=cadence.first_seconds),
+                deferred_since=None,
+                quota_alerted=False,
             ),
             attempt_outcome="accepted",
         )
-    return _after_failure(state, result, now, policy, rng)
-
-
-def _after_failure(
-    state: TargetState, result: PublishResult, now: datetime, policy: RetryPolicy, rng: random.Random
-) -> Change:
-    error = result.error.to_wire() if result.error else {"errorClass": "retryable", "code": "unknown",
-                                                         "message": "failed without an error"}
-    error_class = result.error.error_class if result.error else ErrorClass.RETRYABLE
-    retry_after = result.error.retry_after_sec if result.error else None
-    if error_class is ErrorClass.QUOTA:
-        wait = retry_after or policy.quota_default_seconds
-        return _wait(state, TargetStatus.DEFERRED, now, wait, error)
-    retryable = error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
-    if retryable and not policy.exhausted(state.attempt):
-        wait = policy.backoff(state.attempt, rng, retry_after)
-        return _wait(state, TargetStatus.RETRY_WAIT, now, wait, error)
-    return Change(
-        replace(state, status=TargetStatus.FAILED, version=state.version + 1, due_at=None,
-                last_error=error),
-        attempt_outcome="failed",
-        error=error,
-    )
-
-
-def _wait(
-    state: TargetState, status: TargetStatus, now: datetime, seconds: float, error: dict
-) -> Change:
-    return Change(
-        replace(state, status=status, version=state.version + 1,
-                due_at=now + timedelta(seconds=seconds), last_error=error),
-        attempt_outcome="failed",
-        error=error,
-    )
-
-
-def _posted(state: TargetState, url: str | None, at: datetime, handle: dict | None) -> Change:
-    return Change(
-        replace(state, status=TargetStatus.POSTED, version=state.version + 1, due_at=None,
-                url=url, published_at=at, remote_handle=handle),
-        attempt_outcome="posted",
-    )
+    return _after_failure(state, result.error or _UNEXPLAINED, now, policy, rng)
 
 
 def on_status_observed(
@@ -143,20 +117,101 @@ def on_status_observed(
     if observed.state is ObservedState.PUBLISHED:
         return _posted(state, observed.url, observed.observed_at, state.remote_handle)
     if observed.state is ObservedState.FAILED:
-        error = observed.error.to_wire() if observed.error else {
-            "errorClass": "permanent", "code": "failed", "message": observed.detail or "failed"}
-        retryable = observed.error is not None and observed.error.error_class in (
-            ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
-        if retryable and not policy.exhausted(state.attempt):
-            # The platform gave up on this remote object; a fresh one is safe after FAILED.
-            fresh = replace(state, remote_handle=None)
-            return _wait(fresh, TargetStatus.RETRY_WAIT, now, policy.backoff(state.attempt, rng), error)
-        return Change(
-            replace(state, status=TargetStatus.FAILED, version=state.version + 1, due_at=None,
-                    last_error=error),
-            attempt_outcome="failed",
-            error=error,
-        )
+        error = observed.error or PublishError(
+            error_class=ErrorClass.PERMANENT, code="failed", message=observed.detail or "failed")
+        # The platform gave up on this remote object: a fresh one is safe after FAILED.
+        return _after_failure(replace(state, remote_handle=None), error, now, policy, rng)
     # still processing: look again later, further apart each time
     next_check = now + timedelta(seconds=cadence.next_check_in(state.status_checks))
     return Change(replace(state, version=state.version + 1, due_at=next_check))
+
+
+# -- what a failure leads to ------------------------------------------------------------------
+
+_UNEXPLAINED = PublishError(error_class=ErrorClass.RETRYABLE, code="unknown",
+                            message="failed without an error")
+
+
+def _after_failure(
+    state: TargetState, error: PublishError, now: datetime, policy: RetryPolicy, rng: random.Random
+) -> Change:
+    """Quota waits for its window; auth waits for a reconnect; retryable backs off within the
+    platform's budget; anything else fails at once with the platform's reason."""
+    wire = error.to_wire()
+    deadline = _deadline(state, policy, now)
+    if error.error_class is ErrorClass.QUOTA:
+        return _deferred_for_quota(state, wire, now, error.retry_after_sec or policy.quota_default_seconds, policy)
+    if error.error_class is ErrorClass.AUTH:
+        # the publisher already refreshed and failed; the account needs an operator (alerted
+        # by the publisher), so wait for a reconnect as long as the budget allows
+        if now + timedelta(seconds=policy.reconnect_wait_seconds) > deadline:
+            return _failed(state, wire, AlertKind.ATTEMPTS_EXHAUSTED)
+        return _wait(state, TargetStatus.DEFERRED, now, policy.reconnect_wait_seconds, wire)
+    if error.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
+        # a rate limit is the platform's pacing, not this post's fault: only the time budget applies
+        failures = state.failures + (error.error_class is ErrorClass.RETRYABLE)
+        wait = policy.backoff(max(failures, 1), rng, error.retry_after_sec)
+        if policy.exhausted(failures) or now + timedelta(seconds=wait) > deadline:
+            return _failed(replace(state, failures=failures), wire, AlertKind.ATTEMPTS_EXHAUSTED)
+        return _wait(replace(state, failures=failures), TargetStatus.RETRY_WAIT, now, wait, wire)
+    return _failed(state, wire, AlertKind.PUBLISH_FAILED)
+
+
+def _deferred_for_quota(
+    state: TargetState, error: dict[str, Any], now: datetime, seconds: float, policy: RetryPolicy
+) -> Change:
+    since = state.deferred_since or now
+    alert = None
+    if not state.quota_alerted and now - since >= timedelta(seconds=policy.quota_alert_after_seconds):
+        alert = AlertKind.QUOTA_BLOCKED
+    waiting = replace(state, deferred_since=since, quota_alerted=state.quota_alerted or alert is not None)
+    return replace(_wait(waiting, TargetStatus.DEFERRED, now, seconds, error), alert=alert)
+
+
+def _deadline(state: TargetState, policy: RetryPolicy, now: datetime) -> datetime:
+    return policy.deadline(state.scheduled_time or now)
+
+
+# -- the moves themselves ---------------------------------------------------------------------
+
+def _start_attempt(state: TargetState, now: datetime, lease_seconds: float) -> Change:
+    return Change(
+        replace(
+            state,
+            status=TargetStatus.PUBLISHING,
+            version=state.version + 1,
+            attempt=state.attempt + 1,
+            due_at=now + timedelta(seconds=lease_seconds),
+        ),
+        emit=Emit.PUBLISH,
+    )
+
+
+def _wait(
+    state: TargetState, status: TargetStatus, now: datetime, seconds: float, error: dict[str, Any]
+) -> Change:
+    return Change(
+        replace(state, status=status, version=state.version + 1,
+                due_at=now + timedelta(seconds=seconds), last_error=error),
+        attempt_outcome="failed",
+        error=error,
+    )
+
+
+def _failed(state: TargetState, error: dict[str, Any], alert: AlertKind) -> Change:
+    return Change(
+        replace(state, status=TargetStatus.FAILED, version=state.version + 1, due_at=None,
+                last_error=error),
+        attempt_outcome="failed",
+        error=error,
+        alert=alert,
+    )
+
+
+def _posted(state: TargetState, url: str | None, at: datetime, handle: dict | None) -> Change:
+    return Change(
+        replace(state, status=TargetStatus.POSTED, version=state.version + 1, due_at=None,
+                url=url, published_at=at, remote_handle=handle, deferred_since=None,
+                quota_alerted=False),
+        attempt_outcome="posted",
+    )

@@ -6,7 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from dataclasses import replace
+
 from contracts import (
+    AlertKind,
     ErrorClass,
     ObservedState,
     PublishError,
@@ -34,7 +37,12 @@ HANDLE = RemoteHandle(kind="tiktok.publish_id", id="v_pub_url~1")
 
 
 def target(status=TargetStatus.PENDING, attempt=0, **kw) -> TargetState:
+    kw.setdefault("scheduled_time", NOW - timedelta(minutes=5))
     return TargetState(target_id=uuid.uuid4(), status=status, version=3, attempt=attempt, due_at=NOW, **kw)
+
+
+def due(state, now=NOW):
+    return on_due(state, now, lease_seconds=600, cadence=CADENCE, policy=POLICY)
 
 
 def result(state, outcome, attempt=None, error=None, url=None, handle=HANDLE) -> PublishResult:
@@ -52,7 +60,7 @@ def apply(state, event):
 
 @pytest.mark.parametrize("status", [TargetStatus.PENDING, TargetStatus.RETRY_WAIT, TargetStatus.DEFERRED])
 def test_due_target_starts_an_attempt_under_a_lease(status):
-    change = on_due(target(status, attempt=1), NOW, lease_seconds=600, cadence=CADENCE)
+    change = due(target(status, attempt=1))
     assert change.emit is Emit.PUBLISH
     assert change.state.status is TargetStatus.PUBLISHING
     assert change.state.attempt == 2
@@ -62,14 +70,14 @@ def test_due_target_starts_an_attempt_under_a_lease(status):
 
 def test_expired_lease_is_driven_again_with_the_stored_handle():
     state = target(TargetStatus.PUBLISHING, attempt=1, remote_handle=HANDLE.to_wire())
-    change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE)
+    change = due(state)
     assert change.emit is Emit.PUBLISH and change.state.attempt == 2
     assert change.state.remote_handle == HANDLE.to_wire()
 
 
 def test_processing_target_asks_for_status_once_until_answered():
     state = target(TargetStatus.PROCESSING, attempt=1, status_checks=2, remote_handle=HANDLE.to_wire())
-    change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE)
+    change = due(state)
     assert change.emit is Emit.STATUS
     assert change.state.status_checks == 3
     # not due again until the answer comes back, or the check's lease runs out
@@ -78,7 +86,7 @@ def test_processing_target_asks_for_status_once_until_answered():
 
 @pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.FAILED, TargetStatus.CANCELLED])
 def test_terminal_targets_never_fall_due(status):
-    assert on_due(target(status), NOW, lease_seconds=600, cadence=CADENCE) is None
+    assert due(target(status)) is None
 
 
 def test_accepted_moves_to_processing_with_the_handle_and_a_first_check():
@@ -129,10 +137,99 @@ def test_permanent_failure_fails_at_once():
     assert change.state.status is TargetStatus.FAILED and change.state.due_at is None
 
 
-def test_retryable_failure_fails_when_attempts_are_spent():
-    state = target(TargetStatus.PUBLISHING, attempt=POLICY.max_attempts)
+def test_retryable_failure_fails_when_attempts_are_spent_and_alerts_once():
+    state = target(TargetStatus.PUBLISHING, attempt=7, failures=POLICY.max_attempts - 1)
     error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error", message="boom")
-    assert apply(state, result(state, PublishOutcome.FAILED, error=error)).state.status is TargetStatus.FAILED
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.FAILED and change.alert is AlertKind.ATTEMPTS_EXHAUSTED
+    assert change.state.last_error["code"] == "internal_error"
+
+
+def test_permanent_failure_alerts_with_the_platforms_reason():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.PERMANENT, code="invalid_param", message="bad")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.alert is AlertKind.PUBLISH_FAILED and change.error["code"] == "invalid_param"
+
+
+def test_retries_count_failures_not_dispatches():
+    # many dispatches (quota deferrals, rate limits) must not spend the retry budget
+    state = target(TargetStatus.PUBLISHING, attempt=20, failures=0)
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error", message="boom")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.RETRY_WAIT and change.state.failures == 1
+
+
+def test_rate_limits_do_not_spend_the_attempt_budget():
+    state = target(TargetStatus.PUBLISHING, attempt=3, failures=POLICY.max_attempts - 1)
+    error = PublishError(error_class=ErrorClass.RATE_LIMITED, code="rate_limit_exceeded", message="x",
+                         retry_after_sec=60)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.RETRY_WAIT and change.state.failures == POLICY.max_attempts - 1
+
+
+def test_a_retry_past_the_time_budget_fails_instead():
+    late = target(TargetStatus.PUBLISHING, attempt=1,
+                  scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds - 30))
+    error = PublishError(error_class=ErrorClass.RATE_LIMITED, code="rate_limit_exceeded", message="x",
+                         retry_after_sec=60)
+    change = apply(late, result(late, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.FAILED and change.alert is AlertKind.ATTEMPTS_EXHAUSTED
+
+
+def test_quota_waits_do_not_spend_attempts_and_alert_once_when_long():
+    state = target(TargetStatus.PUBLISHING, attempt=9, failures=POLICY.max_attempts - 1,
+                   deferred_since=NOW - timedelta(seconds=POLICY.quota_alert_after_seconds + 1))
+    error = PublishError(error_class=ErrorClass.QUOTA, code="quotaExceeded", message="q", retry_after_sec=60)
+    first = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert first.state.status is TargetStatus.DEFERRED and first.alert is AlertKind.QUOTA_BLOCKED
+    assert first.state.deferred_since == state.deferred_since and first.state.quota_alerted
+    again = replace(first.state, status=TargetStatus.PUBLISHING, attempt=10)
+    second = apply(again, result(again, PublishOutcome.FAILED, error=error))
+    assert second.state.status is TargetStatus.DEFERRED and second.alert is None
+
+
+def test_first_quota_wait_starts_the_clock_without_an_alert():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.QUOTA, code="quotaExceeded", message="q")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.deferred_since == NOW and change.alert is None
+    assert change.state.due_at == NOW + timedelta(seconds=POLICY.quota_default_seconds)
+
+
+def test_auth_failure_waits_for_a_reconnect_within_the_budget():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    error = PublishError(error_class=ErrorClass.AUTH, code="reconnect_needed", message="gone")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.DEFERRED
+    assert change.state.due_at == NOW + timedelta(seconds=POLICY.reconnect_wait_seconds)
+    old = target(TargetStatus.PUBLISHING, attempt=1, scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds))
+    assert apply(old, result(old, PublishOutcome.FAILED, error=error)).state.status is TargetStatus.FAILED
+
+
+def test_expired_lease_counts_as_a_failure_and_gives_up_when_spent():
+    state = target(TargetStatus.PUBLISHING, attempt=4, failures=1, remote_handle=HANDLE.to_wire())
+    change = due(state)
+    assert change.emit is Emit.PUBLISH and change.state.failures == 2
+    assert change.attempt_outcome == "lease_expired"
+    spent = target(TargetStatus.PUBLISHING, attempt=9, failures=POLICY.max_attempts - 1)
+    change = due(spent)
+    assert change.state.status is TargetStatus.FAILED and change.emit is None
+    assert change.alert is AlertKind.ATTEMPTS_EXHAUSTED and change.error["code"] == "lease_expired"
+
+
+def test_processing_past_the_budget_fails_instead_of_checking_forever():
+    state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire(),
+                   scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds + 1))
+    change = due(state)
+    assert change.state.status is TargetStatus.FAILED and change.error["code"] == "processing_timeout"
+    assert change.alert is AlertKind.PUBLISH_FAILED
+
+
+def test_late_success_after_giving_up_is_still_the_post_on_the_platform():
+    state = target(TargetStatus.FAILED, attempt=3)
+    change = apply(state, result(state, PublishOutcome.PUBLISHED, attempt=2, url="https://x/late"))
+    assert change.state.status is TargetStatus.POSTED and change.state.url == "https://x/late"
 
 
 def test_failure_of_an_old_attempt_changes_nothing():

@@ -1,0 +1,61 @@
+"""Operator commands: what they may change, and what they say when it is too late."""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.queue.domain import Refused, TargetState, TargetStatus, cancel, reschedule, retry
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+LATER = NOW + timedelta(hours=3)
+
+
+def target(status: TargetStatus, **kw) -> TargetState:
+    return TargetState(target_id=uuid.uuid4(), status=status, version=5, attempt=2, due_at=NOW,
+                       scheduled_time=NOW, **kw)
+
+
+@pytest.mark.parametrize("status", [TargetStatus.PENDING, TargetStatus.RETRY_WAIT, TargetStatus.DEFERRED,
+                                    TargetStatus.FAILED])
+def test_cancel_before_dispatch_stops_the_timer(status):
+    change = cancel(target(status))
+    assert change.state.status is TargetStatus.CANCELLED and change.state.due_at is None
+    assert change.state.version == 6
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    (TargetStatus.PUBLISHING, "already dispatched"),
+    (TargetStatus.PROCESSING, "already accepted"),
+    (TargetStatus.POSTED, "already posted at https://x/1"),
+    (TargetStatus.CANCELLED, "already cancelled"),
+])
+def test_cancel_after_dispatch_says_what_happened_instead(status, says):
+    refused = cancel(target(status, url="https://x/1"))
+    assert isinstance(refused, Refused) and says in refused.reason
+
+
+def test_reschedule_moves_the_slot_and_the_budget():
+    change = reschedule(target(TargetStatus.PENDING, failures=2), LATER)
+    assert change.state.due_at == LATER and change.state.scheduled_time == LATER
+    assert change.state.status is TargetStatus.PENDING and change.state.failures == 0
+
+
+@pytest.mark.parametrize("status", [TargetStatus.FAILED, TargetStatus.CANCELLED])
+def test_reschedule_arms_a_failed_or_cancelled_target_again(status):
+    assert reschedule(target(status), LATER).state.status is TargetStatus.PENDING
+
+
+def test_reschedule_after_dispatch_is_refused():
+    assert isinstance(reschedule(target(TargetStatus.PUBLISHING), LATER), Refused)
+
+
+def test_retry_publishes_a_failed_target_now_with_a_fresh_budget():
+    change = retry(target(TargetStatus.FAILED, failures=6, last_error={"code": "x"}), LATER)
+    assert change.state.status is TargetStatus.PENDING and change.state.due_at == LATER
+    assert change.state.failures == 0
+
+
+def test_retry_of_a_target_not_due_yet_points_to_reschedule():
+    refused = retry(target(TargetStatus.PENDING), NOW)
+    assert isinstance(refused, Refused) and "reschedule" in refused.reason

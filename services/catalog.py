@@ -27,6 +27,12 @@ def _poller(ctx: ServiceContext) -> Service:
     return PollerService(ctx)
 
 
+def _notifier(ctx: ServiceContext) -> Service:
+    from .notifier.app import NotifierService
+
+    return NotifierService(ctx)
+
+
 def _publisher(platform: Platform) -> Callable[[ServiceContext], Service]:
     def build(ctx: ServiceContext) -> Service:
         from .publishers.app import PublisherService
@@ -41,6 +47,7 @@ SERVICES: dict[str, Callable[[ServiceContext], Service]] = {
     "queue": _queue,
     **{f"publisher-{p.value}": _publisher(p) for p in Platform},
     "poller": _poller,
+    "notifier": _notifier,
 }
 
 

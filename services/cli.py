@@ -104,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("files", nargs="+")
     submit.set_defaults(run=_submit)
 
+    from .admin import register as register_operator_commands
+
+    register_operator_commands(commands)
+
     dev = commands.add_parser("dev", help="run broker, Postgres, sandboxes and every service locally")
     dev.add_argument("--demo", type=int, default=None, metavar="N",
                      help="submit N demo posts, wait until each target ends, print the outcome, exit")

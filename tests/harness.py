@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -14,7 +16,16 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from contracts import Platform
+from contracts import (
+    ContentType,
+    MediaRef,
+    PlannedTarget,
+    Platform,
+    PostContent,
+    PostPlanned,
+    post_id_for,
+    target_id_for,
+)
 from services.catalog import SERVICES, build_service
 from services.runtime import (
     AsgiServer,
@@ -152,3 +163,27 @@ def event_json(upstream_id: str, targets: list[tuple[str, str]], media_url: str,
     }
     body.update(extra)
     return orjson.dumps(body)
+
+
+def planned_post(upstream_id: str, platforms=tuple(Platform), at: datetime | None = None) -> PostPlanned:
+    post_id = post_id_for(upstream_id)
+    at = at or datetime.now(timezone.utc)
+    return PostPlanned(
+        message_id=uuid.uuid5(post_id, "planned"),
+        post_id=post_id,
+        upstream_id=upstream_id,
+        content=PostContent(content_type=ContentType.VIDEO, media=[MediaRef(url="https://cdn.test/a.mp4")],
+                            caption="hello", hashtags=["#x"]),
+        targets=[
+            PlannedTarget(target_id=target_id_for(post_id, p, f"acct-{p.value}"), platform=p,
+                          account_id=f"acct-{p.value}", caption="hello", hashtags=["#x"],
+                          scheduled_time=at, expected_engagement=0.1, strategy="asap")
+            for p in platforms
+        ],
+        planned_at=at,
+    )
+
+
+async def rows_with(database_url, status, count):
+    rows = [r for r in await target_rows(database_url) if r["status"] == status]
+    return rows if len(rows) >= count else None

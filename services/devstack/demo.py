@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from contracts import Platform, Topics
+from services.admin import format_table
 from services.runtime import build_tracer_provider, current_carrier, trace_id_of
 
 ACCOUNTS = ("acme", "globex", "initech")
@@ -134,14 +135,8 @@ def succeeded(results: list[TargetOutcome], count: int) -> bool:
 
 
 def render_table(results: list[TargetOutcome]) -> str:
-    header = ("post", "platform", "account", "status", "url", "scheduled", "published", "trace id")
-    rows = [header] + [
-        (t.upstream_id, t.platform, t.account_id, t.status, t.url or "-",
-         f"{t.scheduled_time:%H:%M:%S}", f"{t.published_time:%H:%M:%S}" if t.published_time else "-",
-         t.trace_id or "-")
-        for t in results
-    ]
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(
+        ("post", "platform", "account", "status", "url", "scheduled", "published", "trace id"),
+        [(t.upstream_id, t.platform, t.account_id, t.status, t.url, f"{t.scheduled_time:%H:%M:%S}",
+          f"{t.published_time:%H:%M:%S}" if t.published_time else None, t.trace_id) for t in results],
+    )

@@ -2,11 +2,12 @@
 
 from ._broker import build_broker, subscribe_batches
 from ._db import create_pool, instrument_asyncpg, open_database
+from ._failures import is_transient
 from ._health import AsgiServer, health_app
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
-from ._settings import KafkaSettings, QueueSettings, Settings
+from ._settings import KafkaSettings, NotifierSettings, QueueSettings, Settings
 from ._telemetry import (
     build_tracer_provider,
     context_from,
@@ -20,6 +21,7 @@ from ._topics import create_missing_topics, ensure_topics, service_topics
 __all__ = [
     "AsgiServer",
     "KafkaSettings",
+    "NotifierSettings",
     "Outgoing",
     "QueueSettings",
     "Record",
@@ -41,6 +43,7 @@ __all__ = [
     "headers_to_dict",
     "health_app",
     "instrument_asyncpg",
+    "is_transient",
     "map_by_key",
     "migration_files",
     "open_database",

@@ -76,9 +76,29 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class NotifierSettings:
+    # a JSON array of {"name", "url", "format": "json" | "slack"}, or comma-separated URLs;
+    # a URL written "slack+https://..." gets a Slack-compatible body
+    webhooks: str = ""
+    jaeger_url: str | None = None  # the Jaeger UI's address, for a link to the post's trace
+    max_delivery_attempts: int = 12
+    delivery_timeout_seconds: float = 10.0
+    retry_base_seconds: float = 5.0  # the receiver may be down a while: up to 30 min apart
+
+    @classmethod
+    def from_env(cls) -> "NotifierSettings":
+        return cls(
+            webhooks=os.environ.get("AUTOPOST_ALERT_WEBHOOKS", ""),
+            jaeger_url=os.environ.get("AUTOPOST_JAEGER_URL") or None,
+            max_delivery_attempts=_env_int("AUTOPOST_ALERT_MAX_ATTEMPTS", cls.max_delivery_attempts),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    notifier: NotifierSettings = field(default_factory=NotifierSettings)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     http_host: str = "0.0.0.0"
     http_port: int = 8080  # /livez /readyz /metrics; 0 = none
@@ -93,6 +113,7 @@ class Settings:
         settings = cls(
             kafka=KafkaSettings.from_env(),
             queue=QueueSettings.from_env(),
+            notifier=NotifierSettings.from_env(),
             database_url=os.environ.get("DATABASE_URL", cls.database_url),
             http_port=_env_int("AUTOPOST_HTTP_PORT", cls.http_port),
             sandbox_url=sandbox,

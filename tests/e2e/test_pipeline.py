@@ -63,7 +63,8 @@ async def test_event_to_published_on_every_platform_in_one_trace(kafka_bootstrap
     # one trace, from the upstream producer through every service, with HTTP calls inside it
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
     services = {s.resource.attributes["service.name"] for s in spans}
-    assert set(ALL_SERVICES) <= services, services
+    # the notifier is not on a post's path unless something fails
+    assert set(ALL_SERVICES) - {"notifier"} <= services, services
     names = {s.name for s in spans}
     assert {"plan content", "dispatch publish", "dispatch status"} <= names
     assert any(s.attributes.get("http.request.method") or s.attributes.get("http.method") for s in spans), \

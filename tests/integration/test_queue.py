@@ -8,43 +8,17 @@ import asyncpg
 import pytest
 
 from contracts import (
-    ContentType,
-    MediaRef,
-    PlannedTarget,
     Platform,
-    PostContent,
-    PostPlanned,
     PublishOutcome,
     PublishRequested,
     PublishResult,
     RemoteHandle,
     Topics,
-    post_id_for,
-    target_id_for,
 )
 from services.runtime import apply_migrations, migration_files
-from harness import Pipeline, produce, read_topic, settings_for, target_rows, wait_for
+from harness import Pipeline, planned_post, produce, read_topic, rows_with, settings_for, target_rows, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def planned(upstream_id: str, platforms=tuple(Platform), at: datetime | None = None) -> PostPlanned:
-    post_id = post_id_for(upstream_id)
-    at = at or datetime.now(timezone.utc)
-    return PostPlanned(
-        message_id=uuid.uuid5(post_id, "planned"),
-        post_id=post_id,
-        upstream_id=upstream_id,
-        content=PostContent(content_type=ContentType.VIDEO, media=[MediaRef(url="https://cdn.test/a.mp4")],
-                            caption="hello", hashtags=["#x"]),
-        targets=[
-            PlannedTarget(target_id=target_id_for(post_id, p, f"acct-{p.value}"), platform=p,
-                          account_id=f"acct-{p.value}", caption="hello", hashtags=["#x"],
-                          scheduled_time=at, expected_engagement=0.1, strategy="asap")
-            for p in platforms
-        ],
-        planned_at=at,
-    )
 
 
 async def test_migrations_apply_once_and_are_safe_to_run_again_concurrently(database_url):
@@ -63,12 +37,12 @@ async def test_planned_post_is_stored_once_and_each_target_dispatched_at_its_tim
 ):
     settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
     soon = datetime.now(timezone.utc) + timedelta(seconds=2)
-    message = planned("q-1", at=soon)
+    message = planned_post("q-1", at=soon)
     async with Pipeline(settings, ["queue"]):
         # the same message three times: at-least-once delivery must make one post
         await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [message.to_bytes()] * 3,
                       key=str(message.post_id).encode())
-        rows = await wait_for(lambda: _rows_with(database_url, "publishing", 3), 15, "three dispatched targets")
+        rows = await wait_for(lambda: rows_with(database_url, "publishing", 3), 15, "three dispatched targets")
         assert len(await target_rows(database_url)) == 3
         for row in rows:
             assert row["updated_at"] >= soon - timedelta(milliseconds=50), "dispatched before its time"
@@ -82,11 +56,11 @@ async def test_planned_post_is_stored_once_and_each_target_dispatched_at_its_tim
 
 async def test_results_move_targets_and_duplicates_change_nothing(kafka_bootstrap, topic_prefix, database_url):
     settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
-    message = planned("q-2", platforms=[Platform.TIKTOK])
+    message = planned_post("q-2", platforms=[Platform.TIKTOK])
     target_id = message.targets[0].target_id
     async with Pipeline(settings, ["queue"]):
         await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [message.to_bytes()])
-        await wait_for(lambda: _rows_with(database_url, "publishing", 1), 15, "dispatch")
+        await wait_for(lambda: rows_with(database_url, "publishing", 1), 15, "dispatch")
         published = PublishResult(
             message_id=uuid.uuid4(), target_id=target_id, attempt=1, outcome=PublishOutcome.PUBLISHED,
             remote_handle=RemoteHandle(kind="tiktok.publish_id", id="p1"), url="https://tiktok.test/1",
@@ -99,7 +73,7 @@ async def test_results_move_targets_and_duplicates_change_nothing(kafka_bootstra
         topic = topic_prefix + Topics.PUBLISH_RESULT
         await produce(kafka_bootstrap, topic, [published.to_bytes()] * 2 + [late_failure.to_bytes()],
                       key=str(target_id).encode())
-        rows = await wait_for(lambda: _rows_with(database_url, "posted", 1), 15, "posted")
+        rows = await wait_for(lambda: rows_with(database_url, "posted", 1), 15, "posted")
         await asyncio.sleep(0.5)
         row = (await target_rows(database_url))[0]
         assert row["status"] == "posted" and row["url"] == "https://tiktok.test/1"
@@ -117,16 +91,11 @@ async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(
     kafka_bootstrap, topic_prefix, database_url
 ):
     settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
-    good = planned("q-3", platforms=[Platform.YOUTUBE])
+    good = planned_post("q-3", platforms=[Platform.YOUTUBE])
     async with Pipeline(settings, ["queue"]):
         await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED,
                       [b"{broken", b'{"postId": "nope"}', good.to_bytes()], key=b"k")
-        await wait_for(lambda: _rows_with(database_url, "publishing", 1), 15, "the good message applied")
+        await wait_for(lambda: rows_with(database_url, "publishing", 1), 15, "the good message applied")
         letters = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 2)
         reasons = sorted(__import__("orjson").loads(r.value)["reason"] for r in letters)
         assert reasons == ["invalid_field", "invalid_json"]
-
-
-async def _rows_with(database_url, status, count):
-    rows = [r for r in await target_rows(database_url) if r["status"] == status]
-    return rows if len(rows) >= count else None

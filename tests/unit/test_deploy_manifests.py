@@ -27,9 +27,10 @@ SERVICES = (
     "publisher-instagram",
     "publisher-youtube",
     "poller",
+    "notifier",
 )
 SANDBOXED = {"publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
-NEEDS_DATABASE = {"queue"}
+NEEDS_DATABASE = {"queue", "notifier"}
 SHARED_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "AUTOPOST_TOPIC_PREFIX",

@@ -23,8 +23,8 @@ def cancel(state: TargetState) -> Change | Refused:
 
 
 def reschedule(state: TargetState, at: datetime) -> Change | Refused:
-    """A new slot; a failed or cancelled target is armed again, with a fresh budget."""
-    if state.status in WAITING_TO_PUBLISH or state.status in (TargetStatus.FAILED, TargetStatus.CANCELLED):
+    """A new slot; a failed target is armed again, with a fresh budget. Cancelled stays cancelled."""
+    if state.status in WAITING_TO_PUBLISH or state.status is TargetStatus.FAILED:
         return Change(_armed(state, at, scheduled_time=at), attempt_outcome="rescheduled")
     return Refused(_too_late(state))
 

@@ -41,13 +41,13 @@ def test_reschedule_moves_the_slot_and_the_budget():
     assert change.state.status is TargetStatus.PENDING and change.state.failures == 0
 
 
-@pytest.mark.parametrize("status", [TargetStatus.FAILED, TargetStatus.CANCELLED])
-def test_reschedule_arms_a_failed_or_cancelled_target_again(status):
-    assert reschedule(target(status), LATER).state.status is TargetStatus.PENDING
+def test_reschedule_arms_a_failed_target_again():
+    assert reschedule(target(TargetStatus.FAILED), LATER).state.status is TargetStatus.PENDING
 
 
-def test_reschedule_after_dispatch_is_refused():
-    assert isinstance(reschedule(target(TargetStatus.PUBLISHING), LATER), Refused)
+@pytest.mark.parametrize("status", [TargetStatus.PUBLISHING, TargetStatus.CANCELLED, TargetStatus.POSTED])
+def test_reschedule_after_dispatch_or_cancel_is_refused(status):
+    assert isinstance(reschedule(target(status), LATER), Refused)
 
 
 def test_retry_publishes_a_failed_target_now_with_a_fresh_budget():

@@ -1,0 +1,61 @@
+"""The notifier: tells administrators about persistent failures, once each, and keeps trying
+to reach them; keeps every dead letter for an operator to look at and replay."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from faststream.kafka import KafkaBroker
+
+from contracts import Topics
+from services.runtime import Service, open_database, subscribe_batches
+
+from .delivery import DeliveryLoop
+from .handlers import NotifierHandlers
+from .webhooks import parse_webhooks
+
+
+class NotifierService(Service):
+    name = "notifier"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        # a bad webhook configuration stops the service at start, not at the first alert
+        self.hooks = parse_webhooks(ctx.settings.notifier.webhooks)
+        self.pool = None
+        self.http: httpx.AsyncClient | None = None
+        self.delivery: DeliveryLoop | None = None
+        self.handlers: NotifierHandlers | None = None
+
+    def register(self, broker: KafkaBroker) -> None:
+        subscribe_batches(
+            broker, self.ctx.settings.kafka,
+            topics=[self.ctx.topic(Topics.ALERTS), self.ctx.topic(Topics.DEAD_LETTER)],
+            group_id="notifier", handler=lambda records: self.handlers.received(records),
+        )
+
+    async def setup(self) -> None:
+        self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider, max_size=4)
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.delivery = DeliveryLoop(self.pool, self.http, self.hooks, self.ctx.settings.notifier)
+        self.handlers = NotifierHandlers(self.ctx, self.pool, self.hooks, on_new=self.delivery.wake.set)
+
+    async def started(self) -> None:
+        await self.delivery.start()
+
+    async def stopping(self) -> None:
+        await self.delivery.stop()
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+        if self.pool is not None:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+
+    def readiness_checks(self):
+        async def database() -> bool:
+            async with self.pool.acquire() as conn:
+                return await conn.fetchval("SELECT 1") == 1
+
+        return {"database": database}

@@ -1,0 +1,95 @@
+"""The notifier's tables: alerts received once each, their deliveries, and dead letters."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from contracts import AdminAlert, DeadLetter
+
+from .webhooks import Webhook
+
+
+async def store_alerts(conn: asyncpg.Connection, alerts: Sequence[AdminAlert], hooks: Sequence[Webhook],
+                       now: datetime) -> list[AdminAlert]:
+    """Record alerts not seen before and a delivery to every webhook, due now; returns the new."""
+    if not alerts:
+        return []
+    unique = {a.alert_id: a for a in alerts}
+    new_ids = {r["alert_id"] for r in await conn.fetch(
+        """INSERT INTO alerts (alert_id, kind, payload)
+           SELECT i, k, p::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(i, k, p)
+           ON CONFLICT DO NOTHING RETURNING alert_id""",
+        list(unique), [a.kind.value for a in unique.values()],
+        [orjson.dumps(a.to_wire()).decode() for a in unique.values()],
+    )}
+    pairs = [(alert_id, hook.name) for alert_id in new_ids for hook in hooks]
+    if pairs:
+        await conn.execute(
+            """INSERT INTO alert_deliveries (alert_id, webhook, next_attempt_at)
+               SELECT a, w, $3 FROM unnest($1::uuid[], $2::text[]) AS x(a, w) ON CONFLICT DO NOTHING""",
+            [a for a, _ in pairs], [w for _, w in pairs], now,
+        )
+    return [unique[i] for i in new_ids]
+
+
+async def store_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLetter]) -> list[tuple[int, DeadLetter]]:
+    """Keep each dead letter once (by consumer and source position); returns (id, letter) of the new."""
+    stored = []
+    for letter in letters:
+        row_id = await conn.fetchval(
+            """INSERT INTO dead_letters (consumer, reason, message, source_topic, source_partition,
+                                         source_offset, key, payload, headers, failed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+               ON CONFLICT (consumer, source_topic, source_partition, source_offset) DO NOTHING
+               RETURNING id""",
+            letter.consumer, letter.reason, letter.message, letter.source_topic, letter.source_partition,
+            letter.source_offset, _b64(letter.key_base64), _b64(letter.payload_base64),
+            letter.headers, letter.failed_at,
+        )
+        if row_id is not None:
+            stored.append((row_id, letter))
+    return stored
+
+
+def _b64(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    alert: AdminAlert
+    webhook: str
+    attempts: int
+
+
+async def claim_due_deliveries(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueDelivery]:
+    rows = await conn.fetch(
+        """SELECT d.alert_id, d.webhook, d.attempts, a.payload FROM alert_deliveries d
+           JOIN alerts a USING (alert_id)
+           WHERE d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED""",
+        now, limit,
+    )
+    return [DueDelivery(AdminAlert.model_validate(r["payload"]), r["webhook"], r["attempts"]) for r in rows]
+
+
+async def record_delivery(conn: asyncpg.Connection, alert_id: uuid.UUID, webhook: str, *,
+                          delivered_at: datetime | None, next_attempt_at: datetime | None,
+                          error: str | None) -> None:
+    await conn.execute(
+        """UPDATE alert_deliveries SET attempts = attempts + 1, delivered_at = $3,
+                  next_attempt_at = $4, last_error = $5
+           WHERE alert_id = $1 AND webhook = $2""",
+        alert_id, webhook, delivered_at, next_attempt_at, error,
+    )
+
+
+async def next_delivery_at(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval("SELECT min(next_attempt_at) FROM alert_deliveries")

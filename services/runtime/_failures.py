@@ -1,0 +1,23 @@
+"""Telling an outage from a poison message: the first is waited out, the second set aside."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from aiokafka.errors import KafkaError
+
+# SQLSTATE classes that say "the database is unavailable or busy", not "this data is wrong":
+# connection exceptions, transaction rollback (serialization, deadlock), insufficient
+# resources, operator intervention (shutdown, cancel), system errors.
+_TRANSIENT_SQLSTATE_CLASSES = {"08", "40", "53", "57", "58"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures of the infrastructure (broker, database, network): retry the batch."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, KafkaError, asyncpg.InterfaceError,
+                        asyncpg.exceptions.ConnectionDoesNotExistError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return (getattr(exc, "sqlstate", None) or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return False

@@ -1,0 +1,93 @@
+"""The notifier: one delivery per alert to every webhook, retried, and dead letters kept."""
+
+import asyncio
+import base64
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import asyncpg
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contracts import AdminAlert, AlertKind, DeadLetter, Platform, Topics
+from harness import Pipeline, produce, settings_for, wait_for
+from services.runtime import AsgiServer, NotifierSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def webhook_receiver(stack: AsyncExitStack, fail_first: int) -> tuple[str, list]:
+    received: list[tuple[str, dict]] = []
+    failures = {"left": fail_first}
+
+    async def hook(request: Request) -> Response:
+        if failures["left"]:
+            failures["left"] -= 1
+            return Response(status_code=503)
+        received.append((request.path_params["name"], orjson.loads(await request.body())))
+        return Response(status_code=204)
+
+    server = AsgiServer(Starlette(routes=[Route("/{name}", hook, methods=["POST"])]), "127.0.0.1", 0)
+    await server.start()
+    stack.push_async_callback(server.stop)
+    return f"http://127.0.0.1:{server.port}", received
+
+
+def alert() -> AdminAlert:
+    target_id = uuid.uuid4()
+    return AdminAlert(
+        alert_id=uuid.uuid5(target_id, "attempts_exhausted:6"), kind=AlertKind.ATTEMPTS_EXHAUSTED,
+        reason="internal_error", message="tiktok target of post p-1 gave up", platform=Platform.TIKTOK,
+        account_id="acct", post_id=uuid.uuid4(), target_id=target_id,
+        last_error={"code": "internal_error", "message": "boom"}, trace_id="ab" * 16,
+        raised_at=datetime.now(timezone.utc),
+    )
+
+
+async def test_each_alert_reaches_every_webhook_once_even_after_failures(kafka_bootstrap, topic_prefix, database_url):
+    async with AsyncExitStack() as stack:
+        base, received = await webhook_receiver(stack, fail_first=2)
+        hooks = orjson.dumps([{"name": "ops", "url": f"{base}/ops"},
+                              {"name": "chat", "url": f"{base}/chat", "format": "slack"}]).decode()
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+        settings = replace(settings, notifier=NotifierSettings(
+            webhooks=hooks, jaeger_url="http://jaeger:16686", retry_base_seconds=0.2))
+        await stack.enter_async_context(Pipeline(settings, ["notifier"]))
+
+        first = alert()
+        # the same alert three times (a redelivery, a replayed change): one notification
+        await produce(kafka_bootstrap, topic_prefix + Topics.ALERTS, [first.to_bytes()] * 3,
+                      key=str(first.target_id).encode())
+        letter = DeadLetter(reason="invalid_json", message="payload is not JSON", consumer="queue.results",
+                            source_topic=topic_prefix + Topics.PUBLISH_RESULT, source_partition=1,
+                            source_offset=42, payload_base64=base64.b64encode(b"{oops").decode(),
+                            headers={"traceparent": f"00-{'cd' * 16}-{'ef' * 8}-01"},
+                            failed_at=datetime.now(timezone.utc))
+        await produce(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, [letter.to_bytes()] * 2, key=b"k")
+        await wait_for(lambda: asyncio.sleep(0, len(received) >= 4), 30, "four deliveries")
+        await asyncio.sleep(1.0)  # nothing more arrives
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            dead = await conn.fetch("SELECT * FROM dead_letters")
+            deliveries = await conn.fetch("SELECT * FROM alert_deliveries WHERE delivered_at IS NOT NULL")
+        finally:
+            await conn.close()
+
+    assert len(received) == 4 and len(deliveries) == 4, received
+    ops = [body for name, body in received if name == "ops"]
+    chat = [body for name, body in received if name == "chat"]
+    exhausted = next(b for b in ops if b["kind"] == "attempts_exhausted")
+    assert exhausted["alertId"] == str(first.alert_id) and exhausted["platform"] == "tiktok"
+    assert exhausted["lastError"]["code"] == "internal_error"
+    assert exhausted["traceUrl"] == f"http://jaeger:16686/trace/{'ab' * 16}"
+    dead_alert = next(b for b in ops if b["kind"] == "dead_letter")
+    assert dead_alert["traceId"] == "cd" * 16 and "autopost dlq show" in dead_alert["message"]
+    assert all("text" in body and "blocks" in body for body in chat), "Slack-compatible bodies"
+    assert len(dead) == 1 and bytes(dead[0]["payload"]) == b"{oops"

@@ -1,0 +1,136 @@
+"""The operator's commands against a running queue: what they change, and what they refuse."""
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from contracts import (
+    AdminAlert,
+    AlertKind,
+    ErrorClass,
+    Platform,
+    PublishError,
+    PublishOutcome,
+    PublishRequested,
+    PublishResult,
+    Topics,
+)
+from harness import Pipeline, planned_post, produce, read_topic, rows_with, settings_for, target_rows, wait_for
+from services.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def autopost(monkeypatch, capsys, kafka_bootstrap, topic_prefix, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("AUTOPOST_TOPIC_PREFIX", topic_prefix)
+
+    async def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
+
+
+async def status_of(database_url, platform):
+    return next(r for r in await target_rows(database_url) if r["platform"] == platform.value)
+
+
+async def test_cancel_reschedule_and_retry(autopost, kafka_bootstrap, topic_prefix, database_url):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    soon = datetime.now(timezone.utc) + timedelta(seconds=2)
+    later = planned_post("ops-later", platforms=[Platform.TIKTOK, Platform.YOUTUBE], at=soon + timedelta(hours=1))
+    now_post = planned_post("ops-now", platforms=[Platform.INSTAGRAM], at=soon)
+    async with Pipeline(settings, ["queue"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [later.to_bytes(), now_post.to_bytes()])
+        await wait_for(lambda: _stored(database_url, 3), 15, "three stored targets")
+
+        # cancel one target of a post before its time: it is never dispatched
+        tiktok = next(t for t in later.targets if t.platform is Platform.TIKTOK)
+        code, out = await autopost("cancel", str(tiktok.target_id))
+        assert code == 0 and "cancelled" in out
+        # move the other one to two seconds from now: it is dispatched then, not in an hour
+        code, out = await autopost("reschedule", "ops-later", "--at", "+2s", "--json")
+        outcomes = {o["platform"]: o for o in orjson.loads(out)}
+        assert code == 0 and outcomes["youtube"]["applied"] and not outcomes["tiktok"]["applied"]
+        assert "already cancelled" in outcomes["tiktok"]["detail"]
+        await wait_for(lambda: rows_with(database_url, "publishing", 2), 15, "both due targets dispatched")
+        assert (await status_of(database_url, Platform.TIKTOK))["status"] == "cancelled"
+
+        # too late: it is out with a publisher now
+        code, out = await autopost("cancel", "ops-now")
+        assert code == 1 and "already dispatched" in out
+
+        # the platform refuses it for good: failed, one alert; an operator retries it
+        instagram = now_post.targets[0]
+        failed = PublishResult(
+            message_id=uuid.uuid4(), target_id=instagram.target_id, attempt=1, outcome=PublishOutcome.FAILED,
+            error=PublishError(error_class=ErrorClass.PERMANENT, code="2207026", message="unsupported video"),
+            occurred_at=datetime.now(timezone.utc))
+        await produce(kafka_bootstrap, topic_prefix + Topics.PUBLISH_RESULT, [failed.to_bytes()] * 2,
+                      key=str(instagram.target_id).encode())
+        await wait_for(lambda: rows_with(database_url, "failed", 1), 15, "the refused target failed")
+        alerts = [AdminAlert.from_bytes(r.value) for r in await read_topic(
+            kafka_bootstrap, topic_prefix + Topics.ALERTS, 1, timeout=10)]
+        code, out = await autopost("retry", "ops-now")
+        assert code == 0 and "retry_requested" in out
+        await wait_for(lambda: _dispatched_again(database_url), 15, "dispatched again")
+
+        code, out = await autopost("posts", "show", "ops-now")
+        requests = [PublishRequested.from_bytes(r.value) for r in await read_topic(
+            kafka_bootstrap, topic_prefix + Topics.publish_requested(Platform.INSTAGRAM), 2)]
+        tiktok_requests = await read_topic(kafka_bootstrap, topic_prefix + Topics.publish_requested(Platform.TIKTOK),
+                                           1, timeout=1)
+
+    assert len(alerts) == 1 and alerts[0].kind is AlertKind.PUBLISH_FAILED
+    assert alerts[0].platform is Platform.INSTAGRAM and alerts[0].reason == "2207026"
+    assert alerts[0].trace_id is None or len(alerts[0].trace_id) == 32
+    assert [r.attempt for r in requests] == [1, 2]
+    assert tiktok_requests == [], "a target cancelled before its time is never sent"
+    assert code == 0 and "2207026" in out and "retry_requested" in out and "timeline" in out
+
+
+async def _stored(database_url, count):
+    return len(await target_rows(database_url)) >= count
+
+
+async def _dispatched_again(database_url):
+    row = await status_of(database_url, Platform.INSTAGRAM)
+    return row["status"] == "publishing" and row["attempt"] == 2
+
+
+async def test_dead_letters_are_listed_shown_and_replayed(autopost, kafka_bootstrap, topic_prefix, database_url):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    async with Pipeline(settings, ["queue", "notifier"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [b'{"postId": "broken"'],
+                      key=b"upstream-7", headers=[("traceparent", f"00-{'ab' * 16}-{'cd' * 8}-01".encode())])
+
+        async def listed():
+            code, out = await autopost("dlq", "ls", "--json")
+            return orjson.loads(out) if code == 0 and orjson.loads(out) else None
+
+        (letter,) = await wait_for(listed, 20, "the dead letter kept")
+        assert letter["reason"] == "invalid_json" and letter["consumer"] == "queue.planned"
+        code, out = await autopost("dlq", "show", str(letter["id"]))
+        assert code == 0 and '{"postId": "broken"' in out and "upstream-7" in out and "traceparent" in out
+
+        code, out = await autopost("dlq", "replay", str(letter["id"]))
+        assert code == 0 and "replayed 1" in out
+
+        async def set_aside_again():
+            code, out = await autopost("dlq", "ls", "--all", "--json")
+            rows = orjson.loads(out)
+            return rows if len(rows) == 2 else None
+
+        rows = await wait_for(set_aside_again, 20, "the replayed message, set aside again")
+    replayed = next(r for r in rows if r["id"] == letter["id"])
+    assert replayed["replays"] == 1 and replayed["replayed_at"]
+    again = next(r for r in rows if r["id"] != letter["id"])
+    assert again["source_offset"] != letter["source_offset"], "a new record, from the replay"

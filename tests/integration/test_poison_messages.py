@@ -1,0 +1,47 @@
+"""A consumer sets aside what it cannot process and waits out what is an outage."""
+
+import asyncio
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from contracts import DeadLetter, Topics
+from harness import produce, read_topic, settings_for, wait_for
+from services.runtime import build_broker, ensure_topics, subscribe_batches
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_poison_record_is_dead_lettered_and_an_outage_is_retried(kafka_bootstrap, topic_prefix):
+    settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
+    topic = topic_prefix + "poison.test"
+    await ensure_topics(settings.kafka, [topic, topic_prefix + Topics.DEAD_LETTER])
+    handled: list[bytes] = []
+    outage = {"left": 2}
+
+    async def handler(records):
+        if outage["left"]:  # the database is down for the first two reads
+            outage["left"] -= 1
+            raise ConnectionRefusedError("database unreachable")
+        for record in records:
+            if record.value == b"poison":
+                raise ValueError("cannot handle this one")
+        handled.extend(r.value for r in records)
+
+    broker = build_broker(settings.kafka, TracerProvider(), "poison-test")
+    subscribe_batches(broker, settings.kafka, topics=[topic], group_id="poison-test", handler=handler)
+    await broker.start()
+    try:
+        await produce(kafka_bootstrap, topic, [b"one", b"poison", b"two"], key=b"k")
+        await wait_for(lambda: asyncio.sleep(0, {b"one", b"two"} <= set(handled)), 30, "the good records")
+        await produce(kafka_bootstrap, topic, [b"three"], key=b"k")
+        await wait_for(lambda: asyncio.sleep(0, b"three" in handled), 30, "the consumer going on")
+    finally:
+        await broker.stop()
+
+    letters = [DeadLetter.from_bytes(r.value)
+               for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 1)]
+    assert len(letters) == 1
+    assert letters[0].reason == "processing_failed" and "cannot handle this one" in letters[0].message
+    assert letters[0].consumer == "poison-test" and letters[0].source_topic == topic
+    assert b"poison" not in handled and outage["left"] == 0

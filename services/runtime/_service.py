@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._broker import build_broker
 from ._health import AsgiServer, ReadinessCheck, health_app
+from ._log_reset import LogResetWatch
 from ._messaging import Outgoing, publish_all
 from ._settings import Settings
 from ._telemetry import build_tracer_provider
@@ -76,6 +77,7 @@ class ServiceHost:
             self.ctx.settings.http_host,
             port,
         ) if port else None
+        self._log_resets = LogResetWatch(self.ctx.broker)
 
     async def _broker_ready(self) -> bool:
         return await self.ctx.broker.ping(timeout=2.0)
@@ -85,6 +87,7 @@ class ServiceHost:
         self.service.register(self.ctx.broker)
         await self.service.setup()
         await self.ctx.broker.start()
+        await self._log_resets.start()
         await self.service.started()
         if self._health:
             await self._health.start()
@@ -94,6 +97,7 @@ class ServiceHost:
         if self._health:
             await self._health.stop()
         await self.service.stopping()
+        await self._log_resets.stop()
         await self.ctx.broker.stop()
         await self.service.close()
         self.ctx.tracer_provider.shutdown()

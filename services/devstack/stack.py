@@ -15,6 +15,7 @@ from services.catalog import SERVICES
 from services.runtime import KafkaSettings, ensure_topics
 
 from .kafka import TansuBroker, start_tansu
+from .outage import OutageProxy
 from .paths import state_dir
 from .postgres import Database, create_database, drop_database, resolve_database
 from .processes import ProcessGroup
@@ -43,6 +44,8 @@ class StackOptions:
     partitions: int = 6
     log_level: str = "WARNING"
     env: dict[str, str] = field(default_factory=dict)
+    # services reach Postgres through a proxy that `stack.database_outage` can cut
+    database_outages: bool = False
 
 
 class DevStack:
@@ -54,7 +57,8 @@ class DevStack:
         self.broker: TansuBroker | None = None
         self.database: Database | None = None
         self.database_name = f"autopost_dev_{uuid.uuid4().hex[:8]}"
-        self.database_url = ""
+        self.database_url = ""  # direct, for the harness; services may go through `outage`
+        self.outage: OutageProxy | None = None
         self.sandbox_url = ""
         self.http_ports: dict[str, int] = {}
 
@@ -67,7 +71,7 @@ class DevStack:
         return {
             **DEV_ENV,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": self.outage.url_through(self.database_url) if self.outage else self.database_url,
             "AUTOPOST_SANDBOX_URL": self.sandbox_url,
             "AUTOPOST_TOPIC_PARTITIONS": str(self.options.partitions),
             "AUTOPOST_HTTP_PORT": str(self.http_ports[name]),
@@ -82,6 +86,9 @@ class DevStack:
         await ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap, partitions=self.options.partitions))
         self.database = await asyncio.to_thread(resolve_database)
         self.database_url = await create_database(self.database.url, self.database_name)
+        if self.options.database_outages:
+            self.outage = OutageProxy.for_postgres(self.database_url)
+            await self.outage.start()
         sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         await self.group.start("sandbox", [
@@ -101,6 +108,8 @@ class DevStack:
 
     async def stop(self) -> None:
         await self.group.stop_all(timeout=10)
+        if self.outage is not None:
+            await self.outage.stop()
         if self.broker is not None:
             self.broker.stop()
         if self.database is not None:

@@ -79,7 +79,8 @@ class QueueOperations:
         self.topic = topic
         self.policies = dict(policies or retry_policies(
             max_attempts=settings.retry_max_attempts, max_elapsed_seconds=settings.retry_budget_seconds))
-        self.cadence = StatusCadence(settings.status_first_check_seconds, settings.status_max_interval_seconds)
+        self.cadence = StatusCadence(settings.status_first_check_seconds, settings.status_max_interval_seconds,
+                                     settings.status_lease_seconds)
         self.clock = clock
         self.rng = rng or random.Random()
 

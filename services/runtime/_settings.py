@@ -55,6 +55,7 @@ class QueueSettings:
     lease_seconds: float = 600.0
     status_first_check_seconds: float = 1.0
     status_max_interval_seconds: float = 60.0
+    status_lease_seconds: float = 120.0  # a status check not answered by then is asked again
     max_idle_wait_seconds: float = 30.0
     # None keeps each platform's own budget (services/queue/domain/_policy.py)
     retry_max_attempts: int | None = None
@@ -72,6 +73,7 @@ class QueueSettings:
                 "AUTOPOST_STATUS_FIRST_CHECK_SECONDS", cls.status_first_check_seconds),
             status_max_interval_seconds=_env_float(
                 "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS", cls.status_max_interval_seconds),
+            status_lease_seconds=_env_float("AUTOPOST_STATUS_LEASE_SECONDS", cls.status_lease_seconds),
         )
 
 

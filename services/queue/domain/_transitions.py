@@ -148,9 +148,11 @@ def _after_failure(
             return _failed(state, wire, AlertKind.ATTEMPTS_EXHAUSTED)
         return _wait(state, TargetStatus.DEFERRED, now, policy.reconnect_wait_seconds, wire)
     if error.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
-        # a rate limit is the platform's pacing, not this post's fault: only the time budget applies
-        failures = state.failures + (error.error_class is ErrorClass.RETRYABLE)
-        wait = policy.backoff(max(failures, 1), rng, error.retry_after_sec)
+        # a rate limit is the platform's pacing, not this post's fault: it spends no attempt, and
+        # only the time budget bounds it; its back-off still grows with every try
+        retryable = error.error_class is ErrorClass.RETRYABLE
+        failures = state.failures + retryable
+        wait = policy.backoff(failures if retryable else state.attempt, rng, error.retry_after_sec)
         if policy.exhausted(failures) or now + timedelta(seconds=wait) > deadline:
             return _failed(replace(state, failures=failures), wire, AlertKind.ATTEMPTS_EXHAUSTED)
         return _wait(replace(state, failures=failures), TargetStatus.RETRY_WAIT, now, wait, wire)

@@ -11,6 +11,7 @@ from services.runtime import Service, open_database, subscribe_batches
 
 from .dispatcher import Dispatcher
 from .handlers import QueueHandlers
+from .housekeeping import Housekeeping
 from .operations import QueueOperations
 from .outbox import OutboxRelay
 
@@ -46,12 +47,15 @@ class QueueService(Service):
         self.relay = OutboxRelay(self.pool, self.ctx.send)
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
+        self.housekeeping = Housekeeping(self.pool)
 
     async def started(self) -> None:
         await self.relay.start()
         await self.dispatcher.start()
+        await self.housekeeping.start()
 
     async def stopping(self) -> None:
+        await self.housekeeping.stop()
         await self.dispatcher.stop()
         await self.relay.stop()
 

@@ -99,3 +99,22 @@ async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(
         letters = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 2)
         reasons = sorted(__import__("orjson").loads(r.value)["reason"] for r in letters)
         assert reasons == ["invalid_field", "invalid_json"]
+
+
+async def test_inbox_forgets_message_ids_only_after_their_retention(database_url):
+    from services.queue.housekeeping import prune_inbox
+    from services.runtime import create_pool
+
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            await conn.execute(
+                """INSERT INTO inbox (consumer, message_id, seen_at)
+                   SELECT 'c', gen_random_uuid(), now() - make_interval(days => d)
+                   FROM generate_series(0, 29) AS d""")
+        assert await prune_inbox(pool, retention_days=14.5) == 15
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM inbox") == 15
+    finally:
+        await pool.close()

@@ -12,10 +12,11 @@ import asyncpg
 from opentelemetry import trace
 
 from contracts import PostPlanned, PublishResult, StatusObserved
-from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, trace_id_of
+from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
-from .domain import Change, RetryPolicy, StatusCadence, on_due, on_publish_result, on_status_observed
+from . import stats
+from .domain import Change, Emit, RetryPolicy, StatusCadence, on_due, on_publish_result, on_status_observed
 from .messages import request_for
 
 Clock = Callable[[], datetime]
@@ -54,6 +55,7 @@ class QueueOperations:
         self.clock = clock
         self.rng = rng or random.Random()
 
+    @metrics.timed("store")
     async def add_to_queue(self, planned: Sequence[tuple[PostPlanned, dict[str, str]]]) -> int:
         """Store planned posts (idempotent by post id); returns how many targets were new."""
         unique = {p.post_id: (p, c) for p, c in planned}
@@ -65,6 +67,7 @@ class QueueOperations:
                 await repo.notify_due(conn)
         return added
 
+    @metrics.timed("dispatch")
     async def get_next_batch(self, limit: int) -> int:
         """Claim due targets, move each on, and queue what that sends; returns how many."""
         now = self.clock()
@@ -77,6 +80,8 @@ class QueueOperations:
                 if change is None:
                     continue
                 changes.append((due.state.version, change))
+                if change.emit is Emit.PUBLISH:
+                    metrics.DISPATCH_LATENESS.labels(due.platform).observe((now - due.state.due_at).total_seconds())
                 if change.emit is not None:
                     outgoing.append(self._traced_request(due, change))
             await repo.save_changes(conn, changes)
@@ -98,6 +103,7 @@ class QueueOperations:
         ):
             return Outgoing.of(self.topic(topic), key, message, current_carrier())
 
+    @metrics.timed("apply")
     async def update_status(self, consumer: str, incoming: Sequence[Incoming]) -> int:
         """Apply publish results and status observations; returns how many moved a target."""
         now = self.clock()
@@ -123,6 +129,9 @@ class QueueOperations:
             await repo.record_attempts(conn, attempts)
             if changed:
                 await repo.notify_due(conn)
+            moved = await stats.transitions(conn, [c.state for _, c in changed
+                                                   if c.state.status is not locked[c.state.target_id][0].status])
+        stats.record_transitions(moved)
         return len(changed)
 
     def _decide(self, state, event, now) -> Change | None:

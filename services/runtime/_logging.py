@@ -25,7 +25,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)?\s*[^\s'\",}]+"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/:=-]+"), rf"\1 {REDACTED}"),
     # scheme://user:password@host → scheme://user:[redacted]@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s/]+@"), rf"\1:{REDACTED}@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s/]+@"), rf"\1:{REDACTED}@"),
     # key=value in query strings and forms, "key": "value" in JSON, key: value in reprs
     (re.compile(rf"(?i)(\b{_SECRET_NAMES}=)[^&\s'\"]+"), rf"\1{REDACTED}"),
     (re.compile(rf"(?i)(['\"]{_SECRET_NAMES}['\"]\s*:\s*['\"])[^'\"]*"), rf"\1{REDACTED}"),

@@ -102,7 +102,7 @@ class ServiceHost:
         return {"consumers": self._consumers_running, **self.service.liveness_checks()}
 
     async def _broker_ready(self) -> bool:
-        return await self.ctx.broker.ping(timeout=2.0)
+        return await self.ctx.broker.ping(timeout=1.5)  # inside the 2 s every check gets
 
     async def _consumers_progressing(self) -> tuple[bool, list[dict[str, Any]]]:
         states = [await watch.check(self.ctx.settings.stall_seconds) for watch in self.consumers]

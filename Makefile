@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration bench schemas clean
+.PHONY: demo test unit integration bench manifests schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -27,6 +27,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py --posts 5000
+
+# k8s/base/{services,kafka-topics,prometheus-rule}.yaml and deploy/prometheus/prometheus.yml
+manifests: $(STAMP)
+	$(BIN)/python deploy/manifests.py
 
 schemas: $(STAMP)
 	$(BIN)/autopost schema export schemas-out

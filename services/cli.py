@@ -16,8 +16,18 @@ def _service(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _logging(settings.log_level, service=args.name, fmt=settings.log_format)
     service = build_service(args.name, ServiceContext(args.name, settings))
-    asyncio.run(run_until_signalled(service))
+    _run(run_until_signalled(service))
     return 0
+
+
+def _run(main) -> object:
+    """uvloop's event loop where it is installed: less CPU per message and per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

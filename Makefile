@@ -25,8 +25,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
+# each prints one JSON object; on 2 cores the four take about ten minutes
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py --posts 5000
+	$(BIN)/python benchmarks/lateness.py --targets 100000
+	$(BIN)/python benchmarks/memory.py --targets 100000
+	$(BIN)/python benchmarks/rate_cap.py --posts 40
 
 # k8s/base/{services,kafka-topics,prometheus-rule}.yaml and deploy/prometheus/prometheus.yml
 manifests: $(STAMP)

@@ -168,6 +168,9 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
         "raw_kafka_ceiling": raw,
         "ratio_to_ceiling": round(e2e_messages_per_second / raw["produce_to_consume_per_second"], 3) if raw else None,
         "cores_busy_by_process": busy,
+        # CPU per post by process: less sensitive than posts/s to other work on the machine
+        "cpu_ms_per_post_by_process": {n: round(c * (finished - started) / posts * 1000, 2) for n, c in busy.items()},
+        "cpu_ms_per_post": round(sum(busy.values()) * (finished - started) / posts * 1000, 1),
         "profile_top_functions": hot,
     }
 

@@ -148,7 +148,10 @@ class ConsumerWatch:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await asyncio.wait_for(consumer.position(tp), 2.0)
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 2.0)
+            except Exception:  # revoked mid-rebalance: it is someone else's now
+                continue
             waiting += max(0, highwater - position)
         return len(assigned), waiting
 

@@ -79,9 +79,14 @@ async def test_queue_length_counts_due_scheduled_and_publishing_targets(kafka_bo
 
         async def dispatched():
             rows = await target_rows(database_url)
-            return len(rows) == 4 and sum(r["status"] == "publishing" for r in rows) == 2
+            conn = await asyncpg.connect(database_url)
+            try:
+                relayed = await conn.fetchval("SELECT count(*) FROM outbox") == 0
+            finally:
+                await conn.close()
+            return len(rows) == 4 and sum(r["status"] == "publishing" for r in rows) == 2 and relayed
 
-        await wait_for(dispatched, 30, "the due targets dispatched")
+        await wait_for(dispatched, 30, "the due targets dispatched and their requests sent")
     conn = await asyncpg.connect(database_url)
     try:
         # one more target, due an hour ago and not dispatched: the backlog

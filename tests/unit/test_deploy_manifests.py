@@ -147,6 +147,8 @@ def compose() -> dict[str, Any]:
 def test_compose_runs_every_service_from_the_one_image(compose):
     services = compose["services"]
     for name in SERVICES:
+        assert name in services, (f"docker-compose.yml has no `{name}`: add a block like the poller's "
+                                  "(<<: *autopost-service, command, environment, depends_on)")
         svc = services[name]
         assert svc["command"] == ["service", name]
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile"

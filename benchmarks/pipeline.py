@@ -1,6 +1,7 @@
 """End-to-end throughput and dispatch lateness through every service, as child processes.
 
     python benchmarks/pipeline.py --posts 5000 [--platforms tiktok,instagram,youtube] [--mode asap|at]
+                                  [--no-ceiling] [--profile DIR]
 
 Each post goes to one account per platform (its own, so per-account rate caps do not throttle the
 run), through the real broker (Tansu), Postgres, the planner, the queue, the publishers and the
@@ -8,6 +9,13 @@ poller, to the sandboxes with zero processing latency. Prints one JSON object:
 posts per second end to end, and lateness = the sandbox's publish time minus the target's
 scheduled time (p50/p99/max, seconds). `--mode at` schedules every post at one instant a few
 seconds after submission ends, to see how a burst of due targets is dispatched.
+
+In the same run, on the same broker and before the pipeline's phase (fresh topics each): the
+raw aiokafka ceiling, as many messages as the pipeline's topics carried, of a content event's
+size, produced pipelined and consumed in batches with one commit each; the ratio compares the
+two as messages per second. Also: CPU per process over the pipeline's phase (1.0 = one core
+busy), and with `--profile DIR` a py-spy sampling profile of each process (inclusive share of
+samples per function) written to DIR and summarised in the JSON.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import CpuWindow, Profiles, kafka_ceiling, stack_pids  # noqa: E402
 from contracts import Platform, Topics  # noqa: E402
 from services.devstack.stack import DevStack, StackOptions  # noqa: E402
+from services.runtime import LagProbe  # noqa: E402
 
 
 def make_events(posts: int, platforms: list[str], media_url: str, at: datetime | None) -> list[bytes]:
@@ -68,7 +78,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def run(posts: int, platforms: list[str], mode: str, timeout: float) -> dict:
+async def messages_carried(bootstrap: str) -> dict[str, int]:
+    """Records on each of the pipeline's topics (fetch high watermarks: right on the local broker)."""
+    probe = LagProbe(bootstrap)
+    await probe.start()
+    try:
+        partitions = await probe.partitions(Topics.all())
+        marks = await probe.high_watermarks(partitions)
+    finally:
+        await probe.stop()
+    carried: dict[str, int] = {}
+    for tp, mark in marks.items():
+        carried[tp.topic] = carried.get(tp.topic, 0) + mark
+    return {t: n for t, n in carried.items() if n}
+
+
+async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceiling: bool = True,
+              profile: Path | None = None) -> dict:
     targets = posts * len(platforms)
     options = StackOptions(processing_seconds=0.0, log_level="ERROR",
                            env={"AUTOPOST_STATUS_FIRST_CHECK_SECONDS": "0.2",
@@ -78,7 +104,15 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float) -> di
         media = f"{stack.sandbox_url}/media/bench.mp4?bytes=4096"
         at = datetime.now(timezone.utc) + timedelta(seconds=10 + posts / 1000) if mode == "at" else None
         events = make_events(posts, platforms, media, at)
+        # the ceiling first, on its own fresh topic (deleted after), sized like this run's traffic
+        raw = await kafka_ceiling(stack.bootstrap, messages=posts * 12, size=len(events[0])) if ceiling else None
 
+        pids = stack_pids(stack)
+        cpu = CpuWindow(pids)
+        profiles = Profiles(pids, profile) if profile else None
+        cpu.start()
+        if profiles:
+            profiles.start()
         started = time.monotonic()
         await submit(stack.bootstrap, events)
         submitted = time.monotonic()
@@ -93,6 +127,9 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float) -> di
                 raise SystemExit(f"timed out: {current}")
             await asyncio.sleep(0.2)
         finished = time.monotonic()
+        busy = cpu.stop()
+        hot = profiles.stop() if profiles else None
+        carried = await messages_carried(stack.bootstrap)
         final = await counts(conn)
         scheduled = {r["account_id"]: r["scheduled_time"] for r in await conn.fetch(
             "SELECT account_id, scheduled_time FROM targets")}
@@ -104,6 +141,8 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float) -> di
         (datetime.fromisoformat(p["publishedAt"]) - scheduled[p["accountId"]]).total_seconds()
         for p in published if p["accountId"] in scheduled
     ]
+    messages = sum(carried.values())
+    e2e_messages_per_second = messages / (finished - started)
     return {
         "benchmark": "pipeline",
         "mode": mode,
@@ -124,6 +163,15 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float) -> di
             "max": round(max(lateness), 3),
             "mean": round(statistics.fmean(lateness), 3),
         } if lateness else None,
+        "kafka_messages": {"total": messages, "per_post": round(messages / posts, 1), "by_topic": carried},
+        "kafka_messages_per_second_end_to_end": round(e2e_messages_per_second),
+        "raw_kafka_ceiling": raw,
+        "ratio_to_ceiling": round(e2e_messages_per_second / raw["produce_to_consume_per_second"], 3) if raw else None,
+        "cores_busy_by_process": busy,
+        # CPU per post by process: less sensitive than posts/s to other work on the machine
+        "cpu_ms_per_post_by_process": {n: round(c * (finished - started) / posts * 1000, 2) for n, c in busy.items()},
+        "cpu_ms_per_post": round(sum(busy.values()) * (finished - started) / posts * 1000, 1),
+        "profile_top_functions": hot,
     }
 
 
@@ -133,8 +181,11 @@ def main() -> None:
     parser.add_argument("--platforms", default=",".join(p.value for p in Platform))
     parser.add_argument("--mode", choices=("asap", "at"), default="asap")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the raw Kafka ceiling phase")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy every process into DIR")
     args = parser.parse_args()
-    result = asyncio.run(run(args.posts, args.platforms.split(","), args.mode, args.timeout))
+    result = asyncio.run(run(args.posts, args.platforms.split(","), args.mode, args.timeout,
+                             ceiling=not args.no_ceiling, profile=args.profile))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import _media
-from ._http import json_response
+from ._http import account_for, json_response
 from ._instagram import InstagramApi, InstagramStore
 from ._store import PublishedLog, SandboxSettings
 from ._tiktok import TikTokApi, TikTokStore
@@ -32,6 +33,8 @@ class SandboxState:
     instagram: InstagramStore = field(default_factory=InstagramStore)
     youtube: YouTubeStore = field(default_factory=YouTubeStore)
     requests: Counter[str] = field(default_factory=Counter)
+    # (time, platform, path, account) of recent POSTs: the calls platforms rate-limit
+    calls: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def reset(self) -> None:
         self.published.reset()
@@ -39,6 +42,7 @@ class SandboxState:
         self.instagram.reset()
         self.youtube.reset()
         self.requests.clear()
+        self.calls.clear()
 
     def stats(self) -> dict[str, Any]:
         created = {
@@ -51,10 +55,11 @@ class SandboxState:
 
 
 class _CountRequests:
-    """Counts calls per platform (first path segment), for benchmarks' calls-per-post figures."""
+    """Counts calls per platform (first path segment), for benchmarks' calls-per-post figures,
+    and keeps the recent POSTs with their account, for the rate-cap benchmark."""
 
-    def __init__(self, app: ASGIApp, counts: Counter[str]):
-        self.app, self.counts = app, counts
+    def __init__(self, app: ASGIApp, counts: Counter[str], calls: deque[tuple[float, str, str, str]]):
+        self.app, self.counts, self.calls = app, counts, calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -62,7 +67,17 @@ class _CountRequests:
             segment = parts[1] if len(parts) > 1 else ""
             if segment in PLATFORMS:
                 self.counts[segment] += 1
+                if scope["method"] == "POST":
+                    self.calls.append((time.time(), segment, scope["path"], _account(scope)))
         await self.app(scope, receive, send)
+
+
+def _account(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            _, _, token = value.decode("latin-1").partition(" ")
+            return account_for(token.strip())
+    return ""
 
 
 def create_app(settings: SandboxSettings | None = None) -> Starlette:
@@ -84,6 +99,14 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
     async def stats(request: Request) -> Response:
         return json_response(state.stats())
 
+    async def calls(request: Request) -> Response:
+        platform, account = request.query_params.get("platform"), request.query_params.get("accountId")
+        return json_response([
+            {"at": at, "platform": p, "path": path, "accountId": a}
+            for at, p, path, a in state.calls
+            if (not platform or p == platform) and (not account or a == account)
+        ])
+
     app = Starlette(routes=[
         Mount("/tiktok", routes=TikTokApi(state.tiktok, state.published, state.settings).routes()),
         Mount("/instagram", routes=InstagramApi(state.instagram, state.published, state.settings).routes()),
@@ -92,7 +115,8 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
         Route("/_sandbox/published", published, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/calls", calls, methods=["GET"]),
     ])
     app.state.sandbox = state
-    app.add_middleware(_CountRequests, counts=state.requests)
+    app.add_middleware(_CountRequests, counts=state.requests, calls=state.calls)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +14,20 @@ def _service(args: argparse.Namespace) -> int:
     from .runtime import ServiceContext, Settings, run_until_signalled
 
     settings = Settings.from_env()
-    _logging(settings.log_level)
+    _logging(settings.log_level, service=args.name, fmt=settings.log_format)
     service = build_service(args.name, ServiceContext(args.name, settings))
-    asyncio.run(run_until_signalled(service))
+    _run(run_until_signalled(service))
     return 0
+
+
+def _run(main) -> object:
+    """uvloop's event loop where it is installed: less CPU per message and per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -25,7 +35,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     from sandbox import SandboxSettings, create_app
 
-    _logging("INFO")
+    _logging("INFO", service="sandbox", fmt=os.environ.get("AUTOPOST_LOG_FORMAT", "json"))
     app = create_app(SandboxSettings(processing_seconds=args.processing_seconds))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
@@ -68,12 +78,10 @@ def _dev(args: argparse.Namespace) -> int:
     return asyncio.run(run_dev(demo=args.demo, as_json=args.json, keep_running=args.keep_running))
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+def _logging(level: str, *, service: str | None = None, fmt: str = "json") -> None:
+    from .runtime import configure_logging
+
+    configure_logging(level, service=service, fmt=fmt)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -55,6 +55,8 @@ def settings_for(
         ),
         database_url=database_url,
         http_port=0,
+        lag_interval_seconds=0,  # tests that measure lag turn it on
+        stats_interval_seconds=0,
         sandbox_url=sandbox_url,
         **({"api_bases": api_bases} if api_bases else {}),
     )

@@ -27,6 +27,7 @@ DEV_ENV = {
     "AUTOPOST_STATUS_FIRST_CHECK_SECONDS": "0.5",
     "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS": "2",
     "AUTOPOST_LEASE_SECONDS": "60",
+    "AUTOPOST_LOG_FORMAT": "text",  # a terminal, not a log pipeline
     "PYTHONUNBUFFERED": "1",
 }
 

@@ -16,6 +16,7 @@ from services.runtime import (
     context_from,
     current_carrier,
     dead_letter_for,
+    metrics,
 )
 
 from .domain import PlanningRejected, plan_content
@@ -28,6 +29,7 @@ class PlannerHandlers:
         self.ctx = ctx
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
+    @metrics.timed("plan")
     async def submitted(self, records: list[Record]) -> None:
         now = self.clock()
         await self.ctx.send([self._plan_one(record, now) for record in records])
@@ -64,6 +66,7 @@ class PlannerHandlers:
         span = trace.get_current_span()
         span.set_status(trace.Status(trace.StatusCode.ERROR, error.reason))
         span.set_attribute("autopost.rejection", error.reason)
+        metrics.CONTENT_REJECTED.labels(error.reason).inc()
         log.info("rejected %s/%s@%s: %s", record.topic, record.partition, record.offset, error)
         key = upstream_id or (record.key.decode("utf-8", "replace") if record.key else "")
         rejection = ContentRejected.of(

@@ -28,6 +28,7 @@ from services.runtime import (
     current_carrier,
     dead_letter_for,
     map_by_key,
+    metrics,
 )
 
 log = logging.getLogger("autopost.poller")
@@ -43,6 +44,7 @@ class PollHandlers:
         outgoing = await map_by_key(records, self._check_one, self.ctx.settings.publisher_concurrency)
         await self.ctx.send(outgoing)
 
+    @metrics.timed("check")
     async def _check_one(self, record: Record) -> Outgoing:
         try:
             request = StatusRequested.from_bytes(record.value)
@@ -57,7 +59,9 @@ class PollHandlers:
             attributes={"autopost.target_id": str(request.target_id),
                         "autopost.remote_id": request.remote_handle.id},
         ) as span:
-            report = await self._report(request)
+            with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "status").time():
+                report = await self._report(request)
+            metrics.STATUS_OBSERVATIONS.labels(request.platform.value, report.state.value).inc()
             span.set_attribute("autopost.observed", report.state.value)
             observed = StatusObserved(
                 message_id=uuid.uuid5(request.message_id, "observed"),

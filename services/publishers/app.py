@@ -52,7 +52,8 @@ class PublisherService(Service):
         self.http = platform_http_client(self.ctx)
         client = build_client(self.platform, self.http, self.ctx.settings.api_bases[self.platform])
         self.handlers = PublishHandlers(
-            self.ctx, client, self.tokens, AccountLimiters(*PUBLISH_RATE[self.platform])
+            self.ctx, client, self.tokens,
+            AccountLimiters(*self.ctx.settings.publish_rates.get(self.platform, PUBLISH_RATE[self.platform])),
         )
 
     async def close(self) -> None:

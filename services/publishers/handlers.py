@@ -25,6 +25,7 @@ from services.runtime import (
     current_carrier,
     dead_letter_for,
     map_by_key,
+    metrics,
 )
 
 from .credentials import TokenSource
@@ -47,6 +48,7 @@ class PublishHandlers:
         outgoing = await map_by_key(records, self._publish_one, self.ctx.settings.publisher_concurrency)
         await self.ctx.send(outgoing)
 
+    @metrics.timed("publish")
     async def _publish_one(self, record: Record) -> Outgoing:
         try:
             request = PublishRequested.from_bytes(record.value)
@@ -63,6 +65,7 @@ class PublishHandlers:
                         "autopost.attempt": request.attempt},
         ) as span:
             result = await self._attempt(request)
+            metrics.record_publish_result(request, result)
             span.set_attribute("autopost.outcome", result.outcome.value)
             if result.error:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, result.error.code))
@@ -72,8 +75,9 @@ class PublishHandlers:
     async def _attempt(self, request: PublishRequested) -> PublishResult:
         try:
             token = await self.tokens.token_for(request.platform, request.account_id)
-            async with self.limiters.for_account(request.account_id):
-                outcome = await self.client.publish(request, token)
+            async with metrics.rate_limited(self.limiters.for_account(request.account_id), request.platform.value):
+                with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "publish").time():
+                    outcome = await self.client.publish(request, token)
         except PlatformError as error:
             return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target

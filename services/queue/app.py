@@ -6,7 +6,7 @@ import asyncio
 
 from faststream.kafka import KafkaBroker
 
-from contracts import Topics
+from contracts import Platform, Topics
 from services.runtime import Service, open_database, subscribe_batches
 
 from .dispatcher import Dispatcher
@@ -14,6 +14,7 @@ from .handlers import QueueHandlers
 from .housekeeping import Housekeeping
 from .operations import QueueOperations
 from .outbox import OutboxRelay
+from .stats import QueueStats
 
 
 class QueueService(Service):
@@ -26,6 +27,7 @@ class QueueService(Service):
         self.ops: QueueOperations | None = None
         self.dispatcher: Dispatcher | None = None
         self.relay: OutboxRelay | None = None
+        self.stats: QueueStats | None = None
 
     def register(self, broker: KafkaBroker) -> None:
         kafka = self.ctx.settings.kafka
@@ -48,13 +50,16 @@ class QueueService(Service):
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
         self.housekeeping = Housekeeping(self.pool)
+        self.stats = QueueStats(self.pool, self.ctx.settings.stats_interval_seconds, [p.value for p in Platform])
 
     async def started(self) -> None:
         await self.relay.start()
         await self.dispatcher.start()
         await self.housekeeping.start()
+        await self.stats.start()
 
     async def stopping(self) -> None:
+        await self.stats.stop()
         await self.housekeeping.stop()
         await self.dispatcher.stop()
         await self.relay.stop()
@@ -69,3 +74,16 @@ class QueueService(Service):
                 return await conn.fetchval("SELECT 1") == 1
 
         return {"database": database}
+
+    def liveness_checks(self):
+        async def dispatcher() -> bool:
+            return self.dispatcher is not None and _alive(self.dispatcher._task)
+
+        async def outbox_relay() -> bool:
+            return self.relay is not None and _alive(self.relay._task)
+
+        return {"dispatcher": dispatcher, "outbox_relay": outbox_relay}
+
+
+def _alive(task: "asyncio.Task[None] | None") -> bool:
+    return task is not None and not task.done()

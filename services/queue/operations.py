@@ -13,16 +13,19 @@ import asyncpg
 from opentelemetry import trace
 
 from contracts import PostPlanned, PublishResult, StatusObserved
-from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, trace_id_of
+from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
+from . import stats
 from .alerts import alert_for
 from .domain import (
     Change,
+    Emit,
     Refused,
     RetryPolicy,
     StatusCadence,
     TargetState,
+    TargetStatus,
     cancel,
     on_due,
     on_publish_result,
@@ -87,6 +90,7 @@ class QueueOperations:
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()
 
+    @metrics.timed("store")
     async def add_to_queue(self, planned: Sequence[tuple[PostPlanned, dict[str, str]]]) -> int:
         """Store planned posts (idempotent by post id); returns how many targets were new."""
         unique = {p.post_id: (p, c) for p, c in planned}
@@ -98,6 +102,7 @@ class QueueOperations:
                 await repo.notify_due(conn)
         return added
 
+    @metrics.timed("dispatch")
     async def get_next_batch(self, limit: int) -> int:
         """Claim due targets, move each on, and queue what that sends; returns how many."""
         now = self.clock()
@@ -112,6 +117,8 @@ class QueueOperations:
                 if change is None:
                     continue
                 changes.append((due.state.version, change))
+                if change.emit is Emit.PUBLISH:
+                    metrics.DISPATCH_LATENESS.labels(due.platform).observe((now - due.state.due_at).total_seconds())
                 if change.emit is not None:
                     outgoing.append(self._traced_request(due, change))
                 if change.alert is not None:
@@ -121,6 +128,10 @@ class QueueOperations:
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, outgoing)
+        by_id = {due.state.target_id: due for due in claimed}
+        stats.record_transitions(stats.moves(
+            (by_id[c.state.target_id].platform, by_id[c.state.target_id].state.status, c.state.status)
+            for _, c in changes))
         return len(claimed)
 
     def _traced_request(self, due: repo.DueTarget, change: Change) -> Outgoing:
@@ -138,6 +149,7 @@ class QueueOperations:
         ):
             return Outgoing.of(self.topic(topic), key, message, current_carrier())
 
+    @metrics.timed("apply")
     async def update_status(self, consumer: str, incoming: Sequence[Incoming]) -> int:
         """Apply publish results and status observations; returns how many moved a target."""
         now = self.clock()
@@ -168,6 +180,8 @@ class QueueOperations:
             await repo.write_outbox(conn, alerts)
             if changed:
                 await repo.notify_due(conn)
+        stats.record_transitions(stats.moves(
+            (locked[tid].platform, locked[tid].state.status, s.status) for tid, s in states.items()))
         return len(changed)
 
     def _decide(self, state, event, now, policy: RetryPolicy) -> Change | None:
@@ -206,6 +220,8 @@ class QueueOperations:
             await repo.record_attempts(conn, attempts)
             if changes:
                 await repo.notify_due(conn)
+        stats.record_transitions(stats.moves(
+            (o.platform, TargetStatus.PENDING, TargetStatus(o.status)) for o in outcomes if o.applied))
         return outcomes
 
 

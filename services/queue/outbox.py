@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from services.runtime import Outgoing
+from services.runtime import Outgoing, metrics
 
 from . import repository as repo
 
@@ -42,6 +42,7 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    @metrics.timed("relay")
     async def relay_once(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await repo.take_outbox(conn, self.batch)

@@ -1,9 +1,12 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
-from ._broker import build_broker, subscribe_batches
+from . import _metrics as metrics
+from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
 from ._db import create_pool, instrument_asyncpg, open_database
 from ._failures import is_transient
-from ._health import AsgiServer, health_app
+from ._health import AsgiServer, health_app, run_checks
+from ._lag import LagMonitor, LagProbe, measure_lag
+from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
@@ -20,6 +23,9 @@ from ._topics import create_missing_topics, ensure_topics, service_topics
 
 __all__ = [
     "AsgiServer",
+    "ConsumerWatch",
+    "LagMonitor",
+    "LagProbe",
     "KafkaSettings",
     "NotifierSettings",
     "Outgoing",
@@ -32,6 +38,8 @@ __all__ = [
     "apply_migrations",
     "build_broker",
     "build_tracer_provider",
+    "configure_logging",
+    "consumers_of",
     "context_from",
     "create_missing_topics",
     "create_pool",
@@ -45,10 +53,14 @@ __all__ = [
     "instrument_asyncpg",
     "is_transient",
     "map_by_key",
+    "measure_lag",
+    "metrics",
     "migration_files",
     "open_database",
     "publish_all",
+    "run_checks",
     "run_until_signalled",
+    "scrub",
     "service_topics",
     "subscribe_batches",
     "trace_carrier",

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 
 from contracts import Topics
 
+from . import _metrics as metrics
 from ._failures import is_transient
 from ._messaging import Record, dead_letter_for, publish_all
 from ._settings import KafkaSettings
@@ -40,7 +48,11 @@ def build_broker(settings: KafkaSettings, tracer_provider: TracerProvider, clien
         retry_backoff_ms=100,
         allow_auto_create_topics=False,
         max_batch_size=256 * 1024,
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        middlewares=[
+            KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            # faststream_* counts and durations of every message received and published
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=client_id),
+        ],
         logger=logging.getLogger(f"autopost.{client_id}.kafka"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
@@ -71,15 +83,115 @@ def subscribe_batches(
     )
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER
+    watch = ConsumerWatch(group_id, list(topics), subscriber)
+    _watches.setdefault(broker, []).append(watch)
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
         records = [Record.of(raw) for raw in message.raw_message]
+        watch.batch_started = time.monotonic()
         try:
-            await handler(records)
-        except Exception as exc:
-            await _wait_out_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
-            await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
+            try:
+                await handler(records)
+            except Exception as exc:
+                metrics.CONSUMER_BATCHES.labels(group_id, "error").inc()
+                await _wait_out_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
+                await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
+            watch.completed(records)
+        finally:
+            watch.batch_started = None
+
+
+# The consumers each broker runs, for readiness and lag (a broker is one service's).
+_watches: "weakref.WeakKeyDictionary[KafkaBroker, list[ConsumerWatch]]" = weakref.WeakKeyDictionary()
+
+
+def consumers_of(broker: KafkaBroker) -> list["ConsumerWatch"]:
+    return list(_watches.get(broker, ()))
+
+
+@dataclass
+class ConsumerWatch:
+    """What a subscription has done lately: enough to tell progress from a stall."""
+
+    group: str
+    topics: list[str]
+    subscriber: Any  # FastStream's subscriber: its aiokafka consumer and its consume task
+    batch_started: float | None = None  # monotonic; None between batches
+    last_completed: float | None = None
+    backlog_since: float | None = None
+    batches: int = 0
+    _stall: bool = field(default=False, repr=False)
+
+    def completed(self, records: Sequence[Record]) -> None:
+        now = time.monotonic()
+        duration = now - (self.batch_started or now)
+        self.last_completed = now
+        self.batches += 1
+        metrics.CONSUMER_BATCHES.labels(self.group, "ok").inc()
+        metrics.CONSUMER_BATCH_DURATION.labels(self.group).observe(duration)
+        metrics.CONSUMER_BATCH_RECORDS.labels(self.group).observe(len(records))
+        metrics.CONSUMER_LAST_BATCH.labels(self.group).set(time.time())
+        for topic, count in Counter(r.topic for r in records).items():
+            metrics.CONSUMER_RECORDS.labels(self.group, topic).inc(count)
+
+    @property
+    def running(self) -> bool:
+        """The consume task exists and has not ended (it ends only on stop, or by a bug)."""
+        tasks = list(getattr(self.subscriber, "tasks", ()))
+        return bool(tasks) and not any(t.done() for t in tasks)
+
+    async def waiting_records(self) -> tuple[int, int]:
+        """(assigned partitions, records fetched-known but not yet handed to the handler)."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None:
+            return 0, 0
+        assigned = list(consumer.assignment())
+        waiting = 0
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 2.0)
+                if position > highwater:
+                    await _rewind_reset_log(consumer, tp, position, highwater)
+                    continue
+            except Exception:  # revoked mid-rebalance: it is someone else's now
+                continue
+            waiting += highwater - position
+        return len(assigned), waiting
+
+    async def check(self, stall_seconds: float) -> dict[str, Any]:
+        """Progress now: stalled when a batch has run longer than `stall_seconds`, or when
+        records have been waiting that long without a batch completing."""
+        now = time.monotonic()
+        assigned, waiting = await self.waiting_records()
+        if waiting == 0:
+            self.backlog_since = None
+        elif self.backlog_since is None:
+            self.backlog_since = now
+        if self.batch_started is not None:
+            stalled = now - self.batch_started > stall_seconds
+        elif waiting:
+            stalled = now - max(self.last_completed or 0.0, self.backlog_since or now) > stall_seconds
+        else:
+            stalled = False
+        metrics.CONSUMER_ASSIGNED.labels(self.group).set(assigned)
+        metrics.CONSUMER_STALLED.labels(self.group).set(1 if stalled else 0)
+        return {"group": self.group, "running": self.running, "assigned": assigned,
+                "waiting": waiting, "stalled": stalled, "batches": self.batches}
+
+
+async def _rewind_reset_log(consumer: Any, tp: Any, position: int, end: int) -> None:
+    """The partition's log now ends before our position: the topic was deleted and recreated, or
+    truncated (a broker that lost data). Apache Kafka answers the next fetch with
+    OFFSET_OUT_OF_RANGE and the consumer resets itself; other Kafka-compatible brokers answer
+    with nothing, and the consumer would wait forever. Every record in the new log is unprocessed
+    and handlers are idempotent, so read it from the start, as a reset to "earliest" would."""
+    log.warning("%s-%s ends at %s, before our position %s: the topic was recreated or truncated; "
+                "reading it from the start", tp.topic, tp.partition, end, position)
+    await consumer.seek_to_beginning(tp)
 
 
 async def _isolate_poison(

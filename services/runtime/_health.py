@@ -14,21 +14,44 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
+# A check answers True/False, or (ok, detail) to say why in the response.
+ReadinessCheck = Callable[[], Awaitable[bool | tuple[bool, Any]]]
+LivenessCheck = ReadinessCheck
 
 
-def health_app(checks: dict[str, ReadinessCheck]) -> Starlette:
+async def run_checks(checks: dict[str, ReadinessCheck], timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
+    """Run every check (concurrently, each bounded by `timeout`); an error or time-out fails it."""
+
+    async def one(check: ReadinessCheck) -> tuple[bool, Any]:
+        try:
+            result = await asyncio.wait_for(check(), timeout=timeout)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"[:200]
+        if isinstance(result, tuple):
+            return bool(result[0]), result[1]
+        return bool(result), None
+
+    names = list(checks)
+    outcomes = await asyncio.gather(*(one(checks[n]) for n in names))
+    results: dict[str, Any] = {}
+    for name, (ok, detail) in zip(names, outcomes):
+        results[name] = ok if detail is None else {"ok": ok, "detail": detail}
+    return all(ok for ok, _ in outcomes), results
+
+
+def health_app(
+    checks: dict[str, ReadinessCheck], liveness: dict[str, LivenessCheck] | None = None
+) -> Starlette:
+    """/livez fails only when restarting would help (a consume or background task has died);
+    /readyz fails when a dependency is unreachable or a consumer has stopped making progress."""
+
     async def livez(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        alive, results = await run_checks(liveness or {})
+        return JSONResponse({"status": "ok" if alive else "failed", "checks": results},
+                            status_code=200 if alive else 503)
 
     async def readyz(_: Request) -> Response:
-        results = {}
-        for name, check in checks.items():
-            try:
-                results[name] = bool(await asyncio.wait_for(check(), timeout=2.0))
-            except Exception:
-                results[name] = False
-        ready = all(results.values())
+        ready, results = await run_checks(checks)
         return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:

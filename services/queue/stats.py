@@ -18,7 +18,7 @@ import asyncpg
 
 from services.runtime import metrics
 
-from .domain import TargetState, TargetStatus
+from .domain import TargetStatus
 
 log = logging.getLogger("autopost.queue.stats")
 

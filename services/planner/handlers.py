@@ -17,6 +17,7 @@ from services.runtime import (
     current_carrier,
     dead_letter_for,
 )
+from services.validation import content_problems, rejection_for
 
 from .domain import PlanningRejected, plan_content
 
@@ -39,6 +40,8 @@ class PlannerHandlers:
             try:
                 event = ContentSubmitted.from_bytes(record.value)
                 span.set_attribute("autopost.upstream_id", event.upstream_id)
+                if problems := content_problems(event):  # every platform's rules, before queueing
+                    return self._rejected(record, rejection_for(problems), event.upstream_id, now)
                 planned = plan_content(event, now)
             except ContractError as error:
                 return self._rejected(record, error, None, now)

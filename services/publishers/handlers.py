@@ -27,20 +27,20 @@ from services.runtime import (
     map_by_key,
 )
 
-from .credentials import TokenSource
 from .limits import AccountLimiters
 from .platforms import Accepted, PlatformClient, PlatformError, Published
+from .preflight import Preflight
 
 log = logging.getLogger("autopost.publisher")
 
 
 class PublishHandlers:
     def __init__(
-        self, ctx: ServiceContext, client: PlatformClient, tokens: TokenSource, limiters: AccountLimiters
+        self, ctx: ServiceContext, client: PlatformClient, preflight: Preflight, limiters: AccountLimiters
     ):
         self.ctx = ctx
         self.client = client
-        self.tokens = tokens
+        self.preflight = preflight  # rules, token (refreshed on AUTH), quotas
         self.limiters = limiters
 
     async def requested(self, records: list[Record]) -> None:
@@ -71,9 +71,7 @@ class PublishHandlers:
 
     async def _attempt(self, request: PublishRequested) -> PublishResult:
         try:
-            token = await self.tokens.token_for(request.platform, request.account_id)
-            async with self.limiters.for_account(request.account_id):
-                outcome = await self.client.publish(request, token)
+            outcome = await self.preflight.publish(request, self._send)
         except PlatformError as error:
             return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
@@ -85,6 +83,10 @@ class PublishHandlers:
             return self._result(request, PublishOutcome.PUBLISHED, handle=outcome.handle, url=outcome.url)
         assert isinstance(outcome, Accepted)
         return self._result(request, PublishOutcome.ACCEPTED, handle=outcome.handle)
+
+    async def _send(self, request: PublishRequested, token: str) -> Accepted | Published:
+        async with self.limiters.for_account(request.account_id):
+            return await self.client.publish(request, token)
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,

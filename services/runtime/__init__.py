@@ -6,7 +6,15 @@ from ._health import AsgiServer, health_app
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
-from ._settings import KafkaSettings, QueueSettings, Settings
+from ._settings import (
+    SANDBOX_OAUTH_SECRET,
+    AccountSettings,
+    KafkaSettings,
+    OAuthApp,
+    QueueSettings,
+    QuotaSettings,
+    Settings,
+)
 from ._telemetry import (
     build_tracer_provider,
     context_from,
@@ -18,10 +26,14 @@ from ._telemetry import (
 from ._topics import create_missing_topics, ensure_topics, service_topics
 
 __all__ = [
+    "SANDBOX_OAUTH_SECRET",
+    "AccountSettings",
     "AsgiServer",
     "KafkaSettings",
+    "OAuthApp",
     "Outgoing",
     "QueueSettings",
+    "QuotaSettings",
     "Record",
     "Service",
     "ServiceContext",

@@ -83,13 +83,15 @@ async def serve_sandbox(stack: AsyncExitStack, processing_seconds: float = 0.2, 
     return url
 
 
-async def serve_sandbox_app(stack: AsyncExitStack, processing_seconds: float = 0.2, **options: Any):
-    """(url, app): the app too, for tests that look into the sandbox's state."""
+async def serve_sandbox_app(stack: AsyncExitStack, processing_seconds: float = 0.2, *,
+                            wrap: Callable[[Any], Any] | None = None, **options: Any):
+    """(url, app): the app too, for tests that look into the sandbox's state; `wrap` puts an
+    ASGI middleware in front of it (e.g. one that slows a path down)."""
     from sandbox import SandboxSettings, create_app
 
     settings = SandboxSettings(processing_seconds=processing_seconds, **{"require_issued_tokens": True, **options})
     app = create_app(settings)
-    server = AsgiServer(app, "127.0.0.1", 0)
+    server = AsgiServer(wrap(app) if wrap else app, "127.0.0.1", 0)
     await server.start()
     stack.push_async_callback(server.stop)
     return f"http://127.0.0.1:{server.port}", app

@@ -12,7 +12,13 @@ A token never appears in a log, an error, a span or a message (see `_redact`).
 """
 
 from . import _commands as commands
-from ._connect import connect_sandbox_account, connect_sandbox_accounts, connect_with_code, oauth_clients
+from ._connect import (
+    connect_sandbox_account,
+    connect_sandbox_accounts,
+    connect_with_code,
+    oauth_clients,
+    sandbox_authorization_code,
+)
 from ._errors import AccountUnavailable, OAuthError, OAuthFailure, RefreshFailed
 from ._keyring import Keyring, KeyringError, new_key_entry
 from ._model import (
@@ -58,5 +64,6 @@ __all__ = [
     "redact_http_logs",
     "refresh_due",
     "refreshed",
+    "sandbox_authorization_code",
     "scrub",
 ]

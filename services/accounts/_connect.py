@@ -40,13 +40,19 @@ async def connect_with_code(store: AccountStore, client: OAuthClient, account_id
 
 async def connect_sandbox_account(store: AccountStore, client: OAuthClient, account_id: str,
                                   http: httpx.AsyncClient, *, display_name: str = "") -> Account:
-    """authorize → code → token against the sandbox, as the account's owner would by hand.
+    """authorize → code → token against the sandbox, as the account's owner would by hand."""
+    code = await sandbox_authorization_code(client, http, account_id)
+    return await connect_with_code(store, client, account_id, code, display_name=display_name)
 
-    The sandbox's authorize endpoint signs in the user named by its `sandbox_user` parameter and
-    redirects straight back with a code; no real platform has such a parameter.
+
+async def sandbox_authorization_code(client: OAuthClient, http: httpx.AsyncClient, account_id: str) -> str:
+    """The code the sandbox's authorize page redirects back with, `account_id` signed in.
+
+    The sandbox signs in the user named by its `sandbox_user` parameter and redirects straight
+    back; no real platform has such a parameter.
     """
     if client.sandbox_root is None:
-        raise ValueError("automatic connection works against the sandbox only")
+        raise ValueError("automatic authorization works against the sandbox only")
     state = secrets.token_urlsafe(16)
     response = await http.get(client.authorize_url(state, sandbox_user=account_id), follow_redirects=False)
     location = response.headers.get("location", "")
@@ -59,7 +65,7 @@ async def connect_sandbox_account(store: AccountStore, client: OAuthClient, acco
     if "code" not in query:
         raise OAuthError(OAuthFailure.REJECTED, query.get("error", ["no_code"])[0],
                          f"{client.platform.value} sandbox refused the authorization")
-    return await connect_with_code(store, client, account_id, query["code"][0], display_name=display_name)
+    return query["code"][0]
 
 
 async def connect_sandbox_accounts(settings: Settings, accounts: Iterable[tuple[Platform | str, str]], *,

@@ -102,11 +102,18 @@ class AccountStore:
 
     async def read(self, conn: asyncpg.Connection, platform: Platform, account_id: str, *,
                    for_update: bool = False) -> StoredAccount | None:
+        """The account and its credential; `for_update` first takes the account's row lock (held
+        to the end of the transaction), so what is read is what the last lock holder committed."""
+        if for_update:
+            # Its own statement: in one statement with the join, a wait on the lock would still
+            # read the credential as of before the wait (Postgres re-reads only the locked row).
+            await conn.execute("SELECT 1 FROM accounts WHERE platform = $1 AND account_id = $2 FOR UPDATE",
+                               platform.value, account_id)
         row = await conn.fetchrow(
-            f"""SELECT a.status, a.status_reason, c.access_token, c.refresh_token, c.access_expires_at,
-                       c.refresh_expires_at, c.issued_at, c.version
-                FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
-                WHERE a.platform = $1 AND a.account_id = $2 {'FOR UPDATE OF a' if for_update else ''}""",
+            """SELECT a.status, a.status_reason, c.access_token, c.refresh_token, c.access_expires_at,
+                      c.refresh_expires_at, c.issued_at, c.version
+               FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
+               WHERE a.platform = $1 AND a.account_id = $2""",
             platform.value, account_id)
         if row is None:
             return None

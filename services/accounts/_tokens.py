@@ -175,15 +175,15 @@ class AccessTokens:
         last = self._reminded.get(key)
         if last is not None and now - last < _REMIND_EVERY:
             return
-        if len(self._reminded) > self.max_cached:
-            self._reminded.clear()
-        self._reminded[key] = now
         await self._alert(platform, account_id, stored.status_reason or "authorization lost", stored.credential)
 
     async def _alert(self, platform: Platform, account_id: str, reason: str,
                      credential: Credential | None) -> None:
         if self.alerts is None:
             return
+        if len(self._reminded) > self.max_cached:
+            self._reminded.clear()
+        self._reminded[(platform, account_id)] = self.clock()
         # one alert per lost connection: a repeat (another publisher, a retry) has the same id
         version = credential.version if credential else 0
         alert = AdminAlert(

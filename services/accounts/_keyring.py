@@ -58,7 +58,8 @@ class Keyring:
                 raise KeyringError(f"credential key {key_id!r} is listed twice")
             keys[key_id] = _decode_key(key_id, encoded)
         if not keys:
-            raise KeyringError("no credential keys given")
+            raise KeyringError("no credential keys: set AUTOPOST_CREDENTIAL_KEYS (id:base64key, …) or "
+                               "AUTOPOST_CREDENTIAL_KEYS_FILE; `autopost accounts new-key` makes one")
         return cls(keys, next(iter(keys)))
 
     def seal(self, plaintext: str, context: str) -> bytes:

@@ -100,13 +100,14 @@ def window_start(rule: QuotaRule, now: datetime) -> datetime:
     if rule.window is Window.ROLLING_24H:
         return now - ROLLING
     local = now.astimezone(PACIFIC)
-    return datetime.combine(local.date(), time(0), PACIFIC)
+    # in UTC: arithmetic between two Pacific datetimes ignores a DST change between them
+    return datetime.combine(local.date(), time(0), PACIFIC).astimezone(timezone.utc)
 
 
 def next_reset(now: datetime) -> datetime:
     """The next midnight Pacific (23, 24 or 25 hours after the last one around DST changes)."""
     local = now.astimezone(PACIFIC)
-    return datetime.combine(local.date() + timedelta(days=1), time(0), PACIFIC)
+    return datetime.combine(local.date() + timedelta(days=1), time(0), PACIFIC).astimezone(timezone.utc)
 
 
 def opens_at(rule: QuotaRule, now: datetime, limit: int, taken: Sequence[tuple[datetime, int]],

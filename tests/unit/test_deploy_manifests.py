@@ -29,7 +29,8 @@ SERVICES = (
     "poller",
 )
 SANDBOXED = {"publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
-NEEDS_DATABASE = {"queue"}
+NEEDS_DATABASE = {"queue", "publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
+HOLDS_CREDENTIALS = {"publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
 SHARED_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "AUTOPOST_TOPIC_PREFIX",
@@ -261,6 +262,14 @@ def test_k8s_deployment_runs_the_service(k8s_docs, name):
     else:
         assert "DATABASE_URL" not in env
     assert "OTEL_SERVICE_NAME" not in env
+    if name in HOLDS_CREDENTIALS:  # the token-sealing keys come from a mounted Secret, never a literal
+        assert "AUTOPOST_CREDENTIAL_KEYS" not in env
+        key_file = env["AUTOPOST_CREDENTIAL_KEYS_FILE"]["value"]
+        [mount] = [m for m in container["volumeMounts"] if key_file.startswith(m["mountPath"] + "/")]
+        assert mount["readOnly"] is True
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes[mount["name"]]["secret"]["secretName"] == "autopost-credential-keys"
+        assert {"secretRef": {"name": "autopost-oauth", "optional": True}} in container["envFrom"]
 
     selector = deployment["spec"]["selector"]["matchLabels"]
     template_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -345,6 +354,6 @@ def test_kustomize_renders_the_base():
             assert doc["metadata"]["namespace"] == "autopost"
     for name, deployment in deployments.items():
         container = _container(deployment)
-        assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}], name
+        assert container["envFrom"][0] == {"configMapRef": {"name": configmap["metadata"]["name"]}}, name
         assert container["image"].startswith("autopost:") or "/autopost:" in container["image"]
         assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "autopost"

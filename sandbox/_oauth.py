@@ -172,12 +172,17 @@ class OAuthApi:
 
     # -- TikTok ------------------------------------------------------------------------------
 
+    async def _token_request(self, platform: str, request: Request) -> tuple[dict[str, str], str | None]:
+        """The form of a code exchange or refresh, counted as one or the other."""
+        params = await read_params(request)
+        grant_type = params.get("grant_type")
+        self.store.calls[f"{platform}.{'refresh' if grant_type == 'refresh_token' else 'exchange'}"] += 1
+        return params, grant_type
+
     async def tiktok_token(self, request: Request) -> Response:
         if fault := self.store.faults.before("tiktok.oauth_token", request):
             return fault
-        params = await read_params(request)
-        grant_type = params.get("grant_type")
-        self.store.calls[f"tiktok.{'refresh' if grant_type == 'refresh_token' else 'exchange'}"] += 1
+        params, grant_type = await self._token_request("tiktok", request)
         if params.get("client_secret") != self.settings.oauth_client_secret or not params.get("client_key"):
             return _tiktok_error("invalid_client", "Client key or secret is invalid.", 401)
         if grant_type == "authorization_code":
@@ -252,9 +257,7 @@ class OAuthApi:
     async def google_token(self, request: Request) -> Response:
         if fault := self.store.faults.before("youtube.oauth_token", request):
             return fault
-        params = await read_params(request)
-        grant_type = params.get("grant_type")
-        self.store.calls[f"youtube.{'refresh' if grant_type == 'refresh_token' else 'exchange'}"] += 1
+        params, grant_type = await self._token_request("youtube", request)
         if params.get("client_secret") != self.settings.oauth_client_secret or not params.get("client_id"):
             return json_response({"error": "invalid_client", "error_description": "Unauthorized"}, 401)
         if grant_type == "authorization_code":

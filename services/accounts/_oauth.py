@@ -122,40 +122,63 @@ def _required_token(platform: Platform, body: Any, key: str = "access_token") ->
     return body[key]
 
 
-class TikTokOAuth(_Base):
-    platform = Platform.TIKTOK
-    endpoints = _TIKTOK
+class _TokenEndpoint(_Base):
+    """An RFC 6749 token endpoint that exchanges codes and refreshes (TikTok's and Google's)."""
 
-    def authorize_url(self, state: str, **extra: str) -> str:
-        query = {"client_key": self.app.client_id, "scope": ",".join(TIKTOK_SCOPES), "response_type": "code",
-                 "redirect_uri": self.app.redirect_uri, "state": state, **extra}
-        return f"{self.url('authorize')}?{urlencode(query)}"
+    client_param = "client_id"
+    scope_separator = " "
+    refresh_lifetime_key = "refresh_token_expires_in"
 
     async def exchange_code(self, code: str) -> TokenGrant:
-        code = unquote(code)  # TikTok hands the code URL-encoded and wants it decoded
-        return await self._token({"grant_type": "authorization_code", "code": code,
+        return await self._token({"grant_type": "authorization_code", "code": self._decoded(code),
                                   "redirect_uri": self.app.redirect_uri}, code)
 
     async def refresh(self, credential: Credential) -> TokenGrant:
         if not credential.refresh_token:
-            raise OAuthError(OAuthFailure.INVALID_GRANT, "no_refresh_token", "tiktok: no refresh token stored")
+            raise OAuthError(OAuthFailure.INVALID_GRANT, "no_refresh_token",
+                             f"{self.platform.value}: no refresh token stored")
         return await self._token({"grant_type": "refresh_token", "refresh_token": credential.refresh_token},
                                  credential.refresh_token)
 
+    def _decoded(self, code: str) -> str:
+        return code
+
+    def _user_id(self, body: dict[str, Any]) -> str | None:
+        return None
+
     async def _token(self, form: dict[str, str], secret: str) -> TokenGrant:
-        form = {"client_key": self.app.client_id, "client_secret": self.app.client_secret, **form}
+        form = {self.client_param: self.app.client_id, "client_secret": self.app.client_secret, **form}
         status, body = await self._send("POST", "token", data=form)
         # TikTok may report an error inside HTTP 200 (its sandbox does for refreshes): read the body
         if status != 200 or not isinstance(body, dict) or body.get("error"):
             raise _oauth2_error(self.platform, status, body, self._secrets(secret))
         return TokenGrant(
             access_token=_required_token(self.platform, body),
-            refresh_token=body.get("refresh_token") or None,
+            refresh_token=body.get("refresh_token") or None,  # Google: normally only on the code exchange
             access_expires_in=_lifetime(body, "expires_in"),
-            refresh_expires_in=_lifetime(body, "refresh_expires_in"),
-            scopes=tuple(s for s in str(body.get("scope") or "").split(",") if s),
-            remote_user_id=str(body["open_id"]) if body.get("open_id") else None,
+            refresh_expires_in=_lifetime(body, self.refresh_lifetime_key),
+            scopes=tuple(s for s in str(body.get("scope") or "").split(self.scope_separator) if s),
+            remote_user_id=self._user_id(body),
         )
+
+
+class TikTokOAuth(_TokenEndpoint):
+    platform = Platform.TIKTOK
+    endpoints = _TIKTOK
+    client_param = "client_key"
+    scope_separator = ","
+    refresh_lifetime_key = "refresh_expires_in"
+
+    def authorize_url(self, state: str, **extra: str) -> str:
+        query = {"client_key": self.app.client_id, "scope": ",".join(TIKTOK_SCOPES), "response_type": "code",
+                 "redirect_uri": self.app.redirect_uri, "state": state, **extra}
+        return f"{self.url('authorize')}?{urlencode(query)}"
+
+    def _decoded(self, code: str) -> str:
+        return unquote(code)  # TikTok hands the code URL-encoded and wants it decoded
+
+    def _user_id(self, body: dict[str, Any]) -> str | None:
+        return str(body["open_id"]) if body.get("open_id") else None
 
 
 class InstagramOAuth(_Base):
@@ -226,7 +249,7 @@ class InstagramOAuth(_Base):
         return OAuthError(failure, label, message[:500])
 
 
-class GoogleOAuth(_Base):
+class GoogleOAuth(_TokenEndpoint):
     platform = Platform.YOUTUBE
     endpoints = _GOOGLE
 
@@ -236,29 +259,6 @@ class GoogleOAuth(_Base):
                  # offline + consent: the only way to be given a refresh token
                  "access_type": "offline", "prompt": "consent", "state": state, **extra}
         return f"{self.url('authorize')}?{urlencode(query)}"
-
-    async def exchange_code(self, code: str) -> TokenGrant:
-        return await self._token({"grant_type": "authorization_code", "code": code,
-                                  "redirect_uri": self.app.redirect_uri}, code)
-
-    async def refresh(self, credential: Credential) -> TokenGrant:
-        if not credential.refresh_token:
-            raise OAuthError(OAuthFailure.INVALID_GRANT, "no_refresh_token", "youtube: no refresh token stored")
-        return await self._token({"grant_type": "refresh_token", "refresh_token": credential.refresh_token},
-                                 credential.refresh_token)
-
-    async def _token(self, form: dict[str, str], secret: str) -> TokenGrant:
-        form = {"client_id": self.app.client_id, "client_secret": self.app.client_secret, **form}
-        status, body = await self._send("POST", "token", data=form)
-        if status != 200 or not isinstance(body, dict) or body.get("error"):
-            raise _oauth2_error(self.platform, status, body, self._secrets(secret))
-        return TokenGrant(
-            access_token=_required_token(self.platform, body),
-            refresh_token=body.get("refresh_token") or None,  # normally only on the code exchange
-            access_expires_in=_lifetime(body, "expires_in"),
-            refresh_expires_in=_lifetime(body, "refresh_token_expires_in"),
-            scopes=tuple(s for s in str(body.get("scope") or "").split(" ") if s),
-        )
 
 
 _CLIENTS: dict[Platform, type[_Base]] = {

@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from contracts import AdminAlert, Platform, Topics
 from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
 from services.quotas import InstagramPublishingLimit, QuotaLedger, quota_rules
-from services.runtime import Outgoing, Service, ServiceContext, open_database, subscribe_batches
+from services.runtime import Outgoing, Service, ServiceContext, database_ready, open_database, subscribe_batches
 
 from .credentials import StoredTokens, TokenSource
 from .handlers import PublishHandlers
@@ -70,11 +70,7 @@ class CredentialedService(Service):
             await asyncio.wait_for(self.pool.close(), timeout=10)
 
     def readiness_checks(self):
-        async def database() -> bool:
-            async with self.pool.acquire() as conn:
-                return await conn.fetchval("SELECT 1") == 1
-
-        return {"database": database}
+        return {"database": database_ready(lambda: self.pool)}
 
 
 class PublisherService(CredentialedService):

@@ -37,7 +37,7 @@ class Preflight:
         self.tokens, self.ledger, self.rules = tokens, ledger, rules
         self.instagram_limit = instagram_limit
         self.clock = clock
-        self._learned: dict[str, int] = {}  # Instagram quota_total per account, as last stored
+        self._learned: dict[str, int] = {}  # Instagram quota_total per account, as this process stored it
 
     async def publish(self, request: PublishRequested,
                       send: Callable[[PublishRequested, str], Awaitable[T]]) -> T:
@@ -63,7 +63,8 @@ class Preflight:
             limit = await self.instagram_limit.read(request.account_id, token)
             if limit is not None:
                 rule = costs[0].rule
-                if self._learned.get(request.account_id) != limit.total:
+                # stored only when it differs: the default needs no row, and it is re-read each time
+                if limit.total != self._learned.get(request.account_id, rule.limit):
                     await self.ledger.learn_limit(rule, request.account_id, limit.total)
                     self._learned[request.account_id] = limit.total
                 observed = {(rule.bucket, request.account_id): (limit.used, limit.total)}

@@ -35,6 +35,9 @@ class QuotaLedger:
         if not costs:
             return None
         now = self.clock()
+        if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:  # one atomic statement
+            async with self.pool.acquire() as conn:
+                return await self._take_daily(conn, costs[0], now, None)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # locks are always taken in the same order: replicas never deadlock on them
@@ -88,47 +91,50 @@ class QuotaLedger:
         rule, start = cost.rule, window_start(cost.rule, now)
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                            f"quota:{rule.bucket}:{cost.scope}")
-        held = await conn.fetchval(
-            """SELECT reserved_at FROM quota_reservations
-               WHERE bucket = $1 AND scope = $2 AND reservation_key = $3""", rule.bucket, cost.scope, cost.key)
-        if held is not None and held > start:
+        # the window's reservations and the learnt limit in one round trip (one row even if none)
+        rows = await conn.fetch(
+            """SELECT r.reservation_key, r.reserved_at, r.units, l.quota_total
+               FROM (SELECT 1) AS one
+               LEFT JOIN quota_limits l ON l.bucket = $1 AND l.scope = $2
+               LEFT JOIN quota_reservations r ON r.bucket = $1 AND r.scope = $2 AND r.reserved_at > $3
+               ORDER BY r.reserved_at""", rule.bucket, cost.scope, start)
+        taken = [(r["reserved_at"], r["units"]) for r in rows if r["reservation_key"] is not None]
+        if any(r["reservation_key"] == cost.key for r in rows):
             return None  # this key is already counted in the window (a retry, a redelivery)
-        limit = await self._limit(conn, rule, cost.scope)
-        taken = [(r["reserved_at"], r["units"]) for r in await conn.fetch(
-            """SELECT reserved_at, units FROM quota_reservations
-               WHERE bucket = $1 AND scope = $2 AND reserved_at > $3 ORDER BY reserved_at""",
-            rule.bucket, cost.scope, start)]
+        limit = rows[0]["quota_total"] if rows[0]["quota_total"] is not None else rule.limit
         used = sum(units for _, units in taken)
         if observed is not None:
             used, limit = max(used, observed[0]), observed[1]
         if used + cost.units > limit:
             return Denied(rule, cost.scope, used, limit, opens_at(rule, now, limit, taken, cost.units, used))
         await conn.execute(
-            """INSERT INTO quota_reservations (bucket, scope, reservation_key, units, reserved_at)
+            """WITH aged AS (DELETE FROM quota_reservations WHERE bucket = $1 AND scope = $2 AND reserved_at < $6)
+               INSERT INTO quota_reservations (bucket, scope, reservation_key, units, reserved_at)
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (bucket, scope, reservation_key) DO UPDATE
                  SET units = EXCLUDED.units, reserved_at = EXCLUDED.reserved_at""",
-            rule.bucket, cost.scope, cost.key, cost.units, now)
-        await conn.execute("DELETE FROM quota_reservations WHERE bucket = $1 AND scope = $2 AND reserved_at < $3",
-                           rule.bucket, cost.scope, start - _KEEP)
+            rule.bucket, cost.scope, cost.key, cost.units, now, start - _KEEP)
         return None
 
     async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
                           observed: tuple[int, int] | None) -> Denied | None:
         rule, start = cost.rule, window_start(cost.rule, now)
-        limit = await self._limit(conn, rule, cost.scope)
-        if cost.units <= limit:
-            used = await conn.fetchval(
-                """INSERT INTO quota_counters AS c (bucket, scope, window_start, used) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (bucket, scope, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
-                     WHERE c.used + EXCLUDED.used <= $5
-                   RETURNING used""",
-                rule.bucket, cost.scope, start, cost.units, limit)
-            if used is not None:
-                return None
+        # one statement: the counter's row lock orders concurrent takers, the learnt limit wins
+        used = await conn.fetchval(
+            """INSERT INTO quota_counters AS c (bucket, scope, window_start, used)
+               SELECT $1, $2, $3, $4 WHERE $4 <= COALESCE(
+                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+               ON CONFLICT (bucket, scope, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
+                 WHERE c.used + EXCLUDED.used <= COALESCE(
+                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+               RETURNING used""",
+            rule.bucket, cost.scope, start, cost.units, rule.limit)
+        if used is not None:
+            return None
         used = await conn.fetchval(
             "SELECT used FROM quota_counters WHERE bucket = $1 AND scope = $2 AND window_start = $3",
             rule.bucket, cost.scope, start)
+        limit = await self._limit(conn, rule, cost.scope)
         return Denied(rule, cost.scope, int(used or 0), limit, opens_at(rule, now, limit, [], cost.units, used or 0))
 
     @staticmethod

@@ -1,7 +1,7 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
 from ._broker import build_broker, subscribe_batches
-from ._db import create_pool, instrument_asyncpg, open_database
+from ._db import create_pool, database_ready, instrument_asyncpg, open_database
 from ._health import AsgiServer, health_app
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
@@ -47,6 +47,7 @@ __all__ = [
     "create_pool",
     "current_carrier",
     "current_trace_id",
+    "database_ready",
     "dead_letter_for",
     "ensure_topics",
     "group_by_key",

@@ -22,10 +22,13 @@ from contracts import (
     ContentType,
     ErrorClass,
     MediaRef,
+    ObservedState,
     Platform,
     PublishOutcome,
     PublishRequested,
     PublishResult,
+    StatusObserved,
+    StatusRequested,
     Topics,
 )
 from harness import Pipeline, connect_accounts, produce, read_topic, serve_sandbox_app, settings_for
@@ -166,3 +169,28 @@ async def test_quotas_defer_rules_refuse_and_unconnected_accounts_are_auth_error
     # none of the refused ones reached the platform
     assert {p: (s["created"], s["published"]) for p, s in stats.items()} == {
         "tiktok": (1, 1), "instagram": (0, 0), "youtube": (1, 1)}
+
+
+async def test_status_checks_spend_youtube_units_and_stop_when_the_day_s_units_are_gone(
+        kafka_bootstrap, topic_prefix, database_url):
+    async with AsyncExitStack() as stack:
+        url, _ = await serve_sandbox_app(stack, 0)
+        settings = replace(settings_for(kafka_bootstrap, topic_prefix, database_url, url),
+                           quotas=QuotaSettings(youtube_daily_units=1))
+        await connect_accounts(settings, [(Platform.YOUTUBE, "yt1")])
+        await stack.enter_async_context(Pipeline(settings, ["publisher-youtube", "poller"]))
+        accepted = await publish(kafka_bootstrap, topic_prefix, request(Platform.YOUTUBE, "yt1", url), 0)
+        checks = [StatusRequested(message_id=uuid.uuid4(), target_id=accepted.target_id, platform=Platform.YOUTUBE,
+                                  account_id="yt1", attempt=1, remote_handle=accepted.remote_handle)
+                  for _ in range(2)]
+        for check in checks:  # one after the other: the first takes the day's only unit
+            await produce(kafka_bootstrap, topic_prefix + Topics.status_requested(Platform.YOUTUBE),
+                          [check.to_bytes()], key=b"yt1")
+            await read_topic(kafka_bootstrap, topic_prefix + Topics.STATUS_OBSERVED,
+                             checks.index(check) + 1)
+        observed = [StatusObserved.from_bytes(r.value) for r in
+                    await read_topic(kafka_bootstrap, topic_prefix + Topics.STATUS_OBSERVED, 2)]
+    by_message = {o.message_id: o for o in observed}
+    first, second = (by_message[uuid.uuid5(c.message_id, "observed")] for c in checks)
+    assert first.state is ObservedState.PUBLISHED and first.url
+    assert second.state is ObservedState.PROCESSING and "YouTube Data API units" in second.detail

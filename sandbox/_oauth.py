@@ -341,14 +341,15 @@ class TokenGate:
         account = self.store.account_for(platform, token)
         if account is None:
             if token.startswith((*_ACCESS_PREFIXES.values(), _SHORT_PREFIX)) or self.settings.require_issued_tokens:
-                return await _REFUSALS[platform](scope, receive, send)
+                return await _refusal(platform)(scope, receive, send)
             return await self.app(scope, receive, send)
         identity = f"sandbox:{account}"
         if where == "header":
             headers = [(k, f"{scheme} {identity}".encode() if k == b"authorization" else v) for k, v in headers]
+            scope = {**scope, "headers": headers}
         else:
             query = [(k, identity if k == "access_token" else v) for k, v in query]
-        scope = {**scope, "headers": headers, "query_string": urlencode(query).encode()}
+            scope = {**scope, "query_string": urlencode(query).encode()}
         await self.app(scope, receive, send)
 
 
@@ -364,16 +365,18 @@ def _token_in(headers: list[tuple[bytes, bytes]], query: list[tuple[str, str]]) 
     return None
 
 
-_REFUSALS = {
-    "tiktok": json_response({"data": {}, "error": {
-        "code": "access_token_invalid", "message": "The access token is invalid or not found in the request.",
-        "log_id": "sandbox-gate"}}, 401),
-    "instagram": json_response({"error": {
-        "message": "Error validating access token: Session has expired.", "type": "OAuthException",
-        "code": 190, "error_subcode": 463, "fbtrace_id": "sandbox-gate"}}, 400),
-    "youtube": json_response({"error": {
+def _refusal(platform: str) -> Response:
+    """What each platform answers to an expired or unknown access token."""
+    if platform == "tiktok":
+        return json_response({"data": {}, "error": {
+            "code": "access_token_invalid", "message": "The access token is invalid or not found in the request.",
+            "log_id": secrets.token_hex(16).upper()}}, 401)
+    if platform == "instagram":
+        return json_response({"error": {
+            "message": "Error validating access token: Session has expired.", "type": "OAuthException",
+            "code": 190, "error_subcode": 463, "fbtrace_id": secrets.token_urlsafe(9)}}, 400)
+    return json_response({"error": {
         "code": 401, "message": "Request had invalid authentication credentials.",
         "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError",
                     "location": "Authorization", "locationType": "header"}],
-        "status": "UNAUTHENTICATED"}}, 401),
-}
+        "status": "UNAUTHENTICATED"}}, 401)

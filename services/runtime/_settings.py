@@ -101,7 +101,7 @@ class AccountSettings:
 
     @classmethod
     def for_sandbox(cls, credential_keys: str) -> "AccountSettings":
-        return cls(credential_keys, _oauth_apps_from_env("sandbox", {}))
+        return cls(credential_keys, _oauth_apps_from_env("sandbox"))
 
 
 def _credential_keys_from_env() -> str:
@@ -118,19 +118,19 @@ def _credential_keys_from_env() -> str:
 
 def _oauth_apps_from_env(sandbox_url: str | None, environ: dict[str, str] | None = None
                          ) -> dict[Platform, OAuthApp]:
-    """`<P>_CLIENT_ID`/`_SECRET` and `AUTOPOST_OAUTH_REDIRECT_URI` (or `<P>_REDIRECT_URI`); against
-    the sandbox, apps that are not configured get the sandbox's."""
+    """`<P>_CLIENT_ID`/`_SECRET` and `AUTOPOST_OAUTH_REDIRECT_URI` (or `<P>_REDIRECT_URI`) for the
+    real platforms; against the sandbox always the sandbox's apps, so no real secret goes there."""
     environ = dict(os.environ) if environ is None else environ
     apps = {}
     for platform, (id_name, secret_name) in _OAUTH_ENV.items():
+        if sandbox_url:
+            apps[platform] = OAuthApp(f"autopost-sandbox-{platform.value}", SANDBOX_OAUTH_SECRET, _SANDBOX_REDIRECT)
+            continue
+        client_id, secret = environ.get(id_name, ""), environ.get(secret_name, "")
         redirect = environ.get(f"{platform.value.upper()}_REDIRECT_URI") or environ.get(
             "AUTOPOST_OAUTH_REDIRECT_URI", "")
-        client_id, secret = environ.get(id_name, ""), environ.get(secret_name, "")
         if client_id and secret:
-            apps[platform] = OAuthApp(client_id, secret, redirect or (_SANDBOX_REDIRECT if sandbox_url else ""))
-        elif sandbox_url:
-            apps[platform] = OAuthApp(f"autopost-sandbox-{platform.value}", SANDBOX_OAUTH_SECRET,
-                                      redirect or _SANDBOX_REDIRECT)
+            apps[platform] = OAuthApp(client_id, secret, redirect)
     return apps
 
 

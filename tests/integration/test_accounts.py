@@ -55,15 +55,14 @@ async def token_source(settings, alerts: list | None = None):
     """One publisher's view: its own pool and HTTP client (as a separate process has)."""
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     http = oauth_http_client()
-    sink = None
-    if alerts is not None:
-        async def sink(alert):
-            alerts.append(alert)
+    async def sink(alert):
+        alerts.append(alert)
+
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn)
         store = AccountStore(pool, Keyring.parse(settings.accounts.credential_keys))
-        yield AccessTokens(store, oauth_clients(settings, http), alerts=sink), store
+        yield AccessTokens(store, oauth_clients(settings, http), alerts=sink if alerts is not None else None), store
     finally:
         await http.aclose()
         await pool.close()

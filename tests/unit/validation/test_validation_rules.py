@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
-
 import pytest
 
 from contracts import ContentSubmitted, ContentType, MediaRef, Platform, PublishRequested

@@ -73,6 +73,7 @@ class FieldProblem(WireModel):
     field: str
     type: str
     message: str
+    target: str | None = None  # `platform:accountId` when the problem is one target's
 
 
 class ContentRejected(Message):

@@ -5,6 +5,7 @@
 
 Mounts `/tiktok`, `/instagram`, `/youtube` (the platforms' paths after their hosts), `/media`
 (a deterministic media host) and `/_sandbox/{published,reset,stats}`. See platforms.md.
+Each platform's OAuth endpoints, and `/_sandbox/oauth/{expire,revoke,calls}`: sandbox/_oauth.py.
 """
 
 from ._app import SandboxState, create_app

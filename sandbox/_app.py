@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import _media
 from ._http import account_for, json_response
 from ._instagram import InstagramApi, InstagramStore
+from ._oauth import OAuthApi, OAuthStore, TokenGate
 from ._store import PublishedLog, SandboxSettings
 from ._tiktok import TikTokApi, TikTokStore
 from ._youtube import YouTubeApi, YouTubeStore
@@ -32,6 +33,7 @@ class SandboxState:
     tiktok: TikTokStore = field(default_factory=TikTokStore)
     instagram: InstagramStore = field(default_factory=InstagramStore)
     youtube: YouTubeStore = field(default_factory=YouTubeStore)
+    oauth: OAuthStore = field(default_factory=OAuthStore)  # kept by reset: accounts stay connected
     requests: Counter[str] = field(default_factory=Counter)
     # (time, platform, path, account) of recent POSTs: the calls platforms rate-limit
     calls: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=100_000))
@@ -108,6 +110,7 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
         ])
 
     app = Starlette(routes=[
+        *OAuthApi(state.oauth, state.settings).routes(),
         Mount("/tiktok", routes=TikTokApi(state.tiktok, state.published, state.settings).routes()),
         Mount("/instagram", routes=InstagramApi(state.instagram, state.published, state.settings).routes()),
         Mount("/youtube", routes=YouTubeApi(state.youtube, state.published, state.settings).routes()),
@@ -118,5 +121,6 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
         Route("/_sandbox/calls", calls, methods=["GET"]),
     ])
     app.state.sandbox = state
+    app.add_middleware(TokenGate, store=state.oauth, settings=state.settings)
     app.add_middleware(_CountRequests, counts=state.requests, calls=state.calls)
     return app

@@ -26,6 +26,13 @@ class SandboxSettings:
     # Root the sandbox is reachable at (e.g. "http://sandbox:8080"), used for the absolute
     # upload URLs it hands out; None uses the request's own base URL.
     public_base_url: str | None = None
+    # OAuth (sandbox/_oauth.py): the client secret token endpoints take (any client id), the
+    # access-token lifetime (None: each platform's own), how old an Instagram token must be to
+    # refresh, and whether API calls must use a token the fake OAuth issued.
+    oauth_client_secret: str = "sandbox-secret"
+    access_token_seconds: float | None = None
+    instagram_refresh_min_age: float = 24 * 3600.0
+    require_issued_tokens: bool = False
 
 
 def now() -> float:

@@ -36,7 +36,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     from sandbox import SandboxSettings, create_app
 
     _logging("INFO", service="sandbox", fmt=os.environ.get("AUTOPOST_LOG_FORMAT", "json"))
-    app = create_app(SandboxSettings(processing_seconds=args.processing_seconds))
+    app = create_app(SandboxSettings(processing_seconds=args.processing_seconds,
+                                     require_issued_tokens=args.require_oauth,
+                                     access_token_seconds=args.access_token_seconds))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
@@ -78,6 +80,27 @@ def _dev(args: argparse.Namespace) -> int:
     return asyncio.run(run_dev(demo=args.demo, as_json=args.json, keep_running=args.keep_running))
 
 
+def _accounts(args: argparse.Namespace) -> int:
+    from contracts import Platform
+    from services.accounts import commands, new_key_entry
+
+    from .runtime import Settings
+
+    if args.accounts_command == "new-key":
+        print(new_key_entry(args.key_id))
+        return 0
+    settings = Settings.from_env()
+    platform = Platform(args.platform) if getattr(args, "platform", None) else None
+    run = {
+        "add": lambda: commands.add(settings, platform, args.account_id, args.name),
+        "ls": lambda: commands.ls(settings, platform, include_removed=args.all, as_json=args.json),
+        "connect": lambda: commands.connect(settings, platform, args.account_id, code=args.code, name=args.name),
+        "remove": lambda: commands.remove(settings, platform, args.account_id),
+        "rekey": lambda: commands.rekey(settings),
+    }[args.accounts_command]
+    return asyncio.run(run())
+
+
 def _logging(level: str, *, service: str | None = None, fmt: str = "json") -> None:
     from .runtime import configure_logging
 
@@ -97,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.add_argument("--processing-seconds", type=float, default=0.5)
+    sandbox.add_argument("--require-oauth", action="store_true",
+                         help="refuse API calls whose token the sandbox's OAuth did not issue")
+    sandbox.add_argument("--access-token-seconds", type=float, default=None,
+                         help="lifetime of issued access tokens (default: each platform's own)")
     sandbox.set_defaults(run=_sandbox)
 
     schema = commands.add_parser("schema", help="message schemas")
@@ -107,6 +134,31 @@ def parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date ($DATABASE_URL)")
     migrate.set_defaults(run=_migrate)
+
+    accounts = commands.add_parser("accounts", help="platform accounts and their credentials ($DATABASE_URL)")
+    accounts.set_defaults(run=_accounts)
+    accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    platforms = ["tiktok", "instagram", "youtube"]
+    add = accounts_commands.add_parser("add", help="register an account (pending until connected)")
+    add.add_argument("platform", choices=platforms)
+    add.add_argument("account_id")
+    add.add_argument("--name", default="", help="display name")
+    listing = accounts_commands.add_parser("ls", help="list accounts and their status (never tokens)")
+    listing.add_argument("platform", choices=platforms, nargs="?")
+    listing.add_argument("--all", action="store_true", help="include removed accounts")
+    listing.add_argument("--json", action="store_true")
+    connect = accounts_commands.add_parser(
+        "connect", help="authorize through the platform's OAuth (by itself against the sandbox)")
+    connect.add_argument("platform", choices=platforms)
+    connect.add_argument("account_id")
+    connect.add_argument("--code", help="an authorization code already obtained; else you are asked")
+    connect.add_argument("--name", default="", help="display name")
+    remove = accounts_commands.add_parser("remove", help="stop publishing for an account and delete its tokens")
+    remove.add_argument("platform", choices=platforms)
+    remove.add_argument("account_id")
+    accounts_commands.add_parser("rekey", help="re-seal every stored token with the current (first) key")
+    new_key = accounts_commands.add_parser("new-key", help="print a fresh credential key entry (id:base64)")
+    new_key.add_argument("key_id", nargs="?", default="k1")
 
     submit = commands.add_parser("submit", help="send content events (JSON files) to content.submitted")
     submit.add_argument("files", nargs="+")

@@ -26,8 +26,10 @@ from contracts import (
     post_id_for,
     target_id_for,
 )
+from services.accounts import Account, connect_sandbox_accounts, new_key_entry
 from services.catalog import SERVICES, build_service
 from services.runtime import (
+    AccountSettings,
     AsgiServer,
     KafkaSettings,
     QueueSettings,
@@ -42,7 +44,8 @@ ALL_SERVICES = tuple(SERVICES)
 def settings_for(
     bootstrap: str, prefix: str, database_url: str, sandbox_url: str | None = None, **overrides: Any
 ) -> Settings:
-    """Settings for tests: the local broker's fast group timings, quick status checks."""
+    """Settings for tests: the local broker's fast group timings, quick status checks, and a
+    credential key of their own (with the sandbox's OAuth apps when there is a sandbox)."""
     api_bases = {p: f"{sandbox_url}/{p.value}" for p in Platform} if sandbox_url else {}
     settings = Settings(
         kafka=KafkaSettings(
@@ -58,6 +61,8 @@ def settings_for(
         lag_interval_seconds=0,  # tests that measure lag turn it on
         stats_interval_seconds=0,
         sandbox_url=sandbox_url,
+        accounts=AccountSettings.for_sandbox(new_key_entry("test")) if sandbox_url
+        else AccountSettings(credential_keys=new_key_entry("test")),
         **({"api_bases": api_bases} if api_bases else {}),
     )
     return replace(settings, **overrides)
@@ -85,13 +90,29 @@ class Pipeline:
         await asyncio.gather(*(host.stop() for host in self.hosts.values()), return_exceptions=True)
 
 
-async def serve_sandbox(stack: AsyncExitStack, processing_seconds: float = 0.2) -> str:
+async def serve_sandbox(stack: AsyncExitStack, processing_seconds: float = 0.2, **options: Any) -> str:
+    """The sandbox over real HTTP; every platform call must carry a token its OAuth issued."""
+    url, _ = await serve_sandbox_app(stack, processing_seconds, **options)
+    return url
+
+
+async def serve_sandbox_app(stack: AsyncExitStack, processing_seconds: float = 0.2, *,
+                            wrap: Callable[[Any], Any] | None = None, **options: Any):
+    """(url, app): the app too, for tests that look into the sandbox's state; `wrap` puts an
+    ASGI middleware in front of it (e.g. one that slows a path down)."""
     from sandbox import SandboxSettings, create_app
 
-    server = AsgiServer(create_app(SandboxSettings(processing_seconds=processing_seconds)), "127.0.0.1", 0)
+    settings = SandboxSettings(processing_seconds=processing_seconds, **{"require_issued_tokens": True, **options})
+    app = create_app(settings)
+    server = AsgiServer(wrap(app) if wrap else app, "127.0.0.1", 0)
     await server.start()
     stack.push_async_callback(server.stop)
-    return f"http://127.0.0.1:{server.port}"
+    return f"http://127.0.0.1:{server.port}", app
+
+
+async def connect_accounts(settings: Settings, accounts: Iterable[tuple[Platform | str, str]]) -> list[Account]:
+    """Connect accounts through the sandbox's OAuth flow, into `settings`' database."""
+    return await connect_sandbox_accounts(settings, accounts)
 
 
 async def produce(

@@ -102,7 +102,12 @@ async def outcomes(database_url: str, upstream_ids: list[str]) -> list[TargetOut
     ]
 
 
+def demo_accounts() -> list[tuple[Platform, str]]:
+    return [(p, f"{account}-{p.value}") for account in ACCOUNTS for p in Platform]
+
+
 async def run_demo(stack, count: int, *, timeout: float = 120.0, quiet: bool = False) -> list[TargetOutcome]:
+    await stack.connect_accounts(demo_accounts())  # through the sandbox's OAuth, tokens sealed in Postgres
     start = datetime.now(timezone.utc)
     events = demo_events(count, stack.sandbox_url, start)
     ids = [e["upstreamId"] for e in events]

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from contracts import Platform
+from services.accounts import Account, connect_sandbox_accounts, new_key_entry
 from services.catalog import SERVICES
-from services.runtime import KafkaSettings, ensure_topics
+from services.runtime import AccountSettings, KafkaSettings, Settings, ensure_topics
 
 from .kafka import TansuBroker, start_tansu
 from .outage import OutageProxy
@@ -62,6 +64,7 @@ class DevStack:
         self.outage: OutageProxy | None = None
         self.sandbox_url = ""
         self.http_ports: dict[str, int] = {}
+        self.credential_keys = new_key_entry("dev")  # this stack's own: its database is thrown away too
 
     @property
     def bootstrap(self) -> str:
@@ -77,6 +80,7 @@ class DevStack:
             "AUTOPOST_TOPIC_PARTITIONS": str(self.options.partitions),
             "AUTOPOST_HTTP_PORT": str(self.http_ports[name]),
             "AUTOPOST_LOG_LEVEL": self.options.log_level,
+            "AUTOPOST_CREDENTIAL_KEYS": self.credential_keys,
             **self.options.env,
         }
 
@@ -92,14 +96,25 @@ class DevStack:
             await self.outage.start()
         sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        # --require-oauth: every platform call must carry a token the sandbox's OAuth issued
         await self.group.start("sandbox", [
             sys.executable, "-m", "services.cli", "sandbox", "--port", str(sandbox_port),
-            "--processing-seconds", str(self.options.processing_seconds)])
+            "--processing-seconds", str(self.options.processing_seconds), "--require-oauth"])
         await _wait_http(f"{self.sandbox_url}/_sandbox/stats", "sandbox", self.group)
         for name in self.options.services:
             self.http_ports[name] = free_port()
             await self.group.start(name, self.service_argv(name), env=self.service_env(name))
         await asyncio.gather(*(self.wait_ready(name) for name in self.options.services))
+
+    @property
+    def settings(self) -> Settings:
+        """What a process of this stack sees (for work done in-process, like connecting accounts)."""
+        return Settings(database_url=self.database_url, sandbox_url=self.sandbox_url,
+                        accounts=AccountSettings.for_sandbox(self.credential_keys))
+
+    async def connect_accounts(self, accounts: list[tuple[Platform | str, str]]) -> list[Account]:
+        """Connect accounts through the sandbox's OAuth (authorize → code → token), as an owner would."""
+        return await connect_sandbox_accounts(self.settings, accounts)
 
     def service_argv(self, name: str) -> list[str]:
         return [sys.executable, "-m", "services.cli", "service", name]

@@ -9,7 +9,7 @@ import httpx
 from faststream.kafka import KafkaBroker
 
 from contracts import Topics
-from services.runtime import Service, open_database, subscribe_batches
+from services.runtime import Service, database_ready, open_database, subscribe_batches
 
 from .delivery import DeliveryLoop
 from .handlers import NotifierHandlers
@@ -54,8 +54,4 @@ class NotifierService(Service):
             await asyncio.wait_for(self.pool.close(), timeout=10)
 
     def readiness_checks(self):
-        async def database() -> bool:
-            async with self.pool.acquire() as conn:
-                return await conn.fetchval("SELECT 1") == 1
-
-        return {"database": database}
+        return {"database": database_ready(lambda: self.pool)}

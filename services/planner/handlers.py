@@ -18,6 +18,7 @@ from services.runtime import (
     dead_letter_for,
     metrics,
 )
+from services.validation import content_problems, rejection_for
 
 from .domain import PlanningRejected, plan_content
 
@@ -41,6 +42,8 @@ class PlannerHandlers:
             try:
                 event = ContentSubmitted.from_bytes(record.value)
                 span.set_attribute("autopost.upstream_id", event.upstream_id)
+                if problems := content_problems(event):  # every platform's rules, before queueing
+                    return self._rejected(record, rejection_for(problems), event.upstream_id, now)
                 planned = plan_content(event, now)
             except ContractError as error:
                 return self._rejected(record, error, None, now)

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import httpx
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.publishers.app import platform_http_client, token_source
+from services.publishers.app import CredentialedService
 from services.publishers.platforms import build_client
-from services.runtime import Service, subscribe_batches
+from services.quotas import quota_rules
+from services.runtime import subscribe_batches
 
 from .handlers import PollHandlers
 
 
-class PollerService(Service):
+class PollerService(CredentialedService):
     name = "poller"
 
     def __init__(self, ctx, tokens=None):
-        super().__init__(ctx)
-        self.tokens = tokens or token_source(ctx)
-        self.http: httpx.AsyncClient | None = None
+        super().__init__(ctx, tokens)
         self.handlers: PollHandlers | None = None
 
     def register(self, broker: KafkaBroker) -> None:
@@ -30,10 +28,7 @@ class PollerService(Service):
         )
 
     async def setup(self) -> None:
-        self.http = platform_http_client(self.ctx)
+        await super().setup()
         clients = {p: build_client(p, self.http, self.ctx.settings.api_bases[p]) for p in Platform}
-        self.handlers = PollHandlers(self.ctx, clients, self.tokens)
-
-    async def close(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
+        self.handlers = PollHandlers(self.ctx, clients, self.tokens, self.ledger,
+                                     quota_rules(self.ctx.settings.quotas))

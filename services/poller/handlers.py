@@ -18,8 +18,9 @@ from contracts import (
     StatusRequested,
     Topics,
 )
-from services.publishers.credentials import TokenSource
+from services.publishers.credentials import TokenSource, with_token
 from services.publishers.platforms import PlatformClient, PlatformError, StatusReport
+from services.quotas import QuotaLedger, QuotaRule, status_check_costs
 from services.runtime import (
     Outgoing,
     Record,
@@ -35,10 +36,12 @@ log = logging.getLogger("autopost.poller")
 
 
 class PollHandlers:
-    def __init__(self, ctx: ServiceContext, clients: Mapping[Platform, PlatformClient], tokens: TokenSource):
+    def __init__(self, ctx: ServiceContext, clients: Mapping[Platform, PlatformClient], tokens: TokenSource,
+                 ledger: QuotaLedger, rules: dict[str, QuotaRule]):
         self.ctx = ctx
         self.clients = clients
         self.tokens = tokens
+        self.ledger, self.rules = ledger, rules  # status calls spend quota too (YouTube units)
 
     async def requested(self, records: list[Record]) -> None:
         outgoing = await map_by_key(records, self._check_one, self.ctx.settings.publisher_concurrency)
@@ -78,8 +81,11 @@ class PollHandlers:
 
     async def _report(self, request: StatusRequested) -> StatusReport:
         try:
-            token = await self.tokens.token_for(request.platform, request.account_id)
-            return await self.clients[request.platform].check_status(request.remote_handle, token)
+            if denied := await self.ledger.reserve(status_check_costs(self.rules, request)):
+                return StatusReport(ObservedState.PROCESSING, detail=f"not checked: {denied.message}")
+            client = self.clients[request.platform]
+            return await with_token(self.tokens, request.platform, request.account_id,
+                                    lambda token: client.check_status(request.remote_handle, token))
         except PlatformError as error:
             if error.error_class is ErrorClass.PERMANENT:
                 return StatusReport(ObservedState.FAILED, error=error.to_contract())

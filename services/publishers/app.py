@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import httpx
 from faststream.kafka import KafkaBroker
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-from contracts import Platform, Topics
-from services.runtime import Service, ServiceContext, subscribe_batches
+from contracts import AdminAlert, Platform, Topics
+from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
+from services.quotas import InstagramPublishingLimit, QuotaLedger, quota_rules
+from services.runtime import Outgoing, Service, ServiceContext, database_ready, open_database, subscribe_batches
 
-from .credentials import NoTokens, SandboxTokens, TokenSource
+from .credentials import StoredTokens, TokenSource
+from .handlers import PublishHandlers
 from .limits import PUBLISH_RATE, AccountLimiters
 from .platforms import build_client
-from .handlers import PublishHandlers
+from .preflight import Preflight
 
 
 def platform_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
@@ -24,16 +30,53 @@ def platform_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
     return http
 
 
-def token_source(ctx: ServiceContext) -> TokenSource:
-    return SandboxTokens() if ctx.settings.sandbox_url else NoTokens()
+def stored_tokens(ctx: ServiceContext, pool: asyncpg.Pool, oauth_http: httpx.AsyncClient) -> StoredTokens:
+    """Tokens from the accounts store, refreshed through each platform's OAuth; a lost
+    authorization raises a RECONNECT_NEEDED alert on `alerts`."""
+
+    async def alert(message: AdminAlert) -> None:
+        key = f"{message.platform.value if message.platform else ''}:{message.account_id or ''}"
+        await ctx.send([Outgoing.of(ctx.topic(Topics.ALERTS), key, message)])
+
+    store = AccountStore(pool, Keyring.parse(ctx.settings.accounts.credential_keys))
+    return StoredTokens(AccessTokens(store, oauth_clients(ctx.settings, oauth_http), alerts=alert,
+                                     tracer=ctx.tracer))
 
 
-class PublisherService(Service):
-    def __init__(self, ctx: ServiceContext, platform: Platform, tokens: TokenSource | None = None):
+class CredentialedService(Service):
+    """A service that calls platforms for accounts: database, tokens, quota ledger, HTTP clients."""
+
+    def __init__(self, ctx: ServiceContext, tokens: TokenSource | None = None):
         super().__init__(ctx)
-        self.platform = platform
-        self.tokens = tokens or token_source(ctx)
+        self._given_tokens = tokens
+        self.tokens: TokenSource | None = tokens
+        self.pool: asyncpg.Pool | None = None
         self.http: httpx.AsyncClient | None = None
+        self.oauth_http: httpx.AsyncClient | None = None
+        self.ledger: QuotaLedger | None = None
+
+    async def setup(self) -> None:
+        self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
+        self.http = platform_http_client(self.ctx)
+        self.oauth_http = oauth_http_client()
+        self.tokens = self._given_tokens or stored_tokens(self.ctx, self.pool, self.oauth_http)
+        self.ledger = QuotaLedger(self.pool)
+
+    async def close(self) -> None:
+        for http in (self.http, self.oauth_http):
+            if http is not None:
+                await http.aclose()
+        if self.pool is not None:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+
+    def readiness_checks(self):
+        return {"database": database_ready(lambda: self.pool)}
+
+
+class PublisherService(CredentialedService):
+    def __init__(self, ctx: ServiceContext, platform: Platform, tokens: TokenSource | None = None):
+        super().__init__(ctx, tokens)
+        self.platform = platform
         self.handlers: PublishHandlers | None = None
 
     @property
@@ -49,13 +92,13 @@ class PublisherService(Service):
         )
 
     async def setup(self) -> None:
-        self.http = platform_http_client(self.ctx)
+        await super().setup()
         client = build_client(self.platform, self.http, self.ctx.settings.api_bases[self.platform])
+        instagram_limit = (InstagramPublishingLimit(self.http, client.api)  # type: ignore[attr-defined]
+                           if self.platform is Platform.INSTAGRAM else None)
+        preflight = Preflight(self.tokens, self.ledger, quota_rules(self.ctx.settings.quotas),
+                              instagram_limit=instagram_limit)
         self.handlers = PublishHandlers(
-            self.ctx, client, self.tokens,
+            self.ctx, client, preflight,
             AccountLimiters(*self.ctx.settings.publish_rates.get(self.platform, PUBLISH_RATE[self.platform])),
         )
-
-    async def close(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()

@@ -28,20 +28,20 @@ from services.runtime import (
     metrics,
 )
 
-from .credentials import TokenSource
 from .limits import AccountLimiters
 from .platforms import Accepted, PlatformClient, PlatformError, Published
+from .preflight import Preflight
 
 log = logging.getLogger("autopost.publisher")
 
 
 class PublishHandlers:
     def __init__(
-        self, ctx: ServiceContext, client: PlatformClient, tokens: TokenSource, limiters: AccountLimiters
+        self, ctx: ServiceContext, client: PlatformClient, preflight: Preflight, limiters: AccountLimiters
     ):
         self.ctx = ctx
         self.client = client
-        self.tokens = tokens
+        self.preflight = preflight  # rules, token (refreshed on AUTH), quotas
         self.limiters = limiters
 
     async def requested(self, records: list[Record]) -> None:
@@ -74,10 +74,7 @@ class PublishHandlers:
 
     async def _attempt(self, request: PublishRequested) -> PublishResult:
         try:
-            token = await self.tokens.token_for(request.platform, request.account_id)
-            async with metrics.rate_limited(self.limiters.for_account(request.account_id), request.platform.value):
-                with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "publish").time():
-                    outcome = await self.client.publish(request, token)
+            outcome = await self.preflight.publish(request, self._send)
         except PlatformError as error:
             return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
@@ -89,6 +86,12 @@ class PublishHandlers:
             return self._result(request, PublishOutcome.PUBLISHED, handle=outcome.handle, url=outcome.url)
         assert isinstance(outcome, Accepted)
         return self._result(request, PublishOutcome.ACCEPTED, handle=outcome.handle)
+
+    async def _send(self, request: PublishRequested, token: str) -> Accepted | Published:
+        platform = request.platform.value
+        async with metrics.rate_limited(self.limiters.for_account(request.account_id), platform):
+            with metrics.PLATFORM_CALL_DURATION.labels(platform, "publish").time():
+                return await self.client.publish(request, token)
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,

@@ -7,7 +7,7 @@ import asyncio
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.runtime import Service, open_database, subscribe_batches
+from services.runtime import Service, database_ready, open_database, subscribe_batches
 
 from .dispatcher import Dispatcher
 from .handlers import QueueHandlers
@@ -69,11 +69,7 @@ class QueueService(Service):
             await asyncio.wait_for(self.pool.close(), timeout=10)
 
     def readiness_checks(self):
-        async def database() -> bool:
-            async with self.pool.acquire() as conn:
-                return await conn.fetchval("SELECT 1") == 1
-
-        return {"database": database}
+        return {"database": database_ready(lambda: self.pool)}
 
     def liveness_checks(self):
         async def dispatcher() -> bool:

@@ -2,7 +2,7 @@
 
 from . import _metrics as metrics
 from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
-from ._db import create_pool, instrument_asyncpg, open_database
+from ._db import create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
 from ._health import AsgiServer, health_app, run_checks
 from ._lag import LagMonitor, LagProbe, measure_lag
@@ -10,7 +10,16 @@ from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
-from ._settings import KafkaSettings, NotifierSettings, QueueSettings, Settings
+from ._settings import (
+    SANDBOX_OAUTH_SECRET,
+    AccountSettings,
+    KafkaSettings,
+    NotifierSettings,
+    OAuthApp,
+    QueueSettings,
+    QuotaSettings,
+    Settings,
+)
 from ._telemetry import (
     build_tracer_provider,
     context_from,
@@ -22,14 +31,18 @@ from ._telemetry import (
 from ._topics import create_missing_topics, ensure_topics, service_topics
 
 __all__ = [
+    "SANDBOX_OAUTH_SECRET",
+    "AccountSettings",
     "AsgiServer",
     "ConsumerWatch",
     "LagMonitor",
     "LagProbe",
     "KafkaSettings",
     "NotifierSettings",
+    "OAuthApp",
     "Outgoing",
     "QueueSettings",
+    "QuotaSettings",
     "Record",
     "Service",
     "ServiceContext",
@@ -45,6 +58,7 @@ __all__ = [
     "create_pool",
     "current_carrier",
     "current_trace_id",
+    "database_ready",
     "dead_letter_for",
     "ensure_topics",
     "group_by_key",

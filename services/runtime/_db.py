@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 import orjson
 from opentelemetry.sdk.trace import TracerProvider
@@ -46,3 +48,16 @@ async def open_database(dsn: str, provider: TracerProvider, *, max_size: int = 1
         await pool.close()
         raise
     return pool
+
+
+def database_ready(pool_of: Callable[[], asyncpg.Pool | None]) -> Callable[[], Awaitable[bool]]:
+    """A /readyz check for a service's pool (`pool_of`: it exists only once the service is set up)."""
+
+    async def ready() -> bool:
+        pool = pool_of()
+        if pool is None:
+            return False
+        async with pool.acquire() as conn:
+            return await conn.fetchval("SELECT 1") == 1
+
+    return ready

@@ -97,10 +97,97 @@ class NotifierSettings:
 
 
 @dataclass(frozen=True)
+class OAuthApp:
+    """A registered OAuth app: client id (TikTok: client key), secret, the exact redirect URI."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str
+
+
+# The sandbox's token endpoints take this secret (any client id); never a real app's.
+SANDBOX_OAUTH_SECRET = "sandbox-secret"
+_SANDBOX_REDIRECT = "https://localhost/autopost/oauth/callback"
+_OAUTH_ENV = {  # platform: (client id variable, secret variable)
+    Platform.TIKTOK: ("TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_SECRET"),
+    Platform.INSTAGRAM: ("INSTAGRAM_CLIENT_ID", "INSTAGRAM_CLIENT_SECRET"),
+    Platform.YOUTUBE: ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
+}
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Credential encryption keys (`id:base64key`, the first seals) and the OAuth apps."""
+
+    credential_keys: str = field(default="", repr=False)
+    oauth_apps: dict[Platform, OAuthApp] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, sandbox_url: str | None) -> "AccountSettings":
+        return cls(credential_keys=_credential_keys_from_env(), oauth_apps=_oauth_apps_from_env(sandbox_url))
+
+    @classmethod
+    def for_sandbox(cls, credential_keys: str) -> "AccountSettings":
+        return cls(credential_keys, _oauth_apps_from_env("sandbox"))
+
+
+def _credential_keys_from_env() -> str:
+    """AUTOPOST_CREDENTIAL_KEYS, or the contents of the (mounted secret) file
+    AUTOPOST_CREDENTIAL_KEYS_FILE names; parsed and checked by `services.accounts.Keyring`."""
+    spec, path = os.environ.get("AUTOPOST_CREDENTIAL_KEYS", ""), os.environ.get("AUTOPOST_CREDENTIAL_KEYS_FILE", "")
+    if spec and path:
+        raise ValueError("set AUTOPOST_CREDENTIAL_KEYS or AUTOPOST_CREDENTIAL_KEYS_FILE, not both")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    return spec
+
+
+def _oauth_apps_from_env(sandbox_url: str | None, environ: dict[str, str] | None = None
+                         ) -> dict[Platform, OAuthApp]:
+    """`<P>_CLIENT_ID`/`_SECRET` and `AUTOPOST_OAUTH_REDIRECT_URI` (or `<P>_REDIRECT_URI`) for the
+    real platforms; against the sandbox always the sandbox's apps, so no real secret goes there."""
+    environ = dict(os.environ) if environ is None else environ
+    apps = {}
+    for platform, (id_name, secret_name) in _OAUTH_ENV.items():
+        if sandbox_url:
+            apps[platform] = OAuthApp(f"autopost-sandbox-{platform.value}", SANDBOX_OAUTH_SECRET, _SANDBOX_REDIRECT)
+            continue
+        client_id, secret = environ.get(id_name, ""), environ.get(secret_name, "")
+        redirect = environ.get(f"{platform.value.upper()}_REDIRECT_URI") or environ.get(
+            "AUTOPOST_OAUTH_REDIRECT_URI", "")
+        if client_id and secret:
+            apps[platform] = OAuthApp(client_id, secret, redirect)
+    return apps
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """Daily platform quotas the ledger enforces (raise them after a quota extension)."""
+
+    youtube_daily_units: int = 10_000  # per project, every method but videos.insert
+    youtube_daily_uploads: int = 100  # per project, videos.insert's own bucket since 2026-06-01
+    tiktok_daily_posts: int = 15  # Direct Posts per creator per rolling 24 h
+    instagram_daily_publishes: int = 50  # per account per rolling 24 h, until the API says otherwise
+
+    @classmethod
+    def from_env(cls) -> "QuotaSettings":
+        return cls(
+            youtube_daily_units=_env_int("AUTOPOST_YOUTUBE_DAILY_UNITS", cls.youtube_daily_units),
+            youtube_daily_uploads=_env_int("AUTOPOST_YOUTUBE_DAILY_UPLOADS", cls.youtube_daily_uploads),
+            tiktok_daily_posts=_env_int("AUTOPOST_TIKTOK_DAILY_POSTS", cls.tiktok_daily_posts),
+            instagram_daily_publishes=_env_int("AUTOPOST_INSTAGRAM_DAILY_PUBLISHES",
+                                               cls.instagram_daily_publishes),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
+    accounts: AccountSettings = field(default_factory=AccountSettings)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     http_host: str = "0.0.0.0"
     http_port: int = 8080  # /livez /readyz /metrics; 0 = none
@@ -125,6 +212,8 @@ class Settings:
             kafka=KafkaSettings.from_env(),
             queue=QueueSettings.from_env(),
             notifier=NotifierSettings.from_env(),
+            accounts=AccountSettings.from_env(sandbox),
+            quotas=QuotaSettings.from_env(),
             database_url=os.environ.get("DATABASE_URL", cls.database_url),
             http_port=_env_int("AUTOPOST_HTTP_PORT", cls.http_port),
             sandbox_url=sandbox,

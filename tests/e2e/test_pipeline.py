@@ -10,6 +10,7 @@ from contracts import Platform, Topics
 from harness import (
     ALL_SERVICES,
     Pipeline,
+    connect_accounts,
     event_json,
     produce,
     serve_sandbox,
@@ -27,14 +28,12 @@ async def test_event_to_published_on_every_platform_in_one_trace(kafka_bootstrap
     async with AsyncExitStack() as stack:
         sandbox_url = await serve_sandbox(stack, processing_seconds=0.3)
         settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
+        accounts = [("tiktok", "creator-1"), ("instagram", "17841400000000001"), ("youtube", "UCchannel")]
+        await connect_accounts(settings, accounts)
         await stack.enter_async_context(Pipeline(settings, exporter=exporter))
 
         upstream = build_tracer_provider("upstream", exporter=exporter).get_tracer("test")
-        event = event_json(
-            "e2e-1",
-            [("tiktok", "creator-1"), ("instagram", "17841400000000001"), ("youtube", "UCchannel")],
-            f"{sandbox_url}/media/clip.mp4?bytes=700000",
-        )
+        event = event_json("e2e-1", accounts, f"{sandbox_url}/media/clip.mp4?bytes=700000")
         with upstream.start_as_current_span("upstream submit") as root:
             headers = [(k, v.encode()) for k, v in current_carrier().items()]
             await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED, [event],

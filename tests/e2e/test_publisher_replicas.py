@@ -12,7 +12,16 @@ import pytest
 from contracts import Topics
 from services.devstack import ProcessGroup
 from services.devstack.stack import free_port
-from harness import Pipeline, event_json, produce, serve_sandbox, settings_for, target_rows, wait_for
+from harness import (
+    Pipeline,
+    connect_accounts,
+    event_json,
+    produce,
+    serve_sandbox,
+    settings_for,
+    target_rows,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +43,7 @@ def replica_env(settings, port: int) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
         "DATABASE_URL": settings.database_url,
+        "AUTOPOST_CREDENTIAL_KEYS": settings.accounts.credential_keys,
         "AUTOPOST_SANDBOX_URL": settings.sandbox_url,
         "AUTOPOST_HTTP_PORT": str(port),
         "AUTOPOST_LAG_INTERVAL_SECONDS": "0",
@@ -76,6 +86,7 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
         sandbox_url = await serve_sandbox(stack, processing_seconds=0.0)
         settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
         await stack.enter_async_context(Pipeline(settings, ["planner", "queue", "poller"]))
+        await connect_accounts(settings, [("tiktok", f"acct-{i}") for i in range(ACCOUNTS)])
         group = await stack.enter_async_context(ProcessGroup(output=open(os.devnull, "w")))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=5))
         ports = {"a": free_port(), "b": free_port()}

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from contracts import Platform, Topics
 from services.queue.stats import collect
-from harness import Pipeline, event_json, produce, serve_sandbox, settings_for, target_rows, wait_for
+from harness import Pipeline, connect_accounts, event_json, produce, serve_sandbox, settings_for, target_rows, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,7 @@ async def test_a_post_moves_the_outcome_time_and_lateness_metrics(kafka_bootstra
         sandbox_url = await serve_sandbox(stack, processing_seconds=0.2)
         settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
         await stack.enter_async_context(Pipeline(settings))
+        await connect_accounts(settings, [("tiktok", "m-tt"), ("instagram", "m-ig"), ("youtube", "m-yt")])
         event = event_json("m-1", [("tiktok", "m-tt"), ("instagram", "m-ig"), ("youtube", "m-yt")],
                            f"{sandbox_url}/media/m.mp4?bytes=4096")
         await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED, [event], key=b"m-1")

@@ -18,6 +18,7 @@ POSTS = 30
 
 async def test_queue_killed_mid_run_loses_nothing():
     async with DevStack(StackOptions(processing_seconds=0.2)) as stack:
+        await stack.connect_accounts([(p, f"acct-{i}-{p.value}") for i in range(POSTS) for p in Platform])
         start = datetime.now(timezone.utc)
         events = [
             {

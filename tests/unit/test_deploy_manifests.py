@@ -485,7 +485,7 @@ def test_deployment_runs_the_service_with_probes_resources_and_lockdown(name):
     assert container["args"] == ["service", name]
     assert "command" not in container, "the image's ENTRYPOINT is `autopost`"
     assert {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"} in container["ports"]
-    assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+    assert container["envFrom"][0] == {"configMapRef": {"name": configmap["metadata"]["name"]}}
     assert configmap["metadata"]["name"].startswith("autopost-config-"), "hash suffix rolls pods on change"
     for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
         assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
@@ -503,6 +503,17 @@ def test_deployment_runs_the_service_with_probes_resources_and_lockdown(name):
         assert "value" not in env or "postgres" not in env["value"], "credentials belong in a Secret"
     secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", []) if "valueFrom" in e}
     assert secrets <= set(_of_kind(docs, "Secret"))
+    env = {e["name"]: e for e in container.get("env", [])}
+    if "AUTOPOST_CREDENTIAL_KEYS_FILE" in env:  # token-sealing keys: a mounted Secret, never a literal
+        assert "AUTOPOST_CREDENTIAL_KEYS" not in env
+        key_file = env["AUTOPOST_CREDENTIAL_KEYS_FILE"]["value"]
+        [mount] = [m for m in container["volumeMounts"] if key_file.startswith(m["mountPath"] + "/")]
+        assert mount["readOnly"] is True
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes[mount["name"]]["secret"]["secretName"] == "autopost-credential-keys"
+        assert {"secretRef": {"name": "autopost-oauth", "optional": True}} in container["envFrom"]
+    holds_tokens = name.startswith("publisher-") or name == "poller"
+    assert ("AUTOPOST_CREDENTIAL_KEYS_FILE" in env) == holds_tokens, "publishers and the poller hold tokens"
 
 
 def test_keda_scales_the_planner_and_publishers_on_their_own_group_and_topic():
@@ -559,13 +570,13 @@ def test_migration_job_and_secrets():
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-    assert {"autopost-database", "autopost-credential-key"} <= set(_of_kind(docs, "Secret"))
+    assert {"autopost-database", "autopost-credential-keys"} <= set(_of_kind(docs, "Secret"))
 
 
 def test_overlays_replace_the_placeholder_secrets():
     local = _of_kind(list(rendered("overlays/local")), "Secret")
     assert all("CHANGE-ME" not in json.dumps(s) for s in local.values())
-    assert {"autopost-database", "autopost-credential-key"} <= set(local)
+    assert {"autopost-database", "autopost-credential-keys"} <= set(local)
     production = list(rendered("overlays/production"))
     assert not _of_kind(production, "Secret"), "production Secrets come from the secret manager"
     assert "CHANGE-ME" not in json.dumps(production)

@@ -22,6 +22,7 @@ from ._base import (
     unexpected_response,
 )
 from ._media import check_kind, fill, is_remote, open_media
+from ._rules import check_fetched
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 HANDLE_KIND = "tiktok.publish_id"
@@ -153,6 +154,7 @@ class TikTokClient:
             return _required(data, "publish_id")
         async with open_media(self.media_http, media) as stream:
             assert stream.size is not None  # local files always have one
+            check_fetched(request, 0, stream)
             chunk_size, count = chunk_plan(stream.size, self.chunk_size)
             source = {"source": "FILE_UPLOAD", "video_size": stream.size,
                       "chunk_size": chunk_size, "total_chunk_count": count}

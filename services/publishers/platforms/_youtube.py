@@ -33,6 +33,7 @@ from ._base import (
     unexpected_response,
 )
 from ._media import MediaStream, check_kind, fill, open_media
+from ._rules import check_fetched
 
 DEFAULT_BASE_URL = "https://www.googleapis.com"
 HANDLE_KIND = "youtube.video"
@@ -130,6 +131,7 @@ class YouTubeClient:
             async with open_media(self.media_http, request.media[0]) as stream:
                 if stream.size == 0:
                     raise PlatformError(ErrorClass.PERMANENT, "emptyFile", "the media file is empty")
+                check_fetched(request, 0, stream)
                 session_uri = await self._start_session(metadata, stream, token)
                 try:
                     video = await self._upload(session_uri, stream, token)

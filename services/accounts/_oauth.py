@@ -1,0 +1,275 @@
+"""OAuth code exchange and refresh, one client per platform (platforms.md §1.1, §2.1, §3.1).
+
+    client = oauth_client(Platform.TIKTOK, http, app, sandbox_root=None)
+    url = client.authorize_url(state)            # where a person grants access
+    grant = await client.exchange_code(code)     # TokenGrant
+    grant = await client.refresh(credential)     # TokenGrant, or OAuthError
+
+Every failure is an `OAuthError`: INVALID_GRANT (reconnect), TRANSIENT (later) or REJECTED (the
+app's configuration). Messages never carry a token, a code or the client secret. Use an httpx
+client that is NOT traced: token URLs and bodies carry secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import unquote, urlencode
+
+import httpx
+import orjson
+
+from contracts import Platform
+from services.runtime import OAuthApp
+
+from ._errors import OAuthError, OAuthFailure
+from ._model import Credential, TokenGrant
+from ._redact import redact_http_logs, scrub
+
+
+class OAuthClient(Protocol):
+    platform: Platform
+    sandbox_root: str | None  # set when the endpoints are the sandbox's
+
+    def authorize_url(self, state: str, **extra: str) -> str: ...
+
+    async def exchange_code(self, code: str) -> TokenGrant: ...
+
+    async def refresh(self, credential: Credential) -> TokenGrant: ...
+
+
+# (real host, path); in the sandbox every path sits under `<sandbox>/<platform>`
+_TIKTOK = {"authorize": ("https://www.tiktok.com", "/v2/auth/authorize/"),
+           "token": ("https://open.tiktokapis.com", "/v2/oauth/token/")}
+_INSTAGRAM = {"authorize": ("https://api.instagram.com", "/oauth/authorize"),
+              "code": ("https://api.instagram.com", "/oauth/access_token"),
+              "exchange": ("https://graph.instagram.com", "/access_token"),
+              "refresh": ("https://graph.instagram.com", "/refresh_access_token")}
+_GOOGLE = {"authorize": ("https://accounts.google.com", "/o/oauth2/v2/auth"),
+           "token": ("https://oauth2.googleapis.com", "/token")}
+
+TIKTOK_SCOPES = ("user.info.basic", "video.publish", "video.upload")
+INSTAGRAM_SCOPES = ("instagram_business_basic", "instagram_business_content_publish")
+GOOGLE_SCOPES = ("https://www.googleapis.com/auth/youtube.upload",
+                 "https://www.googleapis.com/auth/youtube.readonly")
+
+_TRANSIENT_CODES = {"server_error", "temporarily_unavailable"}
+
+
+class _Base:
+    platform: Platform
+    endpoints: dict[str, tuple[str, str]]
+
+    def __init__(self, http: httpx.AsyncClient, app: OAuthApp, sandbox_root: str | None = None):
+        self.http, self.app = http, app
+        self.sandbox_root = f"{sandbox_root.rstrip('/')}/{self.platform.value}" if sandbox_root else None
+        redact_http_logs()
+
+    def url(self, name: str) -> str:
+        host, path = self.endpoints[name]
+        return (self.sandbox_root or host) + path
+
+    async def _send(self, method: str, name: str, *secrets: str | None, **kwargs: Any) -> tuple[int, Any]:
+        """(status, decoded JSON body or None); transport failures are TRANSIENT, scrubbed."""
+        try:
+            response = await self.http.request(method, self.url(name), **kwargs)
+        except httpx.TimeoutException:
+            raise OAuthError(OAuthFailure.TRANSIENT, "timeout", f"{self.platform.value} token endpoint timed out") from None
+        except httpx.TransportError as exc:
+            raise OAuthError(OAuthFailure.TRANSIENT, "transport_error",
+                             f"{self.platform.value} token endpoint unreachable ({type(exc).__name__})") from None
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise OAuthError(OAuthFailure.TRANSIENT, f"http_{response.status_code}",
+                             f"{self.platform.value} token endpoint answered {response.status_code}",
+                             _retry_after(response))
+        return response.status_code, body
+
+    def _secrets(self, *values: str | None) -> tuple[str | None, ...]:
+        return (self.app.client_secret, *values)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+def _oauth2_error(platform: Platform, status: int, body: Any, secrets: tuple[str | None, ...]) -> OAuthError:
+    """An RFC 6749 error reply (`error`, `error_description`), as TikTok and Google send them."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = str(error) if isinstance(error, str) and error else f"http_{status}"
+    description = scrub(str(body.get("error_description") or "") if isinstance(body, dict) else "", *secrets)
+    if code == "invalid_grant":
+        failure = OAuthFailure.INVALID_GRANT
+    elif code in _TRANSIENT_CODES:
+        failure = OAuthFailure.TRANSIENT
+    else:
+        failure = OAuthFailure.REJECTED
+    message = f"{platform.value} refused the token request: {code}" + (f" ({description})" if description else "")
+    return OAuthError(failure, code, message[:500])
+
+
+def _lifetime(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _required_token(platform: Platform, body: Any, key: str = "access_token") -> str:
+    if not isinstance(body, dict) or not isinstance(body.get(key), str) or not body[key]:
+        raise OAuthError(OAuthFailure.TRANSIENT, "invalid_response", f"{platform.value} token reply without {key}")
+    return body[key]
+
+
+class _TokenEndpoint(_Base):
+    """An RFC 6749 token endpoint that exchanges codes and refreshes (TikTok's and Google's)."""
+
+    client_param = "client_id"
+    scope_separator = " "
+    refresh_lifetime_key = "refresh_token_expires_in"
+
+    async def exchange_code(self, code: str) -> TokenGrant:
+        return await self._token({"grant_type": "authorization_code", "code": self._decoded(code),
+                                  "redirect_uri": self.app.redirect_uri}, code)
+
+    async def refresh(self, credential: Credential) -> TokenGrant:
+        if not credential.refresh_token:
+            raise OAuthError(OAuthFailure.INVALID_GRANT, "no_refresh_token",
+                             f"{self.platform.value}: no refresh token stored")
+        return await self._token({"grant_type": "refresh_token", "refresh_token": credential.refresh_token},
+                                 credential.refresh_token)
+
+    def _decoded(self, code: str) -> str:
+        return code
+
+    def _user_id(self, body: dict[str, Any]) -> str | None:
+        return None
+
+    async def _token(self, form: dict[str, str], secret: str) -> TokenGrant:
+        form = {self.client_param: self.app.client_id, "client_secret": self.app.client_secret, **form}
+        status, body = await self._send("POST", "token", data=form)
+        # TikTok may report an error inside HTTP 200 (its sandbox does for refreshes): read the body
+        if status != 200 or not isinstance(body, dict) or body.get("error"):
+            raise _oauth2_error(self.platform, status, body, self._secrets(secret))
+        return TokenGrant(
+            access_token=_required_token(self.platform, body),
+            refresh_token=body.get("refresh_token") or None,  # Google: normally only on the code exchange
+            access_expires_in=_lifetime(body, "expires_in"),
+            refresh_expires_in=_lifetime(body, self.refresh_lifetime_key),
+            scopes=tuple(s for s in str(body.get("scope") or "").split(self.scope_separator) if s),
+            remote_user_id=self._user_id(body),
+        )
+
+
+class TikTokOAuth(_TokenEndpoint):
+    platform = Platform.TIKTOK
+    endpoints = _TIKTOK
+    client_param = "client_key"
+    scope_separator = ","
+    refresh_lifetime_key = "refresh_expires_in"
+
+    def authorize_url(self, state: str, **extra: str) -> str:
+        query = {"client_key": self.app.client_id, "scope": ",".join(TIKTOK_SCOPES), "response_type": "code",
+                 "redirect_uri": self.app.redirect_uri, "state": state, **extra}
+        return f"{self.url('authorize')}?{urlencode(query)}"
+
+    def _decoded(self, code: str) -> str:
+        return unquote(code)  # TikTok hands the code URL-encoded and wants it decoded
+
+    def _user_id(self, body: dict[str, Any]) -> str | None:
+        return str(body["open_id"]) if body.get("open_id") else None
+
+
+class InstagramOAuth(_Base):
+    """Instagram Login: code → short-lived token (1 h) → long-lived (60 days), refreshed in place."""
+
+    platform = Platform.INSTAGRAM
+    endpoints = _INSTAGRAM
+
+    def authorize_url(self, state: str, **extra: str) -> str:
+        query = {"client_id": self.app.client_id, "redirect_uri": self.app.redirect_uri,
+                 "response_type": "code", "scope": ",".join(INSTAGRAM_SCOPES), "state": state, **extra}
+        return f"{self.url('authorize')}?{urlencode(query)}"
+
+    async def exchange_code(self, code: str) -> TokenGrant:
+        code = code.removesuffix("#_")  # Instagram appends `#_` to the redirect
+        form = {"client_id": self.app.client_id, "client_secret": self.app.client_secret,
+                "grant_type": "authorization_code", "redirect_uri": self.app.redirect_uri, "code": code}
+        status, body = await self._send("POST", "code", data=form)
+        short = body["data"][0] if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"] \
+            else body
+        if status != 200 or not isinstance(short, dict) or not short.get("access_token"):
+            raise self._error(status, body, code)
+        short_token = str(short["access_token"])
+        status, body = await self._send("GET", "exchange", short_token, params={
+            "grant_type": "ig_exchange_token", "client_secret": self.app.client_secret,
+            "access_token": short_token})
+        if status != 200:
+            raise self._error(status, body, short_token)
+        permissions = short.get("permissions") or []
+        if isinstance(permissions, str):
+            permissions = permissions.split(",")
+        return TokenGrant(
+            access_token=_required_token(self.platform, body),
+            access_expires_in=_lifetime(body, "expires_in"),
+            scopes=tuple(str(p) for p in permissions if p),
+            remote_user_id=str(short["user_id"]) if short.get("user_id") else None,
+        )
+
+    async def refresh(self, credential: Credential) -> TokenGrant:
+        token = credential.access_token
+        status, body = await self._send("GET", "refresh", token, params={
+            "grant_type": "ig_refresh_token", "access_token": token})
+        if status != 200:
+            raise self._error(status, body, token)
+        return TokenGrant(access_token=_required_token(self.platform, body),
+                          access_expires_in=_lifetime(body, "expires_in"))
+
+    def _error(self, status: int, body: Any, secret: str) -> OAuthError:
+        """Graph errors (`error.code`) or api.instagram.com's flat `error_type`/`error_message`."""
+        error = body.get("error") if isinstance(body, dict) else None
+        flat = isinstance(body, dict) and "error_type" in body  # api.instagram.com's own shape
+        if isinstance(error, dict):
+            code, text = error.get("code"), str(error.get("message") or "")
+        elif flat:
+            code, text = body.get("code"), str(body.get("error_message") or "")
+        else:
+            code, text = None, ""
+        label = f"graph_{code}" if code is not None else f"http_{status}"
+        if isinstance(error, dict) and error.get("is_transient") or code in (1, 2, 4, 17, 341):
+            failure = OAuthFailure.TRANSIENT
+        elif code in (190, 102) or (flat and status == 400):
+            failure = OAuthFailure.INVALID_GRANT  # expired, revoked or unknown token or code
+        else:
+            failure = OAuthFailure.REJECTED
+        message = f"instagram refused the token request: {label}"
+        if text:
+            message += f" ({scrub(text, *self._secrets(secret))})"
+        return OAuthError(failure, label, message[:500])
+
+
+class GoogleOAuth(_TokenEndpoint):
+    platform = Platform.YOUTUBE
+    endpoints = _GOOGLE
+
+    def authorize_url(self, state: str, **extra: str) -> str:
+        query = {"client_id": self.app.client_id, "redirect_uri": self.app.redirect_uri,
+                 "response_type": "code", "scope": " ".join(GOOGLE_SCOPES),
+                 # offline + consent: the only way to be given a refresh token
+                 "access_type": "offline", "prompt": "consent", "state": state, **extra}
+        return f"{self.url('authorize')}?{urlencode(query)}"
+
+
+_CLIENTS: dict[Platform, type[_Base]] = {
+    Platform.TIKTOK: TikTokOAuth, Platform.INSTAGRAM: InstagramOAuth, Platform.YOUTUBE: GoogleOAuth}
+
+
+def oauth_client(platform: Platform, http: httpx.AsyncClient, app: OAuthApp,
+                 sandbox_root: str | None = None) -> OAuthClient:
+    return _CLIENTS[Platform(platform)](http, app, sandbox_root)
+
+
+def oauth_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
+    """The client for token endpoints: deliberately not instrumented (URLs and bodies carry secrets)."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=False)

@@ -1,0 +1,190 @@
+"""Accounts and their sealed tokens in Postgres. Tokens are decrypted only on the way out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from contracts import Platform
+
+from ._keyring import Keyring
+from ._model import Account, AccountStatus, Credential, TokenGrant, first_credential
+
+_ACCOUNT_COLUMNS = """a.platform, a.account_id, a.display_name, a.status, a.status_reason, a.scopes,
+    a.remote_user_id, a.connected_at, c.access_expires_at, c.refresh_expires_at, c.key_id"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """An account's status with its credential (None when it has none)."""
+
+    status: AccountStatus
+    status_reason: str | None
+    credential: Credential | None
+
+
+class AccountStore:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring):
+        self.pool = pool
+        self.keyring = keyring
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def add(self, platform: Platform, account_id: str, display_name: str = "") -> Account:
+        """Register an account (status pending); adding a removed one brings it back as pending."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO accounts (platform, account_id, display_name) VALUES ($1, $2, $3)
+                   ON CONFLICT (platform, account_id) DO UPDATE
+                     SET status = 'pending', status_reason = NULL, updated_at = now(),
+                         display_name = COALESCE(NULLIF(EXCLUDED.display_name, ''), accounts.display_name)
+                     WHERE accounts.status = 'removed'
+                   RETURNING account_id""",
+                platform.value, account_id, display_name)
+        if row is None:
+            raise ValueError(f"{platform.value} account {account_id} is already added")
+        account = await self.get(platform, account_id)
+        assert account is not None
+        return account
+
+    async def get(self, platform: Platform, account_id: str) -> Account | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""SELECT {_ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
+                    WHERE a.platform = $1 AND a.account_id = $2""", platform.value, account_id)
+        return _account(row) if row else None
+
+    async def list(self, platform: Platform | None = None, *, include_removed: bool = False) -> list[Account]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT {_ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
+                    WHERE ($1::text IS NULL OR a.platform = $1) AND ($2 OR a.status <> 'removed')
+                    ORDER BY a.platform, a.account_id""",
+                platform.value if platform else None, include_removed)
+        return [_account(r) for r in rows]
+
+    async def connect(self, platform: Platform, account_id: str, grant: TokenGrant, now: datetime,
+                      display_name: str = "") -> Account:
+        """Store a fresh grant from a code exchange: the account is connected (added if new)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO accounts (platform, account_id, display_name, status, scopes, remote_user_id,
+                                         connected_at)
+                   VALUES ($1, $2, $3, 'connected', $4, $5, $6)
+                   ON CONFLICT (platform, account_id) DO UPDATE
+                     SET status = 'connected', status_reason = NULL, scopes = EXCLUDED.scopes,
+                         remote_user_id = EXCLUDED.remote_user_id, connected_at = EXCLUDED.connected_at,
+                         display_name = COALESCE(NULLIF(EXCLUDED.display_name, ''), accounts.display_name),
+                         updated_at = now()""",
+                platform.value, account_id, display_name, list(grant.scopes), grant.remote_user_id, now)
+            version = await conn.fetchval(
+                "SELECT version FROM credentials WHERE platform = $1 AND account_id = $2 FOR UPDATE",
+                platform.value, account_id)
+            await self._write(conn, platform, account_id, first_credential(grant, now, (version or 0) + 1))
+        account = await self.get(platform, account_id)
+        assert account is not None
+        return account
+
+    async def remove(self, platform: Platform, account_id: str) -> bool:
+        """Mark removed and destroy its tokens; False when there is no such account."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                """UPDATE accounts SET status = 'removed', status_reason = 'removed by an operator',
+                       updated_at = now() WHERE platform = $1 AND account_id = $2""",
+                platform.value, account_id)
+            await conn.execute("DELETE FROM credentials WHERE platform = $1 AND account_id = $2",
+                               platform.value, account_id)
+        return done != "UPDATE 0"
+
+    # -- credentials (the token source uses these inside its own transactions) ----------------
+
+    async def read(self, conn: asyncpg.Connection, platform: Platform, account_id: str, *,
+                   for_update: bool = False) -> StoredAccount | None:
+        """The account and its credential; `for_update` first takes the account's row lock (held
+        to the end of the transaction), so what is read is what the last lock holder committed."""
+        if for_update:
+            # Its own statement: in one statement with the join, a wait on the lock would still
+            # read the credential as of before the wait (Postgres re-reads only the locked row).
+            await conn.execute("SELECT 1 FROM accounts WHERE platform = $1 AND account_id = $2 FOR UPDATE",
+                               platform.value, account_id)
+        row = await conn.fetchrow(
+            """SELECT a.status, a.status_reason, c.access_token, c.refresh_token, c.access_expires_at,
+                      c.refresh_expires_at, c.issued_at, c.version
+               FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
+               WHERE a.platform = $1 AND a.account_id = $2""",
+            platform.value, account_id)
+        if row is None:
+            return None
+        credential = None
+        if row["access_token"] is not None:
+            credential = Credential(
+                access_token=self.keyring.open(row["access_token"], _context(platform, account_id, "access")),
+                refresh_token=self.keyring.open(row["refresh_token"], _context(platform, account_id, "refresh"))
+                if row["refresh_token"] is not None else None,
+                access_expires_at=row["access_expires_at"], refresh_expires_at=row["refresh_expires_at"],
+                issued_at=row["issued_at"], version=row["version"])
+        return StoredAccount(AccountStatus(row["status"]), row["status_reason"], credential)
+
+    async def write(self, conn: asyncpg.Connection, platform: Platform, account_id: str,
+                    credential: Credential) -> None:
+        await self._write(conn, platform, account_id, credential)
+
+    async def mark_needs_reconnect(self, conn: asyncpg.Connection, platform: Platform, account_id: str,
+                                   reason: str) -> None:
+        await conn.execute(
+            """UPDATE accounts SET status = 'needs_reconnect', status_reason = $3, updated_at = now()
+               WHERE platform = $1 AND account_id = $2 AND status = 'connected'""",
+            platform.value, account_id, reason[:500])
+
+    async def rekey(self, batch: int = 200) -> int:
+        """Re-seal every credential not under the current key; how many were re-sealed."""
+        done = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    """SELECT platform, account_id FROM credentials WHERE key_id <> $1
+                       LIMIT $2 FOR UPDATE SKIP LOCKED""", self.keyring.current, batch)
+                for row in rows:
+                    platform = Platform(row["platform"])
+                    stored = await self.read(conn, platform, row["account_id"])
+                    assert stored is not None and stored.credential is not None
+                    # same version: re-sealing changes no token, so a refresher's view stays right
+                    await self._write(conn, platform, row["account_id"], stored.credential)
+            done += len(rows)
+            if len(rows) < batch:
+                return done
+
+    async def _write(self, conn: asyncpg.Connection, platform: Platform, account_id: str,
+                     credential: Credential) -> None:
+        seal = self.keyring.seal
+        refresh = (seal(credential.refresh_token, _context(platform, account_id, "refresh"))
+                   if credential.refresh_token is not None else None)
+        await conn.execute(
+            """INSERT INTO credentials (platform, account_id, access_token, refresh_token, key_id,
+                                        access_expires_at, refresh_expires_at, issued_at, version)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (platform, account_id) DO UPDATE
+                 SET access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
+                     key_id = EXCLUDED.key_id, access_expires_at = EXCLUDED.access_expires_at,
+                     refresh_expires_at = EXCLUDED.refresh_expires_at, issued_at = EXCLUDED.issued_at,
+                     version = EXCLUDED.version""",
+            platform.value, account_id,
+            seal(credential.access_token, _context(platform, account_id, "access")), refresh,
+            self.keyring.current, credential.access_expires_at, credential.refresh_expires_at,
+            credential.issued_at, credential.version)
+
+
+def _context(platform: Platform, account_id: str, field: str) -> str:
+    """Bound into each ciphertext: a sealed token only opens as this account's, for this field."""
+    return f"{platform.value}/{account_id}/{field}"
+
+
+def _account(row: asyncpg.Record) -> Account:
+    return Account(
+        platform=Platform(row["platform"]), account_id=row["account_id"], display_name=row["display_name"],
+        status=AccountStatus(row["status"]), status_reason=row["status_reason"], scopes=tuple(row["scopes"]),
+        remote_user_id=row["remote_user_id"], connected_at=row["connected_at"],
+        access_expires_at=row["access_expires_at"], refresh_expires_at=row["refresh_expires_at"],
+        key_id=row["key_id"])

@@ -1,0 +1,42 @@
+"""App-wide and daily platform quotas, counted in Postgres across every process.
+
+    rules = quota_rules(settings.quotas)
+    denied = await ledger.reserve(publish_costs(rules, request))   # None: go ahead
+    if denied: defer by denied.retry_after(now), saying denied.message
+    await ledger.release(costs)        # the platform created nothing: give it back
+
+Per-process call rates (aiolimiter) are not here: see services/publishers/limits.py.
+"""
+
+from ._instagram import InstagramPublishingLimit, PublishingLimit
+from ._ledger import QuotaLedger
+from ._rules import (
+    PACIFIC,
+    Cost,
+    Denied,
+    QuotaRule,
+    Window,
+    next_reset,
+    opens_at,
+    publish_costs,
+    quota_rules,
+    status_check_costs,
+    window_start,
+)
+
+__all__ = [
+    "PACIFIC",
+    "Cost",
+    "Denied",
+    "InstagramPublishingLimit",
+    "PublishingLimit",
+    "QuotaLedger",
+    "QuotaRule",
+    "Window",
+    "next_reset",
+    "opens_at",
+    "publish_costs",
+    "quota_rules",
+    "status_check_costs",
+    "window_start",
+]

@@ -1,0 +1,149 @@
+"""The quota ledger in Postgres, safe across any number of publisher processes.
+
+Rolling caps are rows taken under a per-bucket advisory lock (their reopening time needs the
+rows); daily quotas are one counter per window, raised by a conditional upsert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+
+from ._rules import Cost, Denied, QuotaRule, Window, opens_at, window_start
+
+# rows this far behind their window are no longer read by anything
+_KEEP = timedelta(days=2)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class QuotaLedger:
+    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime] = _utcnow):
+        self.pool, self.clock = pool, clock
+
+    async def reserve(self, costs: Sequence[Cost], *,
+                      observed: dict[tuple[str, str], tuple[int, int]] | None = None) -> Denied | None:
+        """Take every cost, or none: the first that does not fit is returned (nothing is taken).
+
+        `observed` maps (bucket, scope) to (used, limit) as the platform reports them
+        (Instagram's content_publishing_limit); the ledger then counts the larger use.
+        """
+        if not costs:
+            return None
+        now = self.clock()
+        if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:  # one atomic statement
+            async with self.pool.acquire() as conn:
+                return await self._take_daily(conn, costs[0], now, None)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # locks are always taken in the same order: replicas never deadlock on them
+                for cost in sorted(costs, key=lambda c: (c.rule.bucket, c.scope)):
+                    seen = (observed or {}).get((cost.rule.bucket, cost.scope))
+                    take = self._take_rolling if cost.rule.window is Window.ROLLING_24H else self._take_daily
+                    if (denied := await take(conn, cost, now, seen)) is not None:
+                        raise _Rollback(denied)  # undoes what this call took before
+        except _Rollback as rollback:
+            return rollback.denied
+        return None
+
+    async def release(self, costs: Sequence[Cost]) -> None:
+        """Give back what a publish took when the platform created nothing (refundable rules)."""
+        refundable = [c for c in costs if c.rule.refundable and c.rule.window is Window.ROLLING_24H]
+        if not refundable:
+            return
+        async with self.pool.acquire() as conn:
+            await conn.executemany(
+                "DELETE FROM quota_reservations WHERE bucket = $1 AND scope = $2 AND reservation_key = $3",
+                [(c.rule.bucket, c.scope, c.key) for c in refundable])
+
+    async def learn_limit(self, rule: QuotaRule, scope: str, total: int) -> None:
+        """Record the limit the platform states (it wins over the configured default)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                """INSERT INTO quota_limits (bucket, scope, quota_total, learned_at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (bucket, scope) DO UPDATE
+                     SET quota_total = EXCLUDED.quota_total, learned_at = EXCLUDED.learned_at""",
+                rule.bucket, scope, total, self.clock())
+
+    async def usage(self, rule: QuotaRule, scope: str = "") -> tuple[int, int]:
+        """(used, limit) in the current window."""
+        start = window_start(rule, self.clock())
+        async with self.pool.acquire() as conn:
+            limit = await self._limit(conn, rule, scope)
+            if rule.window is Window.ROLLING_24H:
+                used = await conn.fetchval(
+                    """SELECT COALESCE(sum(units), 0) FROM quota_reservations
+                       WHERE bucket = $1 AND scope = $2 AND reserved_at > $3""", rule.bucket, scope, start)
+            else:
+                used = await conn.fetchval(
+                    "SELECT used FROM quota_counters WHERE bucket = $1 AND scope = $2 AND window_start = $3",
+                    rule.bucket, scope, start)
+        return int(used or 0), limit
+
+    # -- inside the transaction ---------------------------------------------------------------
+
+    async def _take_rolling(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
+                            observed: tuple[int, int] | None) -> Denied | None:
+        rule, start = cost.rule, window_start(cost.rule, now)
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           f"quota:{rule.bucket}:{cost.scope}")
+        # the window's reservations and the learnt limit in one round trip (one row even if none)
+        rows = await conn.fetch(
+            """SELECT r.reservation_key, r.reserved_at, r.units, l.quota_total
+               FROM (SELECT 1) AS one
+               LEFT JOIN quota_limits l ON l.bucket = $1 AND l.scope = $2
+               LEFT JOIN quota_reservations r ON r.bucket = $1 AND r.scope = $2 AND r.reserved_at > $3
+               ORDER BY r.reserved_at""", rule.bucket, cost.scope, start)
+        taken = [(r["reserved_at"], r["units"]) for r in rows if r["reservation_key"] is not None]
+        if any(r["reservation_key"] == cost.key for r in rows):
+            return None  # this key is already counted in the window (a retry, a redelivery)
+        limit = rows[0]["quota_total"] if rows[0]["quota_total"] is not None else rule.limit
+        used = sum(units for _, units in taken)
+        if observed is not None:
+            used, limit = max(used, observed[0]), observed[1]
+        if used + cost.units > limit:
+            return Denied(rule, cost.scope, used, limit, opens_at(rule, now, limit, taken, cost.units, used))
+        await conn.execute(
+            """WITH aged AS (DELETE FROM quota_reservations WHERE bucket = $1 AND scope = $2 AND reserved_at < $6)
+               INSERT INTO quota_reservations (bucket, scope, reservation_key, units, reserved_at)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (bucket, scope, reservation_key) DO UPDATE
+                 SET units = EXCLUDED.units, reserved_at = EXCLUDED.reserved_at""",
+            rule.bucket, cost.scope, cost.key, cost.units, now, start - _KEEP)
+        return None
+
+    async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
+                          observed: tuple[int, int] | None) -> Denied | None:
+        rule, start = cost.rule, window_start(cost.rule, now)
+        # one statement: the counter's row lock orders concurrent takers, the learnt limit wins
+        used = await conn.fetchval(
+            """INSERT INTO quota_counters AS c (bucket, scope, window_start, used)
+               SELECT $1, $2, $3, $4 WHERE $4 <= COALESCE(
+                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+               ON CONFLICT (bucket, scope, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
+                 WHERE c.used + EXCLUDED.used <= COALESCE(
+                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+               RETURNING used""",
+            rule.bucket, cost.scope, start, cost.units, rule.limit)
+        if used is not None:
+            return None
+        used = await conn.fetchval(
+            "SELECT used FROM quota_counters WHERE bucket = $1 AND scope = $2 AND window_start = $3",
+            rule.bucket, cost.scope, start)
+        limit = await self._limit(conn, rule, cost.scope)
+        return Denied(rule, cost.scope, int(used or 0), limit, opens_at(rule, now, limit, [], cost.units, used or 0))
+
+    @staticmethod
+    async def _limit(conn: asyncpg.Connection, rule: QuotaRule, scope: str) -> int:
+        learned = await conn.fetchval("SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2",
+                                      rule.bucket, scope)
+        return int(learned) if learned is not None else rule.limit
+
+
+class _Rollback(Exception):
+    def __init__(self, denied: Denied):
+        self.denied = denied

@@ -1,0 +1,259 @@
+"""Accounts and tokens in Postgres against the sandbox's OAuth over HTTP: sealed at rest,
+refreshed before expiry, one refresh when two publishers race, reconnect only on invalid_grant."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+
+import asyncpg
+import pytest
+from starlette.responses import JSONResponse, Response
+
+import sandbox
+from contracts import AlertKind, Platform
+from harness import connect_accounts, serve_sandbox_app, settings_for
+from services.accounts import (
+    AccessTokens,
+    AccountStatus,
+    AccountStore,
+    AccountUnavailable,
+    Keyring,
+    RefreshFailed,
+    new_key_entry,
+    oauth_clients,
+    oauth_http_client,
+)
+from services.runtime import AccountSettings, apply_migrations, create_pool
+
+pytestmark = pytest.mark.integration
+
+
+class Answer(sandbox.Faults):
+    def __init__(self, operation: str, response: Response):
+        self.operation, self.response = operation, response
+
+    def before(self, operation, request):
+        return self.response if operation == self.operation else None
+
+
+class SlowPath:
+    """Holds requests to one path for a while: two refreshers then truly overlap."""
+
+    def __init__(self, app, path: str, seconds: float):
+        self.app, self.path, self.seconds = app, path, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == self.path:
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def token_source(settings, alerts: list | None = None):
+    """One publisher's view: its own pool and HTTP client (as a separate process has)."""
+    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    http = oauth_http_client()
+    async def sink(alert):
+        alerts.append(alert)
+
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        store = AccountStore(pool, Keyring.parse(settings.accounts.credential_keys))
+        yield AccessTokens(store, oauth_clients(settings, http), alerts=sink if alerts is not None else None), store
+    finally:
+        await http.aclose()
+        await pool.close()
+
+
+async def setup(stack: AsyncExitStack, database_url: str, **sandbox_options):
+    url, app = await serve_sandbox_app(stack, 0, **sandbox_options)
+    settings = settings_for("unused:9092", "", database_url, url)
+    return settings, app.state.sandbox.oauth, app
+
+
+async def raw_credentials(database_url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch("SELECT * FROM credentials ORDER BY platform, account_id")
+    finally:
+        await conn.close()
+
+
+async def set_expiry(database_url: str, account_id: str, seconds_from_now: float) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE credentials SET access_expires_at = now() + make_interval(secs => $2) "
+                           "WHERE account_id = $1", account_id, seconds_from_now)
+    finally:
+        await conn.close()
+
+
+async def test_connected_tokens_are_sealed_at_rest_and_re_sealed_on_rotation(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(p, "acme") for p in Platform])
+        issued = {p: oauth.tokens_of(p.value, "acme") for p in Platform}
+        rows = await raw_credentials(database_url)
+        assert len(rows) == 3
+        for row in rows:
+            tokens = issued[Platform(row["platform"])]
+            for token in tokens["access"] + tokens["refresh"]:
+                assert token.encode() not in row["access_token"] and token.encode() not in (row["refresh_token"] or b"")
+            assert row["key_id"] == "test" and Keyring.key_id_of(row["access_token"]) == "test"
+        # rotation: a new key first, the old one kept readable, then everything re-sealed
+        rotated = replace(settings, accounts=AccountSettings.for_sandbox(
+            f"{new_key_entry('next')},{settings.accounts.credential_keys}"))
+        async with token_source(rotated) as (tokens, store):
+            assert await store.rekey() == 3
+            assert await store.rekey() == 0
+            for platform in Platform:
+                assert await tokens.current(platform, "acme") in issued[platform]["access"]
+        assert {row["key_id"] for row in await raw_credentials(database_url)} == {"next"}
+        # the old key alone can no longer open them: it says which key is missing
+        async with token_source(settings) as (tokens, _):
+            with pytest.raises(Exception, match="'next'"):
+                await tokens.current(Platform.TIKTOK, "acme")
+
+
+async def test_account_lifecycle_and_what_a_publisher_is_told(database_url):
+    async with AsyncExitStack() as stack:
+        settings, _, _ = await setup(stack, database_url)
+        async with token_source(settings) as (tokens, store):
+            await store.add(Platform.TIKTOK, "later", "Later Inc")
+            with pytest.raises(ValueError, match="already added"):
+                await store.add(Platform.TIKTOK, "later")
+            with pytest.raises(AccountUnavailable) as pending:
+                await tokens.current(Platform.TIKTOK, "later")
+            with pytest.raises(AccountUnavailable) as unknown:
+                await tokens.current(Platform.TIKTOK, "nobody")
+            await connect_accounts(settings, [(Platform.TIKTOK, "later")])
+            account = await store.get(Platform.TIKTOK, "later")
+            assert (account.status, account.display_name, account.remote_user_id) == (
+                AccountStatus.CONNECTED, "Later Inc", "open-later")
+            assert "video.publish" in account.scopes and account.access_expires_at is not None
+            assert await tokens.current(Platform.TIKTOK, "later")
+            assert await store.remove(Platform.TIKTOK, "later")
+            tokens._cache.clear()  # another process, or 30 s later
+            with pytest.raises(AccountUnavailable) as removed:
+                await tokens.current(Platform.TIKTOK, "later")
+            assert await raw_credentials(database_url) == []  # its tokens are gone
+            assert [a.status for a in await store.list(include_removed=True)] == [AccountStatus.REMOVED]
+            assert await store.list() == []
+    assert pending.value.code == unknown.value.code == removed.value.code == "account_not_connected"
+
+
+async def test_refreshed_before_expiry_and_the_new_pair_replaces_the_old(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.TIKTOK, "acme")])
+        first = oauth.tokens_of("tiktok", "acme")
+        await set_expiry(database_url, "acme", 60)  # inside the ten-minute margin
+        async with token_source(settings) as (tokens, _):
+            token = await tokens.current(Platform.TIKTOK, "acme")
+            assert oauth.calls["tiktok.refresh"] == 1
+            assert token not in first["access"] and oauth.account_for("tiktok", token) == "acme"
+            assert await tokens.current(Platform.TIKTOK, "acme") == token  # no second refresh
+        assert oauth.calls["tiktok.refresh"] == 1
+        assert first["refresh"][0] not in oauth.refresh, "TikTok rotated the refresh token"
+
+
+@pytest.mark.parametrize("due", [False, True], ids=["both-refused", "both-due"])
+async def test_two_publishers_refreshing_at_once_end_with_one_valid_pair(database_url, due):
+    async with AsyncExitStack() as stack:
+        settings, _, app = await setup(stack, database_url,
+                                       wrap=lambda app: SlowPath(app, "/tiktok/v2/oauth/token/", 0.3))
+        oauth = app.state.sandbox.oauth
+        await connect_accounts(settings, [(Platform.TIKTOK, "racer")])
+        stale = oauth.tokens_of("tiktok", "racer")["access"][0]
+        exchanges = oauth.calls["tiktok.exchange"]
+        alerts: list = []
+        async with token_source(settings, alerts) as (a, _), token_source(settings, alerts) as (b, store):
+            if due:
+                await set_expiry(database_url, "racer", 30)
+                results = await asyncio.gather(a.current(Platform.TIKTOK, "racer"),
+                                               b.current(Platform.TIKTOK, "racer"))
+            else:
+                oauth.expire_access("tiktok", "racer")  # both got a 401 with the same token
+                results = await asyncio.gather(a.replace_rejected(Platform.TIKTOK, "racer", stale),
+                                               b.replace_rejected(Platform.TIKTOK, "racer", stale))
+            account = await store.get(Platform.TIKTOK, "racer")
+            # the stored refresh token is the live one: a later refresh works
+            later = await b.replace_rejected(Platform.TIKTOK, "racer", results[0])
+        assert oauth.calls["tiktok.refresh"] == 2 and oauth.calls["tiktok.exchange"] == exchanges
+        assert results[0] == results[1] and oauth.account_for("tiktok", results[0]) == "racer"
+        assert account.status is AccountStatus.CONNECTED and alerts == []
+        assert oauth.account_for("tiktok", later) == "racer"
+        assert len(oauth.tokens_of("tiktok", "racer")["refresh"]) == 1, "one valid pair"
+
+
+async def test_a_transient_refresh_failure_never_disconnects(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.TIKTOK, "acme"), (Platform.YOUTUBE, "acme")])
+        old = oauth.tokens_of("tiktok", "acme")["access"][0]
+        alerts: list = []
+        async with token_source(settings, alerts) as (tokens, store):
+            for reply in (Response("down", 503), JSONResponse({"error": "server_error"}, 200),
+                          JSONResponse({"error": "invalid_client"}, 401)):
+                oauth.faults = Answer("tiktok.oauth_token", reply)
+                with pytest.raises(RefreshFailed):
+                    await tokens.replace_rejected(Platform.TIKTOK, "acme", old)
+                assert (await store.get(Platform.TIKTOK, "acme")).status is AccountStatus.CONNECTED
+            oauth.faults = sandbox.Faults()
+            assert await tokens.replace_rejected(Platform.TIKTOK, "acme", old) != old
+        assert alerts == []
+
+
+async def test_invalid_grant_needs_reconnect_and_raises_one_alert(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.YOUTUBE, "UCgone")])
+        old = oauth.tokens_of("youtube", "UCgone")["access"][0]
+        oauth.revoke("youtube", "UCgone")  # the user revoked the app, or a Testing app's 7 days ran out
+        alerts: list = []
+        async with token_source(settings, alerts) as (tokens, store):
+            with pytest.raises(AccountUnavailable) as raised:
+                await tokens.replace_rejected(Platform.YOUTUBE, "UCgone", old)
+            account = await store.get(Platform.YOUTUBE, "UCgone")
+            with pytest.raises(AccountUnavailable) as later:
+                await tokens.current(Platform.YOUTUBE, "UCgone")
+        async with token_source(settings, alerts) as (other, _):  # another publisher meets it too
+            with pytest.raises(AccountUnavailable):
+                await other.current(Platform.YOUTUBE, "UCgone")
+    assert raised.value.code == later.value.code == "reconnect_needed"
+    assert account.status is AccountStatus.NEEDS_RECONNECT and "invalid_grant" in account.status_reason
+    assert [a.kind for a in alerts] == [AlertKind.RECONNECT_NEEDED] * 2
+    assert len({a.alert_id for a in alerts}) == 1, "a repeat is the same alert"
+    first = alerts[0]
+    assert (first.platform, first.account_id, first.reason) == (Platform.YOUTUBE, "UCgone", "reconnect_needed")
+    assert "autopost accounts connect youtube UCgone" in first.message
+
+
+async def test_reconnecting_brings_an_account_back(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.TIKTOK, "back")])
+        old = oauth.tokens_of("tiktok", "back")["access"][0]
+        oauth.revoke("tiktok", "back")
+        async with token_source(settings) as (tokens, store):
+            with pytest.raises(AccountUnavailable):
+                await tokens.replace_rejected(Platform.TIKTOK, "back", old)
+            await connect_accounts(settings, [(Platform.TIKTOK, "back")])
+            assert (await store.get(Platform.TIKTOK, "back")).status is AccountStatus.CONNECTED
+            assert oauth.account_for("tiktok", await tokens.current(Platform.TIKTOK, "back")) == "back"
+
+
+async def test_a_young_instagram_token_refused_cannot_be_refreshed_so_it_needs_reconnect(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.INSTAGRAM, "1784")])
+        token = oauth.tokens_of("instagram", "1784")["access"][0]
+        async with token_source(settings) as (tokens, store):
+            with pytest.raises(AccountUnavailable) as raised:
+                await tokens.replace_rejected(Platform.INSTAGRAM, "1784", token)
+            account = await store.get(Platform.INSTAGRAM, "1784")
+    assert raised.value.code == "reconnect_needed" and account.status is AccountStatus.NEEDS_RECONNECT
+    assert oauth.calls["instagram.refresh"] == 0, "Instagram refuses to refresh a token under a day old"

@@ -1,0 +1,96 @@
+"""The quota ledger on the real Postgres: never more than a quota holds, across processes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.quotas import Cost, QuotaLedger, next_reset, quota_rules
+from services.runtime import QuotaSettings, apply_migrations, create_pool
+
+pytestmark = pytest.mark.integration
+
+RULES = quota_rules(QuotaSettings(tiktok_daily_posts=3, youtube_daily_uploads=4, instagram_daily_publishes=5))
+START = datetime(2026, 5, 4, 15, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+async def ledgers(database_url: str, count: int, clock: Clock):
+    """`count` ledgers on pools of their own, like publisher replicas."""
+    pools = [await create_pool(database_url, min_size=1, max_size=3) for _ in range(count)]
+    async with pools[0].acquire() as conn:
+        await apply_migrations(conn)
+    return pools, [QuotaLedger(pool, clock) for pool in pools]
+
+
+def post(target: str, account: str = "creator") -> Cost:
+    return Cost(RULES["tiktok.direct_posts"], account, target)
+
+
+async def test_rolling_cap_counts_each_target_once_and_reopens_as_the_oldest_ages_out(database_url):
+    clock = Clock(START)
+    pools, [ledger] = await ledgers(database_url, 1, clock)
+    try:
+        for i, hours in enumerate((0, 2, 4)):
+            clock.at = START + timedelta(hours=hours)
+            assert await ledger.reserve([post(f"t{i}")]) is None
+        assert await ledger.reserve([post("t1")]) is None, "a retried target is already counted"
+        assert await ledger.reserve([post("other", account="another-creator")]) is None  # per creator
+        denied = await ledger.reserve([post("t3")])
+        assert denied is not None and (denied.used, denied.limit) == (3, 3)
+        assert denied.opens_at == START + timedelta(hours=24)
+        assert denied.retry_after(clock.at) == pytest.approx(20 * 3600)
+        assert "TikTok Direct Posts" in denied.message and "3 of 3" in denied.message
+        await ledger.release([post("t2")])  # the platform created nothing for it
+        assert await ledger.reserve([post("t3")]) is None
+        clock.at = START + timedelta(hours=24, seconds=1)  # t0 has aged out
+        assert await ledger.reserve([post("t4")]) is None
+        assert await ledger.usage(RULES["tiktok.direct_posts"], "creator") == (3, 3)
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+async def test_replicas_reserving_at_once_never_exceed_the_cap(database_url):
+    clock = Clock(START)
+    pools, replicas = await ledgers(database_url, 3, clock)
+    try:
+        rolling = await asyncio.gather(*(replicas[i % 3].reserve([post(f"r{i}")]) for i in range(20)))
+        uploads = await asyncio.gather(*(
+            replicas[i % 3].reserve([Cost(RULES["youtube.uploads"], "", f"u{i}")]) for i in range(20)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert sum(d is None for d in rolling) == 3
+    assert sum(d is None for d in uploads) == 4
+    assert {d.opens_at for d in uploads if d} == {next_reset(START)}
+
+
+async def test_all_or_nothing_and_what_the_platform_says_counts(database_url):
+    clock = Clock(START)
+    pools, [ledger] = await ledgers(database_url, 1, clock)
+    try:
+        rule = RULES["instagram.publishes"]
+        # Instagram reports posts made elsewhere: 5 of its own 5 used, though this ledger saw none
+        denied = await ledger.reserve([Cost(rule, "ig", "p1")], observed={(rule.bucket, "ig"): (5, 5)})
+        assert denied is not None and (denied.used, denied.limit) == (5, 5)
+        assert denied.opens_at == START + timedelta(hours=1)  # unknown ages: look again later
+        await ledger.learn_limit(rule, "ig", 1)  # the platform's quota_total wins over the default
+        assert await ledger.reserve([Cost(rule, "ig", "p1")]) is None
+        assert await ledger.reserve([Cost(rule, "ig", "p2")]) is not None
+        # two costs where the second does not fit take neither
+        units = Cost(RULES["youtube.units"], "", "call-1")
+        assert await ledger.reserve([units, Cost(rule, "ig", "p3")]) is not None
+        assert await ledger.usage(RULES["youtube.units"]) == (0, 10_000)
+    finally:
+        for pool in pools:
+            await pool.close()

@@ -138,9 +138,11 @@ async def submit(bootstrap: str, events: list[dict[str, Any]]) -> None:
 
 
 async def set_sandbox_faults(sandbox_url: str, profile: str) -> None:
+    """Replace the sandbox's fault rules with a profile's ("none" clears them)."""
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(f"{sandbox_url}/_sandbox/faults", json={"profile": profile})
-    response.raise_for_status()
+        (await http.delete(f"{sandbox_url}/_sandbox/faults")).raise_for_status()
+        if profile != "none":
+            (await http.post(f"{sandbox_url}/_sandbox/faults", json={"profile": profile})).raise_for_status()
 
 
 async def _inflict(stack: DevStack, plan: ChaosPlan, rng: random.Random, log: ChaosLog, started: float,

@@ -19,6 +19,7 @@ from services.catalog import SERVICES, build_service
 from services.runtime import (
     AsgiServer,
     KafkaSettings,
+    PlatformSettings,
     QueueSettings,
     ServiceContext,
     ServiceHost,
@@ -31,7 +32,8 @@ ALL_SERVICES = tuple(SERVICES)
 def settings_for(
     bootstrap: str, prefix: str, database_url: str, sandbox_url: str | None = None, **overrides: Any
 ) -> Settings:
-    """Settings for tests: the local broker's fast group timings, quick status checks."""
+    """Settings for tests: the local broker's fast group timings, quick status checks; with a
+    sandbox, the sandbox mode for media (plain http from loopback)."""
     api_bases = {p: f"{sandbox_url}/{p.value}" for p in Platform} if sandbox_url else {}
     settings = Settings(
         kafka=KafkaSettings(
@@ -45,6 +47,7 @@ def settings_for(
         database_url=database_url,
         http_port=0,
         sandbox_url=sandbox_url,
+        platforms=PlatformSettings(media_allow_loopback=sandbox_url is not None, claim_seconds=5.0),
         **({"api_bases": api_bases} if api_bases else {}),
     )
     return replace(settings, **overrides)
@@ -72,10 +75,11 @@ class Pipeline:
         await asyncio.gather(*(host.stop() for host in self.hosts.values()), return_exceptions=True)
 
 
-async def serve_sandbox(stack: AsyncExitStack, processing_seconds: float = 0.2) -> str:
+async def serve_sandbox(stack: AsyncExitStack, processing_seconds: float = 0.2, **settings: Any) -> str:
     from sandbox import SandboxSettings, create_app
 
-    server = AsgiServer(create_app(SandboxSettings(processing_seconds=processing_seconds)), "127.0.0.1", 0)
+    app = create_app(SandboxSettings(processing_seconds=processing_seconds, **settings))
+    server = AsgiServer(app, "127.0.0.1", 0)
     await server.start()
     stack.push_async_callback(server.stop)
     return f"http://127.0.0.1:{server.port}"

@@ -6,8 +6,7 @@ import httpx
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.publishers.app import platform_http_client, token_source
-from services.publishers.platforms import build_client
+from services.publishers.app import platform_client, platform_http_client, token_source
 from services.runtime import Service, subscribe_batches
 
 from .handlers import PollHandlers
@@ -31,7 +30,8 @@ class PollerService(Service):
 
     async def setup(self) -> None:
         self.http = platform_http_client(self.ctx)
-        clients = {p: build_client(p, self.http, self.ctx.settings.api_bases[p]) for p in Platform}
+        # the poller never reads media: no media client
+        clients = {p: platform_client(self.ctx.settings, p, self.http) for p in Platform}
         self.handlers = PollHandlers(self.ctx, clients, self.tokens)
 
     async def close(self) -> None:

@@ -75,7 +75,8 @@ class PollHandlers:
     async def _report(self, request: StatusRequested) -> StatusReport:
         try:
             token = await self.tokens.token_for(request.platform, request.account_id)
-            return await self.clients[request.platform].check_status(request.remote_handle, token)
+            return await self.clients[request.platform].check_status(request.remote_handle, token,
+                                                                     request.account_id)
         except PlatformError as error:
             if error.error_class is ErrorClass.PERMANENT:
                 return StatusReport(ObservedState.FAILED, error=error.to_contract())

@@ -28,7 +28,7 @@ from services.runtime import (
 )
 
 from .credentials import TokenSource
-from .limits import AccountLimiters
+from .handles import JournalSource
 from .platforms import Accepted, PlatformClient, PlatformError, Published
 
 log = logging.getLogger("autopost.publisher")
@@ -36,12 +36,12 @@ log = logging.getLogger("autopost.publisher")
 
 class PublishHandlers:
     def __init__(
-        self, ctx: ServiceContext, client: PlatformClient, tokens: TokenSource, limiters: AccountLimiters
+        self, ctx: ServiceContext, client: PlatformClient, tokens: TokenSource, journals: JournalSource
     ):
         self.ctx = ctx
         self.client = client
         self.tokens = tokens
-        self.limiters = limiters
+        self.journals = journals  # the remote handles, read back first: resume, never post twice
 
     async def requested(self, records: list[Record]) -> None:
         outgoing = await map_by_key(records, self._publish_one, self.ctx.settings.publisher_concurrency)
@@ -72,10 +72,11 @@ class PublishHandlers:
     async def _attempt(self, request: PublishRequested) -> PublishResult:
         try:
             token = await self.tokens.token_for(request.platform, request.account_id)
-            async with self.limiters.for_account(request.account_id):
-                outcome = await self.client.publish(request, token)
+            # the client holds the per-account, per-endpoint caps
+            async with self.journals.journal_for(request) as journal:
+                outcome = await self.client.publish(request, token, journal)
         except PlatformError as error:
-            return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
+            return self._result(request, PublishOutcome.FAILED, handle=error.handle, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
             log.exception("publish of %s failed unexpectedly", request.target_id)
             error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",

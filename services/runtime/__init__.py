@@ -6,7 +6,7 @@ from ._health import AsgiServer, health_app
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
-from ._settings import KafkaSettings, QueueSettings, Settings
+from ._settings import KafkaSettings, PlatformSettings, QueueSettings, Settings
 from ._telemetry import (
     build_tracer_provider,
     context_from,
@@ -21,6 +21,7 @@ __all__ = [
     "AsgiServer",
     "KafkaSettings",
     "Outgoing",
+    "PlatformSettings",
     "QueueSettings",
     "Record",
     "Service",

@@ -69,6 +69,51 @@ class QueueSettings:
         )
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return value.strip().lower() in {"1", "true", "yes", "on"} if value else default
+
+
+def _env_list(name: str) -> tuple[str, ...] | None:
+    value = os.environ.get(name)
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value is not None else None
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """How publishers and the poller talk to the platforms and read media."""
+
+    timeout_seconds: float = 30.0  # per platform request (read and connect)
+    # the sandbox mode: media over plain http and from loopback addresses (the local fakes)
+    media_allow_loopback: bool = False
+    media_roots: tuple[str, ...] = ()  # local media files only below these folders
+    media_max_bytes: int = 10 * 1024 ** 3
+    claim_seconds: float = 60.0  # a publisher's claim on a target, renewed while it works
+    tiktok_pull_prefixes: tuple[str, ...] | None = None  # verified URL prefixes; None: pull all
+    tiktok_unaudited: bool = False  # unaudited TikTok clients may post SELF_ONLY only
+    youtube_privacy: str = "public"
+    youtube_schedule_lead_seconds: float = 900.0  # publishAt when the slot is this far ahead
+    instagram_poll_timeout_seconds: float = 120.0
+
+    @classmethod
+    def from_env(cls, *, sandbox: bool = False) -> "PlatformSettings":
+        roots = os.environ.get("AUTOPOST_MEDIA_ROOTS", "")
+        return cls(
+            timeout_seconds=_env_float("AUTOPOST_PLATFORM_TIMEOUT_SECONDS", cls.timeout_seconds),
+            media_allow_loopback=_env_bool("AUTOPOST_MEDIA_ALLOW_LOOPBACK", sandbox),
+            media_roots=tuple(r for r in roots.split(os.pathsep) if r),
+            media_max_bytes=_env_int("AUTOPOST_MEDIA_MAX_BYTES", cls.media_max_bytes),
+            claim_seconds=_env_float("AUTOPOST_PUBLISH_CLAIM_SECONDS", cls.claim_seconds),
+            tiktok_pull_prefixes=_env_list("AUTOPOST_TIKTOK_PULL_PREFIXES"),
+            tiktok_unaudited=_env_bool("AUTOPOST_TIKTOK_UNAUDITED", False),
+            youtube_privacy=os.environ.get("AUTOPOST_YOUTUBE_PRIVACY", cls.youtube_privacy),
+            youtube_schedule_lead_seconds=_env_float("AUTOPOST_YOUTUBE_SCHEDULE_LEAD_SECONDS",
+                                                     cls.youtube_schedule_lead_seconds),
+            instagram_poll_timeout_seconds=_env_float("AUTOPOST_INSTAGRAM_POLL_TIMEOUT_SECONDS",
+                                                      cls.instagram_poll_timeout_seconds),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -80,6 +125,7 @@ class Settings:
     api_bases: dict[Platform, str] = field(default_factory=lambda: dict(REAL_API_BASES))
     publisher_concurrency: int = 64
     log_level: str = "INFO"
+    platforms: PlatformSettings = field(default_factory=PlatformSettings)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -93,6 +139,7 @@ class Settings:
             api_bases=api_bases_from_env(sandbox),
             publisher_concurrency=_env_int("AUTOPOST_PUBLISHER_CONCURRENCY", cls.publisher_concurrency),
             log_level=os.environ.get("AUTOPOST_LOG_LEVEL", "INFO").upper(),
+            platforms=PlatformSettings.from_env(sandbox=sandbox is not None),
         )
         return replace(settings, **overrides)
 

@@ -33,11 +33,11 @@ def request(platform: Platform, sandbox_url: str, account: str) -> PublishReques
 
 
 async def test_each_publisher_publishes_and_the_poller_follows_to_the_url(
-    kafka_bootstrap, topic_prefix
+    kafka_bootstrap, topic_prefix, database_url
 ):
     async with AsyncExitStack() as stack:
         sandbox_url = await serve_sandbox(stack, processing_seconds=0)
-        settings = settings_for(kafka_bootstrap, topic_prefix, "unused", sandbox_url)
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
         names = [f"publisher-{p.value}" for p in Platform] + ["poller"]
         await stack.enter_async_context(Pipeline(settings, names))
 

@@ -36,6 +36,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# With faults on, platform calls time out sooner than the sandbox's slow answers (3 s), so the
+# clients meet real timeouts.
+FAULT_ENV = {"AUTOPOST_PLATFORM_TIMEOUT_SECONDS": "2"}
+
+
 @dataclass
 class StackOptions:
     services: tuple[str, ...] = tuple(SERVICES)
@@ -43,6 +48,8 @@ class StackOptions:
     partitions: int = 6
     log_level: str = "WARNING"
     env: dict[str, str] = field(default_factory=dict)
+    faults: str | None = None  # a sandbox fault profile, e.g. "flaky"
+    sandbox_args: tuple[str, ...] = ()  # more `autopost sandbox` flags
 
 
 class DevStack:
@@ -72,6 +79,7 @@ class DevStack:
             "AUTOPOST_TOPIC_PARTITIONS": str(self.options.partitions),
             "AUTOPOST_HTTP_PORT": str(self.http_ports[name]),
             "AUTOPOST_LOG_LEVEL": self.options.log_level,
+            **(FAULT_ENV if self.options.faults else {}),
             **self.options.env,
         }
 
@@ -86,7 +94,8 @@ class DevStack:
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         await self.group.start("sandbox", [
             sys.executable, "-m", "services.cli", "sandbox", "--port", str(sandbox_port),
-            "--processing-seconds", str(self.options.processing_seconds)])
+            "--processing-seconds", str(self.options.processing_seconds),
+            *(("--faults", self.options.faults) if self.options.faults else ()), *self.options.sandbox_args])
         await _wait_http(f"{self.sandbox_url}/_sandbox/stats", "sandbox", self.group)
         for name in self.options.services:
             self.http_ports[name] = free_port()
@@ -98,6 +107,11 @@ class DevStack:
 
     async def wait_ready(self, name: str, timeout: float = 60.0) -> None:
         await _wait_http(f"http://127.0.0.1:{self.http_ports[name]}/readyz", name, self.group, timeout)
+
+    async def sandbox_stats(self) -> dict:
+        """The sandbox's own record: published, duplicates, faults injected."""
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            return (await http.get(f"{self.sandbox_url}/_sandbox/stats")).json()
 
     async def stop(self) -> None:
         await self.group.stop_all(timeout=10)

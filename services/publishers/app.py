@@ -34,7 +34,8 @@ def media_policy(settings: Settings) -> MediaPolicy:
     platforms = settings.platforms
     sandbox = platforms.media_allow_loopback
     return MediaPolicy(allow_http=sandbox, allow_loopback=sandbox, max_bytes=platforms.media_max_bytes,
-                       local_roots=tuple(Path(r).resolve() for r in platforms.media_roots))
+                       local_roots=tuple(Path(r).resolve() for r in platforms.media_roots),
+                       trusted_hosts=tuple(h.lower() for h in platforms.media_trusted_hosts))
 
 
 def media_http_client(ctx: ServiceContext) -> httpx.AsyncClient:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from contracts import Platform
 
@@ -87,6 +88,8 @@ class PlatformSettings:
     # the sandbox mode: media over plain http and from loopback addresses (the local fakes)
     media_allow_loopback: bool = False
     media_roots: tuple[str, ...] = ()  # local media files only below these folders
+    # hosts whose addresses the media guard does not check (in the sandbox mode: the sandbox)
+    media_trusted_hosts: tuple[str, ...] = ()
     media_max_bytes: int = 10 * 1024 ** 3
     claim_seconds: float = 60.0  # a publisher's claim on a target, renewed while it works
     tiktok_pull_prefixes: tuple[str, ...] | None = None  # verified URL prefixes; None: pull all
@@ -96,12 +99,17 @@ class PlatformSettings:
     instagram_poll_timeout_seconds: float = 120.0
 
     @classmethod
-    def from_env(cls, *, sandbox: bool = False) -> "PlatformSettings":
+    def from_env(cls, *, sandbox_url: str | None = None) -> "PlatformSettings":
         roots = os.environ.get("AUTOPOST_MEDIA_ROOTS", "")
+        sandbox_mode = _env_bool("AUTOPOST_MEDIA_ALLOW_LOOPBACK", sandbox_url is not None)
+        trusted = _env_list("AUTOPOST_MEDIA_TRUSTED_HOSTS") or ()
+        if sandbox_mode and sandbox_url:  # the sandbox's media host, wherever its network is
+            trusted += (urlsplit(sandbox_url).hostname or "",)
         return cls(
             timeout_seconds=_env_float("AUTOPOST_PLATFORM_TIMEOUT_SECONDS", cls.timeout_seconds),
-            media_allow_loopback=_env_bool("AUTOPOST_MEDIA_ALLOW_LOOPBACK", sandbox),
+            media_allow_loopback=sandbox_mode,
             media_roots=tuple(r for r in roots.split(os.pathsep) if r),
+            media_trusted_hosts=tuple(h for h in trusted if h),
             media_max_bytes=_env_int("AUTOPOST_MEDIA_MAX_BYTES", cls.media_max_bytes),
             claim_seconds=_env_float("AUTOPOST_PUBLISH_CLAIM_SECONDS", cls.claim_seconds),
             tiktok_pull_prefixes=_env_list("AUTOPOST_TIKTOK_PULL_PREFIXES"),
@@ -139,7 +147,7 @@ class Settings:
             api_bases=api_bases_from_env(sandbox),
             publisher_concurrency=_env_int("AUTOPOST_PUBLISHER_CONCURRENCY", cls.publisher_concurrency),
             log_level=os.environ.get("AUTOPOST_LOG_LEVEL", "INFO").upper(),
-            platforms=PlatformSettings.from_env(sandbox=sandbox is not None),
+            platforms=PlatformSettings.from_env(sandbox_url=sandbox),
         )
         return replace(settings, **overrides)
 

@@ -4,12 +4,13 @@ A media URL comes from an upstream event, so the publisher must not become a way
 network it runs in (SSRF) or onto its disk:
 - remote media is https only, and every address its host resolves to must be public (no
   private, loopback, link-local, multicast or reserved ranges, IPv4-mapped forms included);
-  the check runs when the connection is made (`GuardedBackend`), so a DNS answer cannot change
-  between check and connect;
+  the check runs when the connection is made (`GuardedResolver`), so a DNS answer cannot
+  change between check and connect;
 - redirects are followed by hand, each hop checked again, at most `max_redirects`;
 - a size limit holds for the declared length and for the bytes actually read;
 - local files only under the configured roots, streamed in pieces, never read whole.
-The sandbox mode (`MediaPolicy.sandbox()`) allows plain http and loopback, for the local fakes.
+The sandbox mode (`MediaPolicy.sandbox()`) allows plain http and loopback, for the local fakes;
+`trusted_hosts` names hosts whose addresses are not checked (the sandbox on a private network).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -26,8 +27,10 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
-import httpcore
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
@@ -55,6 +58,7 @@ class MediaPolicy:
     max_bytes: int = 10 * 1024 ** 3
     max_redirects: int = 5
     local_roots: tuple[Path, ...] = ()  # local files only below these; none: no local files
+    trusted_hosts: tuple[str, ...] = ()  # names whose addresses are not checked (a known media host)
     resolve: Resolver = field(default=system_resolver, compare=False)
 
     @classmethod
@@ -100,7 +104,9 @@ def check_url(url: str, policy: MediaPolicy) -> tuple[str, int]:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise refused("media_url_refused", "media URL has no host")
-    if host == "localhost" or host.endswith(".localhost"):
+    if host in policy.trusted_hosts:
+        pass
+    elif host == "localhost" or host.endswith(".localhost"):
         if not policy.allow_loopback:
             raise refused("media_address_refused", "media host is loopback")
     else:
@@ -123,48 +129,40 @@ async def checked_addresses(host: str, port: int, policy: MediaPolicy) -> list[s
                             f"cannot resolve the media host: {exc}") from None
     if not addresses:
         raise PlatformError(ErrorClass.RETRYABLE, "media_unavailable", "the media host has no address")
+    if host.rstrip(".").lower() in policy.trusted_hosts:
+        return addresses
     if bad := [a for a in addresses if not address_allowed(a, policy)]:
         raise refused("media_address_refused", f"media host resolves to a non-public address ({bad[0]})")
     return addresses
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves and checks the host at connect time, then connects to a checked address.
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for media: every address a name resolves to is checked before a
+    connection is made, so a DNS answer cannot change between check and connect. (aiohttp
+    does not resolve literal addresses; `check_url` has checked those, on every hop.)"""
 
-    TLS still verifies the certificate against the host name (httpcore passes it as SNI).
-    """
-
-    def __init__(self, policy: MediaPolicy, inner: httpcore.AsyncNetworkBackend | None = None):
+    def __init__(self, policy: MediaPolicy):
         self.policy = policy
-        self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         addresses = await checked_addresses(host, port, self.policy)
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self.inner.connect_tcp(address, port, timeout=timeout,
-                                                    local_address=local_address,
-                                                    socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+        return [ResolveResult(hostname=host, host=a, port=port, proto=0, flags=socket.AI_NUMERICHOST,
+                              family=socket.AF_INET6 if ":" in a else socket.AF_INET) for a in addresses]
 
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise refused("media_address_refused", "media over unix sockets is not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
 def media_client(policy: MediaPolicy, *, timeout: float = 30.0, max_connections: int = 50) -> httpx.AsyncClient:
-    """The client media is fetched with: redirects off (followed by hand), every connect guarded."""
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections))
-    # httpx builds its httpcore pool without a backend option; the pool reads this one attribute
-    transport._pool._network_backend = GuardedBackend(policy)  # noqa: SLF001
+    """The client media is fetched with: redirects off (followed by hand), every name checked
+    when connecting (`GuardedResolver`), on aiohttp's pool like the platform calls."""
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=max_connections)
+        return aiohttp.ClientSession(connector=connector)
+
+    transport = AiohttpTransport(client=session)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 

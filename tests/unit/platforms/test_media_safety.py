@@ -155,3 +155,21 @@ async def test_local_files_only_below_their_roots_and_streamed_in_pieces(tmp_pat
         with pytest.raises(PlatformError) as raised:
             await read_all(http, clip.as_uri(), MediaPolicy())  # no roots: no local files at all
         assert raised.value.code == "media_path_refused"
+
+
+async def test_a_trusted_host_is_not_checked_and_the_sandbox_mode_trusts_the_sandbox(monkeypatch):
+    policy = MediaPolicy(resolve=resolver({"sandbox": ["172.18.0.5"], "other": ["172.18.0.6"]}),
+                         trusted_hosts=("sandbox",))
+    assert await checked_addresses("sandbox", 8090, policy) == ["172.18.0.5"]
+    with pytest.raises(PlatformError):
+        await checked_addresses("other", 8090, policy)
+
+    from services.publishers.app import media_policy
+    from services.runtime import Settings
+
+    monkeypatch.setenv("AUTOPOST_SANDBOX_URL", "http://sandbox:8090")
+    sandboxed = media_policy(Settings.from_env())
+    assert (sandboxed.allow_http, sandboxed.trusted_hosts) == (True, ("sandbox",))
+    monkeypatch.delenv("AUTOPOST_SANDBOX_URL")
+    real = media_policy(Settings.from_env())
+    assert (real.allow_http, real.allow_loopback, real.trusted_hosts) == (False, False, ())

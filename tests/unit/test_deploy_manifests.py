@@ -29,7 +29,7 @@ SERVICES = (
     "poller",
 )
 SANDBOXED = {"publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller"}
-NEEDS_DATABASE = {"queue"}
+NEEDS_DATABASE = {"queue", "publisher-tiktok", "publisher-instagram", "publisher-youtube"}
 SHARED_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "AUTOPOST_TOPIC_PREFIX",

@@ -241,7 +241,13 @@ class InstagramClient:
 
     async def _still_good(self, account: str, stored: RemoteHandle, token: str, journal: Journal) -> str | None:
         """The stored container's status if it can still be published (or already was)."""
-        status, detail = await self._container_status(account, stored.id, token)
+        try:
+            status, detail = await self._container_status(account, stored.id, token)
+        except PlatformError as error:
+            if not error.code.startswith("100"):
+                raise
+            await journal.abandon("container no longer exists")  # 24/2207008: make a new one
+            return None
         if status in ("FINISHED", "PUBLISHED"):
             return status
         if status == "IN_PROGRESS":

@@ -661,6 +661,14 @@ class TestInstagramClient(PlatformClientSuite):
         handle = await self.published_once(self.make_client(http, policy), http, request, journal)
         assert handle.extra["containerId"] == raised.value.handle.id
 
+    async def test_a_stored_container_that_vanished_is_made_again(self, client, app, http, tmp_path):
+        journal, request = MemoryJournal(), self.request(tmp_path)
+        with pytest.raises(SimulatedCrash):
+            await client.publish(request, self.token, CrashingJournal(journal, CREATED, before=False))
+        self.store(app).containers.clear()
+        handle = await self.published_once(client, http, request, journal)
+        assert handle.extra["containerId"] in self.store(app).containers
+
     async def test_usage_at_100_percent_stops_calls_for_the_account(self, policy):
         app = sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0, instagram_calls_per_hour=4))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:

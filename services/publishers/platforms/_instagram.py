@@ -147,11 +147,14 @@ class InstagramClient:
             if checkpoint is not None and checkpoint.handle.kind == HANDLE_KIND:
                 return Accepted(checkpoint.handle)  # published already: the poller has the rest
             specs = self._specs(request)
-            await self._check_publishing_limit(account, token)
-            container, published = await self._ready_container(checkpoint, specs, request, token, journal)
-            if published:  # media_publish went through before; its answer never got stored
+            container, status = await self._stored_container(account, checkpoint, token, journal)
+            if status == "PUBLISHED":  # media_publish went through before; its answer never got stored
                 media_id = await self._recover_media(account, container, token)
             else:
+                # before creating or publishing anything: a post beyond the limit is deferred
+                await self._check_publishing_limit(account, token)
+                if container is None or not container.id:
+                    container = await self._new_container(container, specs, request, token, journal)
                 media_id = await self._publish(account, container, token)
             handle = RemoteHandle(kind=HANDLE_KIND, id=media_id,
                                   extra={"containerId": container.id, "igUserId": account})
@@ -208,20 +211,23 @@ class InstagramClient:
 
     # -- containers --------------------------------------------------------------------------
 
-    async def _ready_container(self, checkpoint: Checkpoint | None, specs: list[dict[str, str]],
-                               request: PublishRequested, token: str,
-                               journal: Journal) -> tuple[RemoteHandle, bool]:
-        """A FINISHED container to publish: the stored one if it is still good, else a new one;
-        and whether the stored one is already PUBLISHED."""
-        account = request.account_id
+    async def _stored_container(self, account: str, checkpoint: Checkpoint | None, token: str,
+                                journal: Journal) -> tuple[RemoteHandle | None, str | None]:
+        """The journalled container and its status when it can still be published (or already
+        was); carousel children made so far come back with an empty id."""
         stored = checkpoint.handle if checkpoint is not None else None
-        if stored is not None:
-            require_kind(stored, CONTAINER_HANDLE_KIND)
-            if stored.id:
-                status = await self._still_good(account, stored, token, journal)
-                if status is not None:
-                    return stored, status == "PUBLISHED"
-                stored = None
+        if stored is None:
+            return None, None
+        require_kind(stored, CONTAINER_HANDLE_KIND)
+        if not stored.id:
+            return stored, None
+        status = await self._still_good(account, stored, token, journal)
+        return (stored, status) if status is not None else (None, None)
+
+    async def _new_container(self, stored: RemoteHandle | None, specs: list[dict[str, str]],
+                             request: PublishRequested, token: str, journal: Journal) -> RemoteHandle:
+        """Create the containers not made yet (children first), each journalled; wait until FINISHED."""
+        account = request.account_id
         children = list(stored.extra.get("children", [])) if stored is not None else []
         handle = RemoteHandle(kind=CONTAINER_HANDLE_KIND, id="", extra={
             "igUserId": account, "children": children, "caption": specs[-1].get("caption", ""),
@@ -237,7 +243,7 @@ class InstagramClient:
         handle = handle.model_copy(update={"id": await self._create(account, parent, token)})
         await journal.save(CREATED, handle)
         await self._wait_finished(account, handle.id, token, handle, journal)
-        return handle, False
+        return handle
 
     async def _still_good(self, account: str, stored: RemoteHandle, token: str, journal: Journal) -> str | None:
         """The stored container's status if it can still be published (or already was)."""

@@ -163,9 +163,10 @@ class TikTokClient:
                 resumed = await self._resume(checkpoint, request, token, journal)
                 if resumed is not None:
                     return resumed
+            video = check_kind(request, "tiktok")
             creator = await self._creator_info(request.account_id, token)
             privacy = pick_privacy(list(creator.get("privacy_level_options") or []), unaudited=self.unaudited)
-            if check_kind(request, "tiktok"):
+            if video:
                 return await self._post_video(request, token, journal, creator, privacy)
             return await self._post_photos(request, token, journal, creator, privacy)
 

@@ -669,6 +669,16 @@ class TestInstagramClient(PlatformClientSuite):
         handle = await self.published_once(client, http, request, journal)
         assert handle.extra["containerId"] in self.store(app).containers
 
+    async def test_a_post_that_was_the_last_within_the_limit_is_recovered_not_deferred(self, policy, tmp_path):
+        app = sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0.05, instagram_publish_limit=1))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+            journal, request = MemoryJournal(), self.request(tmp_path)
+            publishes = CrashingTransport(httpx.ASGITransport(app=app), lambda r: r.url.path.endswith("/media_publish"))
+            async with httpx.AsyncClient(transport=publishes) as dying:
+                with pytest.raises(SimulatedCrash):  # published: 1 of 1 used, the answer lost
+                    await self.make_client(dying, policy).publish(request, self.token, journal)
+            await self.published_once(self.make_client(http, policy), http, request, journal)
+
     async def test_usage_at_100_percent_stops_calls_for_the_account(self, policy):
         app = sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0, instagram_calls_per_hour=4))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:

@@ -1,4 +1,7 @@
-"""One Starlette app mounting the three fakes, the media host and the `/_sandbox` admin routes."""
+"""One Starlette app mounting the three fakes, the media host and the `/_sandbox` admin routes:
+`published` (what went live), `stats` (counts, duplicates, faults injected), `reset`, and
+`faults` (GET the rules, POST a rule / {"rules": [...]} / {"profile": "flaky"}, DELETE all or
+one by id)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import _media
-from ._http import account_for, json_response
+from . import _instagram, _media, _tiktok, _youtube
+from ._faults import PROFILES, FaultInjector, FaultRule
+from ._http import account_for, json_response, read_json
 from ._instagram import InstagramApi, InstagramStore
 from ._oauth import OAuthApi, OAuthStore, TokenGate
 from ._store import PublishedLog, SandboxSettings
@@ -37,6 +41,13 @@ class SandboxState:
     requests: Counter[str] = field(default_factory=Counter)
     # (time, platform, path, account) of recent POSTs: the calls platforms rate-limit
     calls: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=100_000))
+    faults: FaultInjector = field(default_factory=lambda: FaultInjector({
+        "tiktok": _tiktok.fault_response, "instagram": _instagram.fault_response,
+        "youtube": _youtube.fault_response}))
+
+    def __post_init__(self) -> None:
+        for store in (self.tiktok, self.instagram, self.youtube):
+            store.faults = self.faults  # one set of rules; a test may give a store its own hook
 
     def reset(self) -> None:
         self.published.reset()
@@ -45,6 +56,7 @@ class SandboxState:
         self.youtube.reset()
         self.requests.clear()
         self.calls.clear()
+        self.faults.clear()
 
     def stats(self) -> dict[str, Any]:
         created = {
@@ -52,8 +64,15 @@ class SandboxState:
             "instagram": len(self.instagram.containers),
             "youtube": len(self.youtube.sessions),
         }
-        return {p: {"published": self.published.counts[p], "created": created[p],
-                    "requests": self.requests[p]} for p in PLATFORMS}
+        uploading = {"tiktok": self.tiktok.uploading_bytes(), "instagram": 0,
+                     "youtube": self.youtube.uploading_bytes()}
+        stats: dict[str, Any] = {
+            p: {"published": self.published.counts[p], "created": created[p], "requests": self.requests[p],
+                "duplicates": self.published.duplicates(p), "uploadingBytes": uploading[p]}
+            for p in PLATFORMS}
+        stats["duplicates"] = self.published.duplicates()
+        stats["faultsInjected"] = dict(self.faults.injected)
+        return stats
 
 
 class _CountRequests:
@@ -82,8 +101,22 @@ def _account(scope: Scope) -> str:
     return ""
 
 
-def create_app(settings: SandboxSettings | None = None) -> Starlette:
+def rules_from_json(body: Any) -> list[FaultRule]:
+    """A rule, {"rules": [...]}, or {"profile": NAME}: what POST /_sandbox/faults takes."""
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    if "profile" in body:
+        if body["profile"] not in PROFILES:
+            raise ValueError(f"unknown profile {body['profile']!r}; one of {', '.join(PROFILES)}")
+        return PROFILES[body["profile"]]()
+    if "rules" in body:
+        return [FaultRule.from_json(r) for r in body["rules"]]
+    return [FaultRule.from_json(body)]
+
+
+def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] | None = None) -> Starlette:
     state = SandboxState(settings or SandboxSettings())
+    state.faults.add(list(faults or []))
 
     async def published(request: Request) -> Response:
         records = state.published.records
@@ -108,6 +141,23 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
             for at, p, path, a in state.calls
             if (not platform or p == platform) and (not account or a == account)
         ])
+    async def faults(request: Request) -> Response:
+        if request.method == "GET":
+            return json_response({"rules": [r.to_json() for r in state.faults.rules],
+                                  "injected": dict(state.faults.injected)})
+        if request.method == "DELETE":
+            state.faults.clear()
+            return Response(status_code=204)
+        body = await read_json(request)
+        try:
+            rules = rules_from_json(body)
+        except (TypeError, ValueError) as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response({"ids": state.faults.add(rules)}, 201)
+
+    async def fault(request: Request) -> Response:
+        found = state.faults.remove(request.path_params["rule_id"])
+        return Response(status_code=204 if found else 404)
 
     app = Starlette(routes=[
         *OAuthApi(state.oauth, state.settings).routes(),
@@ -119,6 +169,8 @@ def create_app(settings: SandboxSettings | None = None) -> Starlette:
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/calls", calls, methods=["GET"]),
+        Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/faults/{rule_id}", fault, methods=["DELETE"]),
     ])
     app.state.sandbox = state
     app.add_middleware(TokenGate, store=state.oauth, settings=state.settings)

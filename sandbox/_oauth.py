@@ -180,7 +180,7 @@ class OAuthApi:
         return params, grant_type
 
     async def tiktok_token(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.oauth_token", request):
+        if fault := await self.store.faults.before("tiktok.oauth_token", request):
             return fault
         params, grant_type = await self._token_request("tiktok", request)
         if params.get("client_secret") != self.settings.oauth_client_secret or not params.get("client_key"):
@@ -209,7 +209,7 @@ class OAuthApi:
     # -- Instagram ---------------------------------------------------------------------------
 
     async def instagram_code(self, request: Request) -> Response:
-        if fault := self.store.faults.before("instagram.oauth_code", request):
+        if fault := await self.store.faults.before("instagram.oauth_code", request):
             return fault
         params = await read_params(request)
         self.store.calls["instagram.exchange"] += 1
@@ -224,7 +224,7 @@ class OAuthApi:
                                         "permissions": code.scopes}]})
 
     async def instagram_exchange(self, request: Request) -> Response:
-        if fault := self.store.faults.before("instagram.oauth_exchange", request):
+        if fault := await self.store.faults.before("instagram.oauth_exchange", request):
             return fault
         params = request.query_params
         if params.get("grant_type") != "ig_exchange_token" or \
@@ -236,7 +236,7 @@ class OAuthApi:
         return self._long_lived(short.account_id, short.scopes)
 
     async def instagram_refresh(self, request: Request) -> Response:
-        if fault := self.store.faults.before("instagram.oauth_refresh", request):
+        if fault := await self.store.faults.before("instagram.oauth_refresh", request):
             return fault
         params = request.query_params
         self.store.calls["instagram.refresh"] += 1
@@ -255,7 +255,7 @@ class OAuthApi:
     # -- Google ------------------------------------------------------------------------------
 
     async def google_token(self, request: Request) -> Response:
-        if fault := self.store.faults.before("youtube.oauth_token", request):
+        if fault := await self.store.faults.before("youtube.oauth_token", request):
             return fault
         params, grant_type = await self._token_request("youtube", request)
         if params.get("client_secret") != self.settings.oauth_client_secret or not params.get("client_id"):

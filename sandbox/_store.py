@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,19 @@ class SandboxSettings:
     access_token_seconds: float | None = None
     instagram_refresh_min_age: float = 24 * 3600.0
     require_issued_tokens: bool = False
+    # Per-minute rate limits: TikTok's 20/6/30 per user token, Instagram's usage per account.
+    rate_limits: bool = True
+    # Daily caps: TikTok posts per creator, Instagram posts and containers per account,
+    # YouTube quota units and videos.insert calls per project (reset at midnight Pacific).
+    daily_quotas: bool = True
+    tiktok_daily_posts: int = 15
+    tiktok_unaudited: bool = False  # unaudited client: private accounts only, SELF_ONLY forced
+    tiktok_upload_url_seconds: float = 3600.0
+    instagram_publish_limit: int = 50
+    instagram_container_limit: int = 400
+    instagram_calls_per_hour: int = 200
+    youtube_daily_units: int = 10_000
+    youtube_daily_inserts: int = 100
 
 
 def now() -> float:
@@ -54,20 +67,61 @@ def numeric_id(prefix: str, digits: int, taken: dict[str, Any]) -> str:
 class Faults:
     """Where fault injection plugs in: a hook may answer a request instead of the fake.
 
-    The fakes call `before(operation, request)` first in every handler and return its response
-    when it gives one; this default never does.
+    The fakes call `await before(operation, request, account)` first in every handler and
+    return its response when it gives one; this default never does. A hook may also leave a
+    mark on `request.state` (a chunk to lose, a processing failure) for the fake to act on.
     """
 
-    def before(self, operation: str, request: "Request") -> "Response | None":
+    async def before(self, operation: str, request: "Request", account: str | None = None) -> "Response | None":
         return None
 
 
+class Window:
+    """Events per key within a rolling window: the fakes' rate counters and daily caps."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._events: dict[Any, deque[float]] = {}
+
+    def count(self, key: Any, at: float | None = None) -> int:
+        events = self._events.get(key)
+        if not events:
+            return 0
+        cutoff = (at if at is not None else now()) - self.seconds
+        while events and events[0] <= cutoff:
+            events.popleft()
+        return len(events)
+
+    def add(self, key: Any, at: float | None = None) -> None:
+        self._events.setdefault(key, deque()).append(at if at is not None else now())
+
+    def admit(self, key: Any, limit: int) -> bool:
+        """Count one more event unless `limit` are already in the window."""
+        if self.count(key) >= limit:
+            return False
+        self.add(key)
+        return True
+
+    def seconds_until_free(self, key: Any) -> float:
+        events = self._events.get(key)
+        return max(0.0, events[0] + self.seconds - now()) if events else 0.0
+
+    def clear(self) -> None:
+        self._events.clear()
+
+
 class PublishedLog:
-    """Everything the platforms consider published, in order: the sandbox's record."""
+    """Everything the platforms consider published, in order: the sandbox's record.
+
+    Platforms have no idempotency key, so "the same post twice" is recognised by content: the
+    platform, the account, the caption and the media (`content_key`). `duplicates` counts
+    every post beyond the first with the same key.
+    """
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.counts: Counter[str] = Counter()
+        self.by_content: Counter[tuple[str, str, str]] = Counter()
 
     def add(
         self,
@@ -78,18 +132,27 @@ class PublishedLog:
         caption: str,
         published_at: float,
         privacy: str | None,
+        media: str = "",
     ) -> None:
         self.counts[platform] += 1
+        key = (platform, account_id, f"{caption}\n{media}")
+        self.by_content[key] += 1
         self.records.append({
             "platform": platform,
             "accountId": account_id,
             "remoteId": remote_id,
             "url": url,
             "caption": caption,
+            "media": media,
             "publishedAt": iso_utc(published_at),
             "privacy": privacy,
+            "copy": self.by_content[key],  # 1 for the first post of this content, 2 for a duplicate…
         })
+
+    def duplicates(self, platform: str | None = None) -> int:
+        return sum(n - 1 for (p, _, _), n in self.by_content.items() if platform in (None, p))
 
     def reset(self) -> None:
         self.records.clear()
         self.counts.clear()
+        self.by_content.clear()

@@ -1,4 +1,5 @@
-"""Fake TikTok Content Posting API (platforms.md §1): Direct Post video and photo, chunked upload."""
+"""Fake TikTok Content Posting API (platforms.md §1): Direct Post video and photo, inbox upload,
+chunked upload, the per-token minute limits (20/6/30) and the creator's daily cap."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ._http import (
     public_base,
     read_json,
 )
-from ._store import Faults, PublishedLog, SandboxSettings, now, numeric_id
+from ._store import Faults, PublishedLog, SandboxSettings, Window, now, numeric_id
 
 PUBLIC_OPTIONS = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
 PRIVATE_OPTIONS = ["FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
@@ -32,6 +33,9 @@ MAX_CHUNK = 64 * 1024 * 1024
 MAX_LAST_CHUNK = 128 * 1024 * 1024
 MAX_CHUNKS = 1000
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
+# per user token, sliding minute (§1.2)
+MINUTE_LIMITS = {"creator_info": 20, "video_init": 6, "inbox_init": 6, "content_init": 6, "status_fetch": 30}
+DAY = 24 * 3600
 
 
 @dataclass
@@ -67,6 +71,8 @@ class TikTokPublish:
     privacy: str | None
     caption: str
     post_id: str | None  # assigned up front, revealed at PUBLISH_COMPLETE
+    media_ref: str = ""  # what was posted, for recognising the same post twice
+    fail_reason: str | None = None  # set: processing ends FAILED with this reason
     # FILE_UPLOAD plan and progress
     video_size: int = 0
     chunk_size: int = 0
@@ -74,6 +80,7 @@ class TikTokPublish:
     received: int = 0
     # when the platform has all the bytes (init for pulls, last chunk for uploads)
     processing_from: float | None = None
+    upload_expires: float = 0.0
 
     @property
     def url(self) -> str | None:
@@ -88,6 +95,8 @@ class TikTokStore:
     uploads: dict[str, str] = field(default_factory=dict)  # upload_id -> publish_id
     private_accounts: set[str] = field(default_factory=set)
     faults: Faults = field(default_factory=Faults)
+    calls: Window = field(default_factory=lambda: Window(60.0))  # (account, endpoint)
+    posts: Window = field(default_factory=lambda: Window(DAY))  # account: direct posts in 24 h
 
     def creator(self, account_id: str) -> Creator:
         username = re.sub(r"[^a-z0-9_.]", "_", account_id.lower())[:24] or "creator"
@@ -96,6 +105,12 @@ class TikTokStore:
     def reset(self) -> None:
         self.publishes.clear()
         self.uploads.clear()
+        self.calls.clear()
+        self.posts.clear()
+
+    def uploading_bytes(self) -> int:
+        return sum(p.received for p in self.publishes.values()
+                   if p.source == "FILE_UPLOAD" and p.processing_from is None)
 
 
 def _envelope(data: dict[str, Any], code: str = "ok", message: str = "", status: int = 200) -> Response:
@@ -120,6 +135,7 @@ class TikTokApi:
         return [
             Route("/v2/post/publish/creator_info/query/", self.creator_info, methods=["POST"]),
             Route("/v2/post/publish/video/init/", self.video_init, methods=["POST"]),
+            Route("/v2/post/publish/inbox/video/init/", self.inbox_init, methods=["POST"]),
             Route("/v2/post/publish/content/init/", self.content_init, methods=["POST"]),
             Route("/v2/post/publish/status/fetch/", self.status_fetch, methods=["POST"]),
             Route("/upload/video/", self.upload_chunk, methods=["PUT"]),
@@ -128,57 +144,68 @@ class TikTokApi:
     # -- endpoints ---------------------------------------------------------------------------
 
     async def creator_info(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.creator_info", request):
-            return fault
-        account = _account(request)
-        if account is None:
-            return _unauthorized()
+        account, problem = await self._enter("creator_info", request)
+        if problem:
+            return problem
         return _envelope(self.store.creator(account).info())
 
     async def video_init(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.video_init", request):
-            return fault
-        account = _account(request)
-        if account is None:
-            return _unauthorized()
+        return await self._video_init(request, direct=True)
+
+    async def inbox_init(self, request: Request) -> Response:
+        return await self._video_init(request, direct=False)
+
+    async def _video_init(self, request: Request, direct: bool) -> Response:
+        account, problem = await self._enter("video_init" if direct else "inbox_init", request)
+        if problem:
+            return problem
         body = await read_json(request)
         if body is None:
             return _error(400, "invalid_params", "request body must be a JSON object")
         creator = self.store.creator(account)
         post_info, source_info = body.get("post_info") or {}, body.get("source_info") or {}
-        if problem := _check_post_info(post_info, creator, title_limit=2200):
-            return problem
+        privacy = None
+        if direct:
+            if problem := _check_post_info(post_info, creator, title_limit=2200):
+                return problem
+            privacy, problem = self._privacy(creator, post_info["privacy_level"])
+            if problem:
+                return problem
         source = source_info.get("source")
         publish = TikTokPublish(
             publish_id="", account_id=account, username=creator.username, media="video",
-            source=str(source), direct=True, privacy=post_info["privacy_level"],
+            source=str(source), direct=direct, privacy=privacy,
             caption=post_info.get("title") or "", post_id=None,
+            fail_reason=_failure(request, "internal"),
         )
         data: dict[str, Any] = {}
         if source == "PULL_FROM_URL":
             if not _is_http_url(source_info.get("video_url")):
                 return _error(400, "invalid_param", "source_info.video_url must be an http(s) URL")
             publish.publish_id = self._new_publish_id("v_pub_url~v2-1.")
+            publish.media_ref = str(source_info["video_url"])
         elif source == "FILE_UPLOAD":
             if problem := _plan_upload(publish, source_info):
                 return problem
             publish.publish_id = self._new_publish_id("v_pub_file~v2-1.")
+            publish.media_ref = f"upload:{publish.video_size}"
+            publish.upload_expires = now() + self.settings.tiktok_upload_url_seconds
             upload_id = secrets.token_urlsafe(16)
             self.store.uploads[upload_id] = publish.publish_id
             data["upload_url"] = (f"{public_base(request, self.settings)}/tiktok/upload/video/"
                                   f"?upload_id={upload_id}&upload_token={secrets.token_urlsafe(16)}")
         else:
             return _error(400, "invalid_param", "source_info.source must be FILE_UPLOAD or PULL_FROM_URL")
+        if direct and (problem := self._count_post(account)):
+            return problem
         self._accept(publish)
         data["publish_id"] = publish.publish_id
         return _envelope(data)
 
     async def content_init(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.content_init", request):
-            return fault
-        account = _account(request)
-        if account is None:
-            return _unauthorized()
+        account, problem = await self._enter("content_init", request)
+        if problem:
+            return problem
         body = await read_json(request)
         if body is None:
             return _error(400, "invalid_params", "request body must be a JSON object")
@@ -189,8 +216,13 @@ class TikTokApi:
             return _error(400, "invalid_param", "post_mode must be DIRECT_POST or MEDIA_UPLOAD")
         creator = self.store.creator(account)
         post_info, source_info = body.get("post_info") or {}, body.get("source_info") or {}
-        if mode == "DIRECT_POST" and (problem := _check_post_info(post_info, creator, title_limit=90)):
-            return problem
+        privacy = post_info.get("privacy_level")
+        if mode == "DIRECT_POST":
+            if problem := _check_post_info(post_info, creator, title_limit=90):
+                return problem
+            privacy, problem = self._privacy(creator, privacy)
+            if problem:
+                return problem
         if _utf16_len(str(post_info.get("description") or "")) > 4000:
             return _error(400, "invalid_param", "post_info.description is longer than 4000")
         images = source_info.get("photo_images")
@@ -204,18 +236,19 @@ class TikTokApi:
         publish = TikTokPublish(
             publish_id=self._new_publish_id("p_pub_url~v2."), account_id=account,
             username=creator.username, media="photo", source="PULL_FROM_URL",
-            direct=mode == "DIRECT_POST", privacy=post_info.get("privacy_level"),
+            direct=mode == "DIRECT_POST", privacy=privacy,
             caption=str(post_info.get("description") or post_info.get("title") or ""), post_id=None,
+            media_ref=" ".join(map(str, images)), fail_reason=_failure(request, "photo_pull_failed"),
         )
+        if publish.direct and (problem := self._count_post(account)):
+            return problem
         self._accept(publish)
         return _envelope({"publish_id": publish.publish_id})
 
     async def status_fetch(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.status_fetch", request):
-            return fault
-        account = _account(request)
-        if account is None:
-            return _unauthorized()
+        account, problem = await self._enter("status_fetch", request)
+        if problem:
+            return problem
         body = await read_json(request) or {}
         publish = self.store.publishes.get(str(body.get("publish_id")))
         if publish is None or publish.account_id != account:
@@ -223,11 +256,16 @@ class TikTokApi:
         return _envelope(self._status(publish))
 
     async def upload_chunk(self, request: Request) -> Response:
-        if fault := self.store.faults.before("tiktok.upload", request):
+        upload_id = request.query_params.get("upload_id", "")
+        publish = self.store.publishes.get(self.store.uploads.get(upload_id) or "")
+        # the upload URL is the credential: no token on these requests
+        if fault := await self.store.faults.before("tiktok.upload", request,
+                                                   publish.account_id if publish else None):
             return fault
-        publish_id = self.store.uploads.get(request.query_params.get("upload_id", ""))
-        publish = self.store.publishes.get(publish_id or "")
-        if publish is None:
+        if getattr(request.state, "session_expired", False):
+            self.store.uploads.pop(upload_id, None)
+            publish = None
+        if publish is None or now() > publish.upload_expires:
             return _error(404, "invalid_file_upload", "upload_url is unknown or expired")
         if request.headers.get("content-type", "").split(";")[0].strip() not in VIDEO_TYPES:
             return _error(400, "invalid_file_upload", "Content-Type must be video/mp4, video/quicktime or video/webm")
@@ -248,11 +286,46 @@ class TikTokApi:
         expected = publish.video_size - first if first == final_first else publish.chunk_size
         if size != expected:
             return _error(400, "invalid_file_upload", f"chunk at {first} must be {expected} bytes")
+        if getattr(request.state, "lost_chunk", False):
+            # lost on the way in: acknowledged like any other chunk but not kept (the last one,
+            # whose 201 would start processing, fails visibly instead)
+            if last + 1 == publish.video_size:
+                return _error(500, "internal_error", "the chunk was lost; send it again")
+            return Response(status_code=206)
         publish.received = last + 1
         if publish.received < publish.video_size:
             return Response(status_code=206)
         self._start_processing(publish)
         return Response(status_code=201)
+
+    # -- limits ------------------------------------------------------------------------------
+
+    async def _enter(self, endpoint: str, request: Request) -> tuple[str, Response | None]:
+        """The caller's account, after faults, the token check and the minute limit."""
+        account = _account(request)
+        if fault := await self.store.faults.before(f"tiktok.{endpoint}", request, account):
+            return account or "", fault
+        if account is None:
+            return "", _unauthorized()
+        if self.settings.rate_limits and not self.store.calls.admit((account, endpoint), MINUTE_LIMITS[endpoint]):
+            return account, _error(429, "rate_limit_exceeded",
+                                   f"{endpoint} allows {MINUTE_LIMITS[endpoint]} requests per minute per user")
+        return account, None
+
+    def _count_post(self, account: str) -> Response | None:
+        """The creator's daily cap on Direct Posts, shared by every client (§1.7)."""
+        if self.settings.daily_quotas and not self.store.posts.admit(account, self.settings.tiktok_daily_posts):
+            return _error(403, "spam_risk_too_many_posts",
+                          "The creator has posted too many times in the last 24 hours.")
+        return None
+
+    def _privacy(self, creator: Creator, privacy: str) -> tuple[str, Response | None]:
+        if not self.settings.tiktok_unaudited:
+            return privacy, None
+        if not creator.private:
+            return privacy, _error(403, "unaudited_client_can_only_post_to_private_accounts",
+                                   "Unaudited clients can only post to private accounts.")
+        return "SELF_ONLY", None  # content from unaudited clients is forced private
 
     # -- state -------------------------------------------------------------------------------
 
@@ -269,9 +342,9 @@ class TikTokApi:
 
     def _start_processing(self, publish: TikTokPublish) -> None:
         publish.processing_from = now()
-        if publish.direct:
+        if publish.direct and not publish.fail_reason:
             self.log.add("tiktok", publish.account_id, publish.publish_id, publish.url,
-                         publish.caption, publish.processing_from, publish.privacy)
+                         publish.caption, publish.processing_from, publish.privacy, publish.media_ref)
 
     def _status(self, publish: TikTokPublish) -> dict[str, Any]:
         data: dict[str, Any] = {"fail_reason": "", "publicaly_available_post_id": []}
@@ -282,6 +355,9 @@ class TikTokApi:
         started = publish.processing_from
         if started is None or now() < started + self.settings.processing_seconds:
             data["status"] = "PROCESSING_DOWNLOAD" if publish.source == "PULL_FROM_URL" else "PROCESSING_UPLOAD"
+        elif publish.fail_reason:
+            data["status"] = "FAILED"
+            data["fail_reason"] = publish.fail_reason
         elif not publish.direct:
             data["status"] = "SEND_TO_USER_INBOX"
         else:
@@ -293,6 +369,28 @@ class TikTokApi:
 def _account(request: Request) -> str | None:
     token = bearer_token(request)
     return account_for(token) if token else None
+
+
+def _failure(request: Request, default: str) -> str | None:
+    """The fail_reason a `processing_failure` fault asked for."""
+    marked = getattr(request.state, "processing_failure", None)
+    return None if not marked else (marked if isinstance(marked, str) else default)
+
+
+def fault_response(kind: str, rule: Any) -> Response:
+    """A fault in TikTok's envelope and codes (§1.6)."""
+    if kind == "rate_limit":
+        response = _error(429, "rate_limit_exceeded", "Too many requests; slow down.")
+        response.headers["Retry-After"] = f"{rule.wait_seconds:g}"
+        return response
+    if kind == "server_error":
+        return _error(500, "internal_error", "Something went wrong. Please try again later.")
+    if kind == "auth_expired":
+        return _error(401, "access_token_invalid", "The access token is invalid or not found in the request.")
+    if kind == "quota":
+        return _error(403, rule.reason or "spam_risk_too_many_posts",
+                      "The creator has posted too many times in the last 24 hours.")
+    raise ValueError(kind)
 
 
 def _unauthorized() -> Response:

@@ -1,4 +1,5 @@
-"""Fake YouTube Data API v3 (platforms.md §3): resumable videos.insert and videos.list."""
+"""Fake YouTube Data API v3 (platforms.md §3): resumable videos.insert, videos.list, the uploads
+playlist (channels.list + playlistItems.list), and the project's daily quota buckets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +27,7 @@ from ._store import Faults, PublishedLog, SandboxSettings, iso_utc, now
 
 CHUNK_ALIGNMENT = 256 * 1024
 PRIVACY_STATUSES = {"public", "private", "unlisted"}
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
 @dataclass
@@ -36,6 +39,7 @@ class UploadSession:
     total: int | None  # X-Upload-Content-Length, or learnt from the first Content-Range with one
     received: int = 0
     video_id: str | None = None
+    fail_reason: str | None = None  # set: the video fails in processing with this failureReason
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Video:
     snippet: dict[str, Any]
     status: dict[str, Any]
     uploaded_at: float
+    size: int = 0
+    fail_reason: str | None = None
 
 
 @dataclass
@@ -52,10 +58,31 @@ class YouTubeStore:
     sessions: dict[str, UploadSession] = field(default_factory=dict)
     videos: dict[str, Video] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
+    # the project's quota for the current Pacific day: (day, units used, inserts used)
+    quota_day: str = ""
+    units_used: int = 0
+    inserts_used: int = 0
 
     def reset(self) -> None:
         self.sessions.clear()
         self.videos.clear()
+        self.quota_day, self.units_used, self.inserts_used = "", 0, 0
+
+    def uploading_bytes(self) -> int:
+        return sum(s.received for s in self.sessions.values() if s.video_id is None)
+
+    def charge(self, settings: SandboxSettings, *, units: int = 0, inserts: int = 0) -> bool:
+        """Spend quota; False when the bucket is empty (every call costs, even refused ones)."""
+        day = datetime.now(PACIFIC).date().isoformat()
+        if day != self.quota_day:
+            self.quota_day, self.units_used, self.inserts_used = day, 0, 0
+        self.units_used += units
+        self.inserts_used += inserts
+        if not settings.daily_quotas:
+            return True
+        if inserts:  # videos.insert has its own bucket since 2026-06-01 (§3.6)
+            return self.inserts_used <= settings.youtube_daily_inserts
+        return self.units_used <= settings.youtube_daily_units
 
 
 def google_error(status: int, reason: str, message: str, domain: str = "youtube.video") -> Response:
@@ -79,16 +106,20 @@ class YouTubeApi:
             Route("/upload/youtube/v3/videos", self.start_upload, methods=["POST"]),
             Route("/upload/youtube/v3/videos", self.upload_chunk, methods=["PUT"]),
             Route("/youtube/v3/videos", self.list_videos, methods=["GET"]),
+            Route("/youtube/v3/channels", self.list_channels, methods=["GET"]),
+            Route("/youtube/v3/playlistItems", self.list_playlist_items, methods=["GET"]),
         ]
 
     # -- endpoints ---------------------------------------------------------------------------
 
     async def start_upload(self, request: Request) -> Response:
-        if fault := self.store.faults.before("youtube.insert", request):
-            return fault
         token = bearer_token(request)
+        if fault := await self.store.faults.before("youtube.insert", request, account_for(token) if token else None):
+            return fault
         if not token:
             return _unauthorized()
+        if not self.store.charge(self.settings, inserts=1):
+            return _quota_exceeded()
         if request.query_params.get("uploadType") != "resumable":
             return google_error(400, "badRequest", "The sandbox only fakes uploadType=resumable", "global")
         if not request.query_params.get("part"):
@@ -103,6 +134,7 @@ class YouTubeApi:
         session = UploadSession(
             upload_id=secrets.token_urlsafe(24), account_id=account_for(token), snippet=snippet,
             status=status, total=int(declared) if declared and declared.isdigit() else None,
+            fail_reason=_failure(request),
         )
         self.store.sessions[session.upload_id] = session
         location = (f"{public_base(request, self.settings)}/youtube/upload/youtube/v3/videos"
@@ -110,10 +142,15 @@ class YouTubeApi:
         return Response(status_code=200, headers={"Location": location})
 
     async def upload_chunk(self, request: Request) -> Response:
-        if fault := self.store.faults.before("youtube.upload", request):
-            return fault
         # the session URI itself is the credential, as on Google: no Authorization needed
-        session = self.store.sessions.get(request.query_params.get("upload_id", ""))
+        upload_id = request.query_params.get("upload_id", "")
+        session = self.store.sessions.get(upload_id)
+        if fault := await self.store.faults.before("youtube.upload", request,
+                                                   session.account_id if session else None):
+            return fault
+        if getattr(request.state, "session_expired", False):
+            self.store.sessions.pop(upload_id, None)
+            session = None
         if session is None:
             return google_error(404, "notFound", "Upload session not found or expired", "global")
         header = request.headers.get("content-range")
@@ -142,6 +179,12 @@ class YouTubeApi:
                                 "Invalid request. The number of bytes uploaded is required to be a "
                                 f"multiple of {CHUNK_ALIGNMENT}, except for the final request. "
                                 f"The received request contained {size} bytes.", "global")
+        if getattr(request.state, "lost_chunk", False):
+            # the connection broke part-way: the server keeps what arrived, in whole 256 KiB
+            # units, and says so in `Range` (a chunk may be accepted in part, §3.2)
+            kept = (size // 2) // CHUNK_ALIGNMENT * CHUNK_ALIGNMENT
+            session.received = max(session.received, first + kept)
+            return self._incomplete(session)
         session.received = max(session.received, last + 1)
         if not final:
             return self._incomplete(session)
@@ -149,11 +192,9 @@ class YouTubeApi:
         return json_response(self._resource(video, {"snippet", "status"}, just_uploaded=True), 201)
 
     async def list_videos(self, request: Request) -> Response:
-        if fault := self.store.faults.before("youtube.list", request):
-            return fault
-        token = bearer_token(request)
-        if not token:
-            return _unauthorized()
+        token, problem = await self._enter("list", request)
+        if problem:
+            return problem
         parts = {p.strip() for p in request.query_params.get("part", "").split(",") if p.strip()}
         if not parts:
             return google_error(400, "required", "Required parameter: part", "global")
@@ -171,6 +212,45 @@ class YouTubeApi:
             "items": items,
             "pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)},
         })
+
+    async def list_channels(self, request: Request) -> Response:
+        token, problem = await self._enter("channels", request)
+        if problem:
+            return problem
+        if request.query_params.get("mine") != "true":
+            return google_error(400, "missingParameter", "The sandbox lists only mine=true", "youtube.parameter")
+        channel = _channel_id(account_for(token))
+        return json_response({"kind": "youtube#channelListResponse", "items": [{
+            "kind": "youtube#channel", "id": channel,
+            "contentDetails": {"relatedPlaylists": {"uploads": "UU" + channel[2:]}},
+        }]})
+
+    async def list_playlist_items(self, request: Request) -> Response:
+        token, problem = await self._enter("playlist_items", request)
+        if problem:
+            return problem
+        playlist = request.query_params.get("playlistId", "")
+        uploads = [v for v in self.store.videos.values() if "UU" + _channel_id(v.account_id)[2:] == playlist]
+        uploads.sort(key=lambda v: v.uploaded_at, reverse=True)  # newest first
+        limit = int(request.query_params.get("maxResults", "5") or 5)
+        return json_response({"kind": "youtube#playlistItemListResponse", "items": [{
+            "kind": "youtube#playlistItem",
+            "snippet": {"publishedAt": v.snippet["publishedAt"], "title": v.snippet["title"],
+                        "description": v.snippet["description"], "playlistId": playlist,
+                        "resourceId": {"kind": "youtube#video", "videoId": v.id}},
+        } for v in uploads[:limit]]})
+
+    async def _enter(self, operation: str, request: Request) -> tuple[str, Response | None]:
+        """The caller's token, after faults, the token check and one quota unit."""
+        token = bearer_token(request)
+        if fault := await self.store.faults.before(f"youtube.{operation}", request,
+                                                   account_for(token) if token else None):
+            return "", fault
+        if not token:
+            return "", _unauthorized()
+        if not self.store.charge(self.settings, units=1):
+            return token, _quota_exceeded()
+        return token, None
 
     # -- state -------------------------------------------------------------------------------
 
@@ -202,11 +282,14 @@ class YouTubeApi:
         }
         if session.status.get("publishAt"):
             status["publishAt"] = session.status["publishAt"]
-        video = Video(video_id, session.account_id, snippet, status, uploaded_at)
+        video = Video(video_id, session.account_id, snippet, status, uploaded_at,
+                      size=session.received, fail_reason=session.fail_reason)
         self.store.videos[video_id] = video
         session.video_id = video_id
-        self.log.add("youtube", video.account_id, video_id, f"https://www.youtube.com/watch?v={video_id}",
-                     snippet["description"] or snippet["title"], uploaded_at, status["privacyStatus"])
+        if not video.fail_reason:  # a video that fails in processing is never shown
+            self.log.add("youtube", video.account_id, video_id, f"https://www.youtube.com/watch?v={video_id}",
+                         snippet["description"] or snippet["title"], uploaded_at, status["privacyStatus"],
+                         f"{snippet['title']}\n{video.size}")
         return video
 
     def _resource(self, video: Video, parts: set[str], just_uploaded: bool = False) -> dict[str, Any]:
@@ -216,12 +299,25 @@ class YouTubeApi:
         if "snippet" in parts:
             resource["snippet"] = video.snippet
         if "status" in parts:
-            resource["status"] = {"uploadStatus": "processed" if processed else "uploaded", **video.status}
+            resource["status"] = self._status(video, processed)
         if "processingDetails" in parts:
             resource["processingDetails"] = self._processing(video, processed)
         return resource
 
+    @staticmethod
+    def _status(video: Video, processed: bool) -> dict[str, Any]:
+        status = dict(video.status)
+        if processed and video.fail_reason:
+            return {"uploadStatus": "failed", "failureReason": video.fail_reason, **status}
+        # YouTube makes a scheduled video public at publishAt (§3.4)
+        if status.get("publishAt") and status.get("privacyStatus") == "private" and _in_past(status["publishAt"]):
+            status["privacyStatus"] = "public"
+            del status["publishAt"]
+        return {"uploadStatus": "processed" if processed else "uploaded", **status}
+
     def _processing(self, video: Video, processed: bool) -> dict[str, Any]:
+        if processed and video.fail_reason:
+            return {"processingStatus": "failed", "processingFailureReason": "transcodeFailed"}
         if processed:
             return {"processingStatus": "succeeded", "fileDetailsAvailability": "available",
                     "processingIssuesAvailability": "available", "thumbnailsAvailability": "available"}
@@ -231,6 +327,38 @@ class YouTubeApi:
         return {"processingStatus": "processing",
                 "processingProgress": {"partsTotal": 1000, "partsProcessed": done,
                                        "timeLeftMs": int(left * 1000)}}
+
+
+def _failure(request: Request) -> str | None:
+    """The failureReason a `processing_failure` fault asked for."""
+    marked = getattr(request.state, "processing_failure", None)
+    return None if not marked else (marked if isinstance(marked, str) else "uploadAborted")
+
+
+def _quota_exceeded() -> Response:
+    return google_error(403, "quotaExceeded",
+                        "The request cannot be completed because you have exceeded your quota.", "youtube.quota")
+
+
+def fault_response(kind: str, rule: Any) -> Response:
+    """A fault in Google's envelope, branched on `errors[].reason` (§3.5)."""
+    if kind == "rate_limit":
+        response = google_error(429, "rateLimitExceeded", "The request rate is too high.", "usageLimits")
+        response.headers["Retry-After"] = f"{rule.wait_seconds:g}"
+        return response
+    if kind == "server_error":
+        return google_error(503, "backendError", "Backend Error", "global")
+    if kind == "auth_expired":
+        return json_response({"error": {
+            "code": 401, "message": "Request had invalid authentication credentials.",
+            "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError",
+                        "location": "Authorization", "locationType": "header"}],
+            "status": "UNAUTHENTICATED"}}, 401)
+    if kind == "quota":
+        return google_error(403, rule.reason or "quotaExceeded",
+                            "The request cannot be completed because you have exceeded your quota.",
+                            "youtube.quota")
+    raise ValueError(kind)
 
 
 def _unauthorized() -> Response:
@@ -273,6 +401,14 @@ def _tags_length(tags: list[Any]) -> int:
     # separating commas count; a tag with a space counts with its quotes
     lengths = [len(str(t)) + (2 if " " in str(t) else 0) for t in tags]
     return sum(lengths) + max(0, len(lengths) - 1)
+
+
+def _in_past(value: Any) -> bool:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.timestamp() <= now()
 
 
 def _in_future(value: Any) -> bool:

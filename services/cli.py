@@ -31,16 +31,55 @@ def _run(main) -> object:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    import orjson
     import uvicorn
 
-    from sandbox import SandboxSettings, create_app
+    from sandbox import PROFILES, SandboxSettings, create_app, rules_from_json
 
     _logging("INFO", service="sandbox", fmt=os.environ.get("AUTOPOST_LOG_FORMAT", "json"))
-    app = create_app(SandboxSettings(processing_seconds=args.processing_seconds,
-                                     require_issued_tokens=args.require_oauth,
-                                     access_token_seconds=args.access_token_seconds))
+    try:
+        faults = PROFILES[args.faults]() if args.faults else []
+        for text in args.fault:
+            faults += rules_from_json(orjson.loads(text))
+    except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as error:
+        raise SystemExit(f"bad --faults/--fault: {error}") from None
+    settings = SandboxSettings(processing_seconds=args.processing_seconds, public_base_url=args.public_base_url,
+                               rate_limits=not args.no_rate_limits, daily_quotas=not args.no_daily_quotas,
+                               tiktok_unaudited=args.tiktok_unaudited, require_issued_tokens=args.require_oauth,
+                               access_token_seconds=args.access_token_seconds)
+    app = create_app(settings, faults=faults)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
+
+
+def _publish_once(args: argparse.Namespace) -> int:
+    import orjson
+
+    from contracts import ContentType, Platform
+    from .publishers.once import publish_once
+    from .runtime import Settings
+
+    settings = Settings.from_env()
+    _logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    scheduled = _datetime(args.at) if args.at else None
+    outcome = asyncio.run(publish_once(
+        settings, Platform(args.platform), args.account, args.media, args.caption,
+        hashtags=args.hashtag, content_type=ContentType(args.content_type) if args.content_type else None,
+        scheduled_time=scheduled, timeout=args.timeout, attempts=args.attempts))
+    if args.json:
+        print(orjson.dumps(outcome.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(outcome.describe())
+    return 0 if outcome.status == "published" else 1
+
+
+def _datetime(text: str):
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise SystemExit("--at needs a time zone, e.g. 2026-12-01T18:00:00Z")
+    return moment
 
 
 def _schema_export(args: argparse.Namespace) -> int:
@@ -77,7 +116,8 @@ def _submit(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from .devstack.launcher import run_dev
 
-    return asyncio.run(run_dev(demo=args.demo, as_json=args.json, keep_running=args.keep_running))
+    return asyncio.run(run_dev(demo=args.demo, as_json=args.json, keep_running=args.keep_running,
+                               faults=args.faults))
 
 
 def _accounts(args: argparse.Namespace) -> int:
@@ -124,7 +164,32 @@ def parser() -> argparse.ArgumentParser:
                          help="refuse API calls whose token the sandbox's OAuth did not issue")
     sandbox.add_argument("--access-token-seconds", type=float, default=None,
                          help="lifetime of issued access tokens (default: each platform's own)")
+    sandbox.add_argument("--faults", choices=("flaky", "none"), default=None,
+                         help="a fault profile: flaky = about one request in five meets a transient fault")
+    sandbox.add_argument("--fault", action="append", default=[], metavar="JSON",
+                         help='a fault rule, e.g. \'{"kind": "rate_limit", "platform": "tiktok", '
+                              '"operation": "video_init", "count": 3, "waitSeconds": 5}\' (repeatable)')
+    sandbox.add_argument("--public-base-url", default=None, help="the root clients reach the sandbox at")
+    sandbox.add_argument("--no-rate-limits", action="store_true", help="no per-minute limits")
+    sandbox.add_argument("--no-daily-quotas", action="store_true",
+                         help="no daily caps (TikTok posts, Instagram posts and containers, YouTube quota)")
+    sandbox.add_argument("--tiktok-unaudited", action="store_true", help="act as TikTok does for unaudited clients")
     sandbox.set_defaults(run=_sandbox)
+
+    once = commands.add_parser("publish-once", help="publish one item and follow it to its end")
+    once.add_argument("--platform", required=True, choices=("tiktok", "instagram", "youtube"))
+    once.add_argument("--account", required=True)
+    once.add_argument("--media", required=True, metavar="PATH_OR_URL")
+    once.add_argument("--caption", required=True)
+    once.add_argument("--hashtag", action="append", default=[])
+    once.add_argument("--content-type", choices=("video", "image", "story", "reel"), default=None,
+                      help="default: from the media (video or image)")
+    once.add_argument("--at", default=None, metavar="TIME",
+                      help="the target time, ISO 8601 (YouTube schedules natively when far enough ahead)")
+    once.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the end")
+    once.add_argument("--attempts", type=int, default=3, help="tries for transient failures (resumed)")
+    once.add_argument("--json", action="store_true")
+    once.set_defaults(run=_publish_once)
 
     schema = commands.add_parser("schema", help="message schemas")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
@@ -173,6 +238,8 @@ def parser() -> argparse.ArgumentParser:
                      help="submit N demo posts, wait until each target ends, print the outcome, exit")
     dev.add_argument("--json", action="store_true", help="print the demo outcome as JSON")
     dev.add_argument("--keep-running", action="store_true", help="stay up after the demo")
+    dev.add_argument("--faults", choices=("flaky",), default=None,
+                     help="run the sandboxes with transient faults (about one request in five)")
     dev.set_defaults(run=_dev)
     return root
 

@@ -32,6 +32,7 @@ from services.runtime import (
     AccountSettings,
     AsgiServer,
     KafkaSettings,
+    PlatformSettings,
     QueueSettings,
     ServiceContext,
     ServiceHost,
@@ -44,8 +45,9 @@ ALL_SERVICES = tuple(SERVICES)
 def settings_for(
     bootstrap: str, prefix: str, database_url: str, sandbox_url: str | None = None, **overrides: Any
 ) -> Settings:
-    """Settings for tests: the local broker's fast group timings, quick status checks, and a
-    credential key of their own (with the sandbox's OAuth apps when there is a sandbox)."""
+    """Settings for tests: the local broker's fast group timings, quick status checks, a
+    credential key of their own (with the sandbox's OAuth apps when there is a sandbox), and with
+    a sandbox, the sandbox mode for media (plain http from loopback)."""
     api_bases = {p: f"{sandbox_url}/{p.value}" for p in Platform} if sandbox_url else {}
     settings = Settings(
         kafka=KafkaSettings(
@@ -63,6 +65,7 @@ def settings_for(
         sandbox_url=sandbox_url,
         accounts=AccountSettings.for_sandbox(new_key_entry("test")) if sandbox_url
         else AccountSettings(credential_keys=new_key_entry("test")),
+        platforms=PlatformSettings(media_allow_loopback=sandbox_url is not None, claim_seconds=5.0),
         **({"api_bases": api_bases} if api_bases else {}),
     )
     return replace(settings, **overrides)

@@ -95,6 +95,7 @@ async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> d
         started = time.monotonic()
         await set_sandbox_faults(stack.sandbox_url, plan.sandbox_faults)
         events = chaos_events(plan, stack.sandbox_url, datetime.now(timezone.utc))
+        await stack.connect_accounts([(t["platform"], t["accountId"]) for e in events for t in e["targets"]])
         await submit(stack.bootstrap, events)
         log.note(started, f"submitted {len(events)} posts x {len(plan.platforms)} platforms", output)
         await _inflict(stack, plan, rng, log, started, output)

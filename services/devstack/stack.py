@@ -40,6 +40,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# With faults on, platform calls time out sooner than the sandbox's slow answers (3 s), so the
+# clients meet real timeouts.
+FAULT_ENV = {"AUTOPOST_PLATFORM_TIMEOUT_SECONDS": "2"}
+
+
 @dataclass
 class StackOptions:
     services: tuple[str, ...] = tuple(SERVICES)
@@ -49,6 +54,8 @@ class StackOptions:
     env: dict[str, str] = field(default_factory=dict)
     # services reach Postgres through a proxy that `stack.database_outage` can cut
     database_outages: bool = False
+    faults: str | None = None  # a sandbox fault profile, e.g. "flaky"
+    sandbox_args: tuple[str, ...] = ()  # more `autopost sandbox` flags
 
 
 class DevStack:
@@ -81,6 +88,7 @@ class DevStack:
             "AUTOPOST_HTTP_PORT": str(self.http_ports[name]),
             "AUTOPOST_LOG_LEVEL": self.options.log_level,
             "AUTOPOST_CREDENTIAL_KEYS": self.credential_keys,
+            **(FAULT_ENV if self.options.faults else {}),
             **self.options.env,
         }
 
@@ -99,7 +107,8 @@ class DevStack:
         # --require-oauth: every platform call must carry a token the sandbox's OAuth issued
         await self.group.start("sandbox", [
             sys.executable, "-m", "services.cli", "sandbox", "--port", str(sandbox_port),
-            "--processing-seconds", str(self.options.processing_seconds), "--require-oauth"])
+            "--processing-seconds", str(self.options.processing_seconds), "--require-oauth",
+            *(("--faults", self.options.faults) if self.options.faults else ()), *self.options.sandbox_args])
         await _wait_http(f"{self.sandbox_url}/_sandbox/stats", "sandbox", self.group)
         for name in self.options.services:
             self.http_ports[name] = free_port()
@@ -121,6 +130,11 @@ class DevStack:
 
     async def wait_ready(self, name: str, timeout: float = 60.0) -> None:
         await _wait_http(f"http://127.0.0.1:{self.http_ports[name]}/readyz", name, self.group, timeout)
+
+    async def sandbox_stats(self) -> dict:
+        """The sandbox's own record: published, duplicates, faults injected."""
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            return (await http.get(f"{self.sandbox_url}/_sandbox/stats")).json()
 
     async def stop(self) -> None:
         await self.group.stop_all(timeout=10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.publishers.app import CredentialedService
-from services.publishers.platforms import build_client
+from services.publishers.app import CredentialedService, platform_client
 from services.quotas import quota_rules
 from services.runtime import subscribe_batches
 
@@ -29,6 +28,7 @@ class PollerService(CredentialedService):
 
     async def setup(self) -> None:
         await super().setup()
-        clients = {p: build_client(p, self.http, self.ctx.settings.api_bases[p]) for p in Platform}
+        # the poller never reads media: no media client
+        clients = {p: platform_client(self.ctx.settings, p, self.http) for p in Platform}
         self.handlers = PollHandlers(self.ctx, clients, self.tokens, self.ledger,
                                      quota_rules(self.ctx.settings.quotas))

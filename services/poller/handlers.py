@@ -85,7 +85,8 @@ class PollHandlers:
                 return StatusReport(ObservedState.PROCESSING, detail=f"not checked: {denied.message}")
             client = self.clients[request.platform]
             return await with_token(self.tokens, request.platform, request.account_id,
-                                    lambda token: client.check_status(request.remote_handle, token))
+                                    lambda token: client.check_status(request.remote_handle, token,
+                                                                      request.account_id))
         except PlatformError as error:
             if error.error_class is ErrorClass.PERMANENT:
                 return StatusReport(ObservedState.FAILED, error=error.to_contract())

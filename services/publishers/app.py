@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -13,21 +14,72 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from contracts import AdminAlert, Platform, Topics
 from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
 from services.quotas import InstagramPublishingLimit, QuotaLedger, quota_rules
-from services.runtime import Outgoing, Service, ServiceContext, database_ready, open_database, subscribe_batches
+from services.runtime import (
+    Outgoing,
+    Service,
+    ServiceContext,
+    Settings,
+    database_ready,
+    open_database,
+    subscribe_batches,
+)
 
 from .credentials import StoredTokens, TokenSource
+from .handles import HandleStore
 from .handlers import PublishHandlers
-from .limits import PUBLISH_RATE, AccountLimiters
-from .platforms import build_client
+from .limits import Cap, EndpointLimits
+from .platforms import MediaPolicy, PlatformClient, build_client, media_client
 from .preflight import Preflight
 
 
 def platform_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
     """httpx's API on aiohttp's connection pool, which costs a fifth of the CPU per request."""
     transport = AiohttpTransport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
-    http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, connect=5.0))
+    timeout = ctx.settings.platforms.timeout_seconds
+    http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
     HTTPXClientInstrumentor.instrument_client(http, tracer_provider=ctx.tracer_provider)
     return http
+
+
+def media_policy(settings: Settings) -> MediaPolicy:
+    """https from public addresses only, unless the sandbox mode allows http from loopback."""
+    platforms = settings.platforms
+    sandbox = platforms.media_allow_loopback
+    return MediaPolicy(allow_http=sandbox, allow_loopback=sandbox, max_bytes=platforms.media_max_bytes,
+                       local_roots=tuple(Path(r).resolve() for r in platforms.media_roots),
+                       trusted_hosts=tuple(h.lower() for h in platforms.media_trusted_hosts))
+
+
+def media_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
+    """Media is fetched apart from platform calls: every connection checked (see _media.py)."""
+    http = media_client(media_policy(ctx.settings), timeout=ctx.settings.platforms.timeout_seconds)
+    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=ctx.tracer_provider)
+    return http
+
+
+def endpoint_limits(settings: Settings, platform: Platform) -> EndpointLimits:
+    """The platform's per-account caps, or one cap for every endpoint when the settings give one
+    (benchmarks and tests pace an account faster or slower than the platform would)."""
+    override = settings.publish_rates.get(platform)
+    return EndpointLimits.for_platform(platform, Cap(*override) if override else None)
+
+
+def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncClient,
+                    media_http: httpx.AsyncClient | None = None) -> PlatformClient:
+    """The client for `platform`, configured from settings, with its per-account caps."""
+    platforms = settings.platforms
+    options: dict = {"limits": endpoint_limits(settings, platform)}
+    if platform is not Platform.INSTAGRAM:  # Instagram downloads media itself
+        options.update(media_http=media_http, media_policy=media_policy(settings))
+    if platform is Platform.TIKTOK:
+        options.update(pull_prefixes=platforms.tiktok_pull_prefixes, unaudited=platforms.tiktok_unaudited)
+    elif platform is Platform.INSTAGRAM:
+        options.update(media_policy=media_policy(settings),
+                       poll_timeout=platforms.instagram_poll_timeout_seconds)
+    else:
+        options.update(privacy_status=platforms.youtube_privacy,
+                       schedule_lead=platforms.youtube_schedule_lead_seconds)
+    return build_client(platform, http, settings.api_bases[platform], **options)
 
 
 def stored_tokens(ctx: ServiceContext, pool: asyncpg.Pool, oauth_http: httpx.AsyncClient) -> StoredTokens:
@@ -52,6 +104,7 @@ class CredentialedService(Service):
         self.tokens: TokenSource | None = tokens
         self.pool: asyncpg.Pool | None = None
         self.http: httpx.AsyncClient | None = None
+        self.media_http: httpx.AsyncClient | None = None
         self.oauth_http: httpx.AsyncClient | None = None
         self.ledger: QuotaLedger | None = None
 
@@ -63,7 +116,7 @@ class CredentialedService(Service):
         self.ledger = QuotaLedger(self.pool)
 
     async def close(self) -> None:
-        for http in (self.http, self.oauth_http):
+        for http in (self.http, self.media_http, self.oauth_http):
             if http is not None:
                 await http.aclose()
         if self.pool is not None:
@@ -93,12 +146,12 @@ class PublisherService(CredentialedService):
 
     async def setup(self) -> None:
         await super().setup()
-        client = build_client(self.platform, self.http, self.ctx.settings.api_bases[self.platform])
+        settings = self.ctx.settings
+        self.media_http = media_http_client(self.ctx)
+        client = platform_client(settings, self.platform, self.http, self.media_http)
         instagram_limit = (InstagramPublishingLimit(self.http, client.api)  # type: ignore[attr-defined]
                            if self.platform is Platform.INSTAGRAM else None)
-        preflight = Preflight(self.tokens, self.ledger, quota_rules(self.ctx.settings.quotas),
+        preflight = Preflight(self.tokens, self.ledger, quota_rules(settings.quotas),
                               instagram_limit=instagram_limit)
-        self.handlers = PublishHandlers(
-            self.ctx, client, preflight,
-            AccountLimiters(*self.ctx.settings.publish_rates.get(self.platform, PUBLISH_RATE[self.platform])),
-        )
+        journals = HandleStore(self.pool, claim_seconds=settings.platforms.claim_seconds)
+        self.handlers = PublishHandlers(self.ctx, client, preflight, journals)

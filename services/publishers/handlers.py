@@ -28,7 +28,7 @@ from services.runtime import (
     metrics,
 )
 
-from .limits import AccountLimiters
+from .handles import JournalSource
 from .platforms import Accepted, PlatformClient, PlatformError, Published
 from .preflight import Preflight
 
@@ -37,12 +37,12 @@ log = logging.getLogger("autopost.publisher")
 
 class PublishHandlers:
     def __init__(
-        self, ctx: ServiceContext, client: PlatformClient, preflight: Preflight, limiters: AccountLimiters
+        self, ctx: ServiceContext, client: PlatformClient, preflight: Preflight, journals: JournalSource
     ):
         self.ctx = ctx
         self.client = client
         self.preflight = preflight  # rules, token (refreshed on AUTH), quotas
-        self.limiters = limiters
+        self.journals = journals  # the remote handles, read back first: resume, never post twice
 
     async def requested(self, records: list[Record]) -> None:
         outgoing = await map_by_key(records, self._publish_one, self.ctx.settings.publisher_concurrency)
@@ -76,7 +76,7 @@ class PublishHandlers:
         try:
             outcome = await self.preflight.publish(request, self._send)
         except PlatformError as error:
-            return self._result(request, PublishOutcome.FAILED, error=error.to_contract())
+            return self._result(request, PublishOutcome.FAILED, handle=error.handle, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
             log.exception("publish of %s failed unexpectedly", request.target_id)
             error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
@@ -88,10 +88,11 @@ class PublishHandlers:
         return self._result(request, PublishOutcome.ACCEPTED, handle=outcome.handle)
 
     async def _send(self, request: PublishRequested, token: str) -> Accepted | Published:
-        platform = request.platform.value
-        async with metrics.rate_limited(self.limiters.for_account(request.account_id), platform):
-            with metrics.PLATFORM_CALL_DURATION.labels(platform, "publish").time():
-                return await self.client.publish(request, token)
+        """The platform calls, once the preflight passed; the client holds the per-account,
+        per-endpoint caps, and the journal every remote handle the moment it is returned."""
+        with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "publish").time():
+            async with self.journals.journal_for(request) as journal:
+                return await self.client.publish(request, token, journal)
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,

@@ -1,42 +1,121 @@
-"""Per-account publish rate caps, one limiter per account in this process.
+"""Per-account caps on each platform endpoint, held in this process (aiolimiter).
 
-Publish requests are keyed by account id, so an account's requests all reach the one process
-that holds its limiter. `AsyncLimiter(1, period / n)` spaces calls evenly: a plain
-`AsyncLimiter(n, period)` lets a burst of n through and then about n more within the period.
+Publish and status requests are keyed by account id, so an account's calls reach one process
+per service, and its caps live there. A plain `AsyncLimiter(n, period)` lets a burst of n
+through and then n more within the period (up to 2n). A bucket of `b` draining at `b / tp`
+passes at most `b + b * period / tp` calls in any window of `period`; `hard_cap` picks
+`b = n // 2` and `tp = period * b / (n - b)`, so no window ever holds more than n calls and
+half the cap is still available as a burst. Daily quotas (YouTube units, Instagram's 50 posts,
+TikTok's creator cap) are not rates: they are counted in Postgres, not here.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
 from contracts import Platform
+from services.runtime import metrics
 
-# (calls, seconds) per account for the publish call: TikTok's init endpoints allow 6 a minute.
-PUBLISH_RATE: dict[Platform, tuple[int, float]] = {
-    Platform.TIKTOK: (6, 60.0),
-    Platform.INSTAGRAM: (10, 60.0),
-    Platform.YOUTUBE: (10, 60.0),
+
+@dataclass(frozen=True)
+class Cap:
+    calls: int
+    period: float  # seconds
+
+
+ANY_ENDPOINT = "*"
+
+# platforms.md §1.2 (TikTok, per user token, sliding minute) and §2.5 (Instagram: 200 calls per
+# user per hour; the X-Business-Use-Case-Usage header stops calls earlier when it says so).
+# YouTube publishes no per-minute figures: its limits are daily quota units.
+PLATFORM_CAPS: dict[Platform, dict[str, Cap]] = {
+    Platform.TIKTOK: {
+        "creator_info": Cap(20, 60.0),
+        "video_init": Cap(6, 60.0),
+        "inbox_init": Cap(6, 60.0),
+        "content_init": Cap(6, 60.0),
+        "status_fetch": Cap(30, 60.0),
+    },
+    Platform.INSTAGRAM: {ANY_ENDPOINT: Cap(200, 3600.0)},
+    Platform.YOUTUBE: {},
 }
 
 
-# Calls spaced exactly period/n apart arrive at the platform a few ms closer now and then (the
-# benchmark saw 495 ms for a 500 ms spacing), which makes n+1 in some window: keep 2 % spare.
+# Calls that leave exactly on the cap arrive at the platform a few ms closer together now and
+# then (measured: 495 ms apart for a 500 ms spacing), which makes n+1 in some window: keep 2 % spare.
 SAFETY_MARGIN = 0.02
 
 
-class AccountLimiters:
-    def __init__(self, calls: int, period: float, *, max_accounts: int = 100_000):
-        self.interval = period / calls * (1 + SAFETY_MARGIN)
-        self.max_accounts = max_accounts
-        self._limiters: OrderedDict[str, AsyncLimiter] = OrderedDict()
+def hard_cap(cap: Cap) -> AsyncLimiter:
+    """A limiter that never passes more than `cap.calls` in any window of `cap.period`."""
+    period = cap.period * (1 + SAFETY_MARGIN)
+    if cap.calls <= 1:
+        return AsyncLimiter(1, period)
+    burst = cap.calls // 2
+    return AsyncLimiter(burst, period * burst / (cap.calls - burst))
 
-    def for_account(self, account_id: str) -> AsyncLimiter:
-        limiter = self._limiters.get(account_id)
+
+class EndpointLimits:
+    """One limiter per (account, endpoint); an account can also be paused when the platform
+    says its budget is spent (Instagram's usage header)."""
+
+    def __init__(self, caps: Mapping[str, Cap], *, platform: str = "", max_entries: int = 100_000):
+        self.caps = dict(caps)
+        self.platform = platform  # the label of the rate-limit wait metric
+        self.max_entries = max_entries
+        self._limiters: OrderedDict[tuple[str, str], AsyncLimiter] = OrderedDict()
+        self._paused_until: dict[str, float] = {}
+
+    @classmethod
+    def for_platform(cls, platform: Platform, override: Cap | None = None) -> "EndpointLimits":
+        """The platform's caps; `override` puts one cap on each of its endpoints instead."""
+        caps = PLATFORM_CAPS[Platform(platform)]
+        if override is not None:
+            caps = {name: override for name in caps} or {ANY_ENDPOINT: override}
+        return cls(caps, platform=Platform(platform).value)
+
+    def slot(self, account_id: str, endpoint: str) -> AbstractAsyncContextManager[None]:
+        """`async with limits.slot(account, endpoint):` around one call; waits for the cap (the
+        wait is measured: autopost_rate_limit_wait_seconds)."""
+        limiter = self.limiter(account_id, endpoint)
+        return nullcontext() if limiter is None else metrics.rate_limited(limiter, self.platform)
+
+    def limiter(self, account_id: str, endpoint: str) -> AsyncLimiter | None:
+        """The one limiter an account's calls to `endpoint` share; None when it has no cap."""
+        name = endpoint if endpoint in self.caps else ANY_ENDPOINT
+        cap = self.caps.get(name)
+        if cap is None:
+            return None
+        key = (account_id, name)
+        limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = AsyncLimiter(1, self.interval)
-            self._limiters[account_id] = limiter
-            if len(self._limiters) > self.max_accounts:
+            limiter = self._limiters[key] = hard_cap(cap)
+            if len(self._limiters) > self.max_entries:
                 self._limiters.popitem(last=False)  # least recently added; its bucket has drained
         return limiter
+
+    def pause(self, account_id: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        if until > self._paused_until.get(account_id, 0.0):
+            self._paused_until[account_id] = until
+
+    def paused_for(self, account_id: str) -> float:
+        """Seconds until calls for this account may go again (0 when not paused)."""
+        until = self._paused_until.get(account_id)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._paused_until[account_id]
+            return 0.0
+        return left
+
+
+def no_limits() -> EndpointLimits:
+    return EndpointLimits({})

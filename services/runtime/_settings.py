@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from contracts import Platform
 
@@ -181,6 +182,58 @@ class QuotaSettings:
         )
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return value.strip().lower() in {"1", "true", "yes", "on"} if value else default
+
+
+def _env_list(name: str) -> tuple[str, ...] | None:
+    value = os.environ.get(name)
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value is not None else None
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """How publishers and the poller talk to the platforms and read media."""
+
+    timeout_seconds: float = 30.0  # per platform request (read and connect)
+    # the sandbox mode: media over plain http and from loopback addresses (the local fakes)
+    media_allow_loopback: bool = False
+    media_roots: tuple[str, ...] = ()  # local media files only below these folders
+    # hosts whose addresses the media guard does not check (in the sandbox mode: the sandbox)
+    media_trusted_hosts: tuple[str, ...] = ()
+    media_max_bytes: int = 10 * 1024 ** 3
+    claim_seconds: float = 60.0  # a publisher's claim on a target, renewed while it works
+    tiktok_pull_prefixes: tuple[str, ...] | None = None  # verified URL prefixes; None: pull all
+    tiktok_unaudited: bool = False  # unaudited TikTok clients may post SELF_ONLY only
+    youtube_privacy: str = "public"
+    youtube_schedule_lead_seconds: float = 900.0  # publishAt when the slot is this far ahead
+    instagram_poll_timeout_seconds: float = 120.0
+
+    @classmethod
+    def from_env(cls, *, sandbox_url: str | None = None) -> "PlatformSettings":
+        roots = os.environ.get("AUTOPOST_MEDIA_ROOTS", "")
+        sandbox_mode = _env_bool("AUTOPOST_MEDIA_ALLOW_LOOPBACK", sandbox_url is not None)
+        trusted = _env_list("AUTOPOST_MEDIA_TRUSTED_HOSTS") or ()
+        if sandbox_mode and sandbox_url:  # the sandbox's media host, wherever its network is
+            trusted += (urlsplit(sandbox_url).hostname or "",)
+        return cls(
+            timeout_seconds=_env_float("AUTOPOST_PLATFORM_TIMEOUT_SECONDS", cls.timeout_seconds),
+            media_allow_loopback=sandbox_mode,
+            media_roots=tuple(r for r in roots.split(os.pathsep) if r),
+            media_trusted_hosts=tuple(h for h in trusted if h),
+            media_max_bytes=_env_int("AUTOPOST_MEDIA_MAX_BYTES", cls.media_max_bytes),
+            claim_seconds=_env_float("AUTOPOST_PUBLISH_CLAIM_SECONDS", cls.claim_seconds),
+            tiktok_pull_prefixes=_env_list("AUTOPOST_TIKTOK_PULL_PREFIXES"),
+            tiktok_unaudited=_env_bool("AUTOPOST_TIKTOK_UNAUDITED", False),
+            youtube_privacy=os.environ.get("AUTOPOST_YOUTUBE_PRIVACY", cls.youtube_privacy),
+            youtube_schedule_lead_seconds=_env_float("AUTOPOST_YOUTUBE_SCHEDULE_LEAD_SECONDS",
+                                                     cls.youtube_schedule_lead_seconds),
+            instagram_poll_timeout_seconds=_env_float("AUTOPOST_INSTAGRAM_POLL_TIMEOUT_SECONDS",
+                                                      cls.instagram_poll_timeout_seconds),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -204,6 +257,7 @@ class Settings:
     stats_interval_seconds: float = 15.0
     # per-account publish caps overriding the platforms' figures ("calls/seconds"; benchmarks)
     publish_rates: dict[Platform, tuple[int, float]] = field(default_factory=dict)
+    platforms: PlatformSettings = field(default_factory=PlatformSettings)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -225,6 +279,7 @@ class Settings:
             stall_seconds=_env_float("AUTOPOST_STALL_SECONDS", cls.stall_seconds),
             stats_interval_seconds=_env_float("AUTOPOST_STATS_INTERVAL_SECONDS", cls.stats_interval_seconds),
             publish_rates=publish_rates_from_env(),
+            platforms=PlatformSettings.from_env(sandbox_url=sandbox),
         )
         return replace(settings, **overrides)
 

@@ -60,7 +60,8 @@ async def test_a_post_moves_the_outcome_time_and_lateness_metrics(kafka_bootstra
         assert delta[f"results/{p}"] >= 1, p
         assert delta[f"lateness/{p}"] >= 1, p
         assert delta[f"published-late/{p}"] == 1, p
-        assert delta[f"limiter/{p}"] >= 1, p
+        # YouTube publishes no per-minute caps (its limits are daily quota units)
+        assert delta[f"limiter/{p}"] >= (0 if p == "youtube" else 1), p
     for stage in ("plan", "store", "dispatch", "relay", "apply", "publish", "check"):
         assert delta[f"stage/{stage}"] >= 1, stage
     assert delta["observed"] >= 1, "processing platforms were polled until published"

@@ -5,9 +5,7 @@ what breaks a rule, and never let a token out (logs, spans, messages)."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections import deque
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -32,7 +30,6 @@ from contracts import (
     Topics,
 )
 from harness import Pipeline, connect_accounts, produce, read_topic, serve_sandbox_app, settings_for
-from services.publishers.limits import PUBLISH_RATE
 from services.runtime import SANDBOX_OAUTH_SECRET, QuotaSettings
 
 pytestmark = pytest.mark.integration
@@ -60,15 +57,15 @@ def leaks(secrets: set[str], texts: list[str]) -> list[str]:
 
 
 async def test_refresh_on_401_reconnect_on_invalid_grant_and_no_token_anywhere(
-        kafka_bootstrap, topic_prefix, database_url, caplog, monkeypatch):
-    # one account, five calls: TikTok's 6-a-minute cap would space them 10 s apart
-    monkeypatch.setitem(PUBLISH_RATE, Platform.TIKTOK, (600, 60.0))
+        kafka_bootstrap, topic_prefix, database_url, caplog):
     caplog.set_level(logging.DEBUG)
     exporter = InMemorySpanExporter()
     async with AsyncExitStack() as stack:
         url, app = await serve_sandbox_app(stack, 0)
         oauth = app.state.sandbox.oauth
-        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, url)
+        # one account, several calls: TikTok's per-minute caps would space them seconds apart
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, url,
+                                publish_rates={Platform.TIKTOK: (600, 60.0)})
         await connect_accounts(settings, [(Platform.TIKTOK, "alice")])
         secrets = set(sum(oauth.tokens_of("tiktok", "alice").values(), []))
         await stack.enter_async_context(Pipeline(settings, ["publisher-tiktok"], exporter=exporter))
@@ -125,7 +122,8 @@ async def test_quotas_defer_rules_refuse_and_unconnected_accounts_are_auth_error
         await connect_accounts(settings, [(Platform.TIKTOK, "t1"), (Platform.INSTAGRAM, "ig1"),
                                           (Platform.YOUTUBE, "yt1")])
         # Instagram says the account used its 50 posts of the last 24 h (made by another tool)
-        state.instagram.publish_times["ig1"] = deque([time.time()] * 50)
+        for _ in range(50):
+            state.instagram.published.add("ig1")
         names = [f"publisher-{p.value}" for p in Platform]
         await stack.enter_async_context(Pipeline(settings, names))
 
@@ -167,7 +165,7 @@ async def test_quotas_defer_rules_refuse_and_unconnected_accounts_are_auth_error
     ghost = failed("never connected")
     assert (ghost.error_class, ghost.code) == (ErrorClass.AUTH, "account_not_connected")
     # none of the refused ones reached the platform
-    assert {p: (s["created"], s["published"]) for p, s in stats.items()} == {
+    assert {p.value: (stats[p.value]["created"], stats[p.value]["published"]) for p in Platform} == {
         "tiktok": (1, 1), "instagram": (0, 0), "youtube": (1, 1)}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
-from collections.abc import Iterator
+import random
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -22,7 +24,11 @@ from contracts import (
     normalise_hashtags,
 )
 
+if TYPE_CHECKING:
+    from ._journal import Journal
+
 REDACTED = "[redacted]"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class PlatformError(Exception):
 
     `handle` is set when the failure came after the platform created something (a publish id,
     a container, an upload session), so a caller can keep it rather than create a second one.
+    `maybe_processed` is set when the request may have reached the platform and been carried
+    out although no answer came back (a timeout, a dropped connection): repeating a call that
+    creates something is then unsafe.
     """
 
     def __init__(
@@ -63,6 +72,7 @@ class PlatformError(Exception):
         retry_after: float | None = None,
         *,
         handle: RemoteHandle | None = None,
+        maybe_processed: bool = False,
     ):
         super().__init__(f"{error_class.value} {code}: {message}")
         self.error_class = error_class
@@ -70,6 +80,7 @@ class PlatformError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.handle = handle
+        self.maybe_processed = maybe_processed
 
     def to_contract(self) -> PublishError:
         return PublishError(
@@ -81,15 +92,21 @@ class PlatformError(Exception):
 
     def redacted(self, secret: str) -> "PlatformError":
         return PlatformError(self.error_class, self.code, self.message.replace(secret, REDACTED),
-                             self.retry_after, handle=self.handle)
+                             self.retry_after, handle=self.handle, maybe_processed=self.maybe_processed)
 
 
 class PlatformClient(Protocol):
+    """`publish` records every remote object in `journal` the moment the platform returns it,
+    and starts by reading it back: a second call for the same target resumes or checks the
+    remote state instead of posting again. `account_id` keys the per-account rate caps."""
+
     platform: Platform
 
-    async def publish(self, request: PublishRequested, token: str) -> Accepted | Published: ...
+    async def publish(self, request: PublishRequested, token: str,
+                      journal: "Journal | None" = None) -> Accepted | Published: ...
 
-    async def check_status(self, handle: RemoteHandle, token: str) -> StatusReport: ...
+    async def check_status(self, handle: RemoteHandle, token: str,
+                           account_id: str | None = None) -> StatusReport: ...
 
 
 @contextmanager
@@ -101,15 +118,76 @@ def classified(token: str) -> Iterator[None]:
         if token and token in error.message:
             raise error.redacted(token) from None
         raise
-    except httpx.UnsupportedProtocol as exc:
-        raise PlatformError(ErrorClass.PERMANENT, "unsupported_url", _scrub(exc, token)) from None
     except httpx.TransportError as exc:
-        raise PlatformError(ErrorClass.RETRYABLE, "transport_error", _scrub(exc, token)) from None
+        error = transport_failure(exc)
+        raise (error.redacted(token) if token else error) from None
 
 
-def _scrub(exc: Exception, token: str) -> str:
+def transport_failure(exc: httpx.TransportError) -> PlatformError:
+    """A request that got no answer. Only a refused connection is sure not to have arrived."""
     text = f"{type(exc).__name__}: {exc}"
-    return text.replace(token, REDACTED) if token else text
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return PlatformError(ErrorClass.PERMANENT, "unsupported_url", text)
+    code = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
+    return PlatformError(ErrorClass.RETRYABLE, code, text,
+                         maybe_processed=not isinstance(exc, httpx.ConnectError))
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One HTTP request; transport failures come back as PlatformErrors (see `transport_failure`)."""
+    try:
+        return await http.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise transport_failure(exc) from None
+
+
+@dataclass(frozen=True)
+class RetryRules:
+    """How a client repeats one call in place before handing the failure to the queue.
+
+    Only calls that are safe to repeat go through `with_retries` (reads, chunk re-sends, and
+    creations whose orphans publish nothing). A server wait longer than `max_inline_wait` goes
+    back to the queue as it is, so the account's work is not held up in this process.
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+    max_inline_wait: float = 5.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def delay(self, tries: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2^(tries-1))]."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (tries - 1)))
+
+
+def repeatable(error: PlatformError, rules: RetryRules, *, if_processed: bool = True) -> bool:
+    """Whether `error` may be retried in place: transient, with a short enough server wait.
+
+    `if_processed=False` refuses failures whose request may have been carried out.
+    """
+    if error.maybe_processed and not if_processed:
+        return False
+    if error.error_class is ErrorClass.RETRYABLE:
+        return (error.retry_after or 0.0) <= rules.max_inline_wait
+    if error.error_class is ErrorClass.RATE_LIMITED:
+        return error.retry_after is not None and error.retry_after <= rules.max_inline_wait
+    return False
+
+
+async def with_retries(rules: RetryRules, call: Callable[[], Awaitable[T]], *,
+                       if_processed: bool = True) -> T:
+    """`call()`, repeated up to `rules.attempts` times while its failure is `repeatable`."""
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await call()
+        except PlatformError as error:
+            if tries >= rules.attempts or not repeatable(error, rules, if_processed=if_processed):
+                raise
+            wait = error.retry_after if error.retry_after is not None else rules.delay(tries)
+            await rules.sleep(wait)
 
 
 def bearer(token: str) -> dict[str, str]:

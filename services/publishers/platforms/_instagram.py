@@ -1,10 +1,16 @@
-"""Instagram Graph API client: container → wait until FINISHED → media_publish (image, reel, story)."""
+"""Instagram Graph API client: containers (image, reel, story, carousel) → FINISHED → media_publish.
+
+The container is the de-duplication handle (platforms.md §2.7): it publishes once. It is
+journalled as soon as it exists; a later call resumes it. When media_publish got no answer, the
+container's `status_code` tells what happened: PUBLISHED (the media id is recovered from the
+account's media), FINISHED (publish again, same container), EXPIRED/ERROR (a new one).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,24 +18,33 @@ import orjson
 
 from contracts import ContentType, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
 
+from ..limits import EndpointLimits, no_limits
 from ._base import (
     Accepted,
     PlatformError,
+    RetryRules,
     StatusReport,
     bearer,
     caption_text,
     classified,
     json_body,
+    repeatable,
     require_kind,
     retry_after_seconds,
+    send,
     unexpected_response,
+    with_retries,
 )
-from ._media import check_kind, is_remote
+from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
+from ._media import MediaPolicy, check_kind, check_url, is_remote, is_video
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
 HANDLE_KIND = "instagram.media"
 CONTAINER_HANDLE_KIND = "instagram.container"
+CAPTION_LIMIT = 2200
+CAROUSEL_SIZE = range(2, 11)
+LIMIT_RETRY_SECONDS = 3600.0  # the publishing limit is a rolling 24 h; look again in an hour
 
 # platforms.md §2.4: the subcode says most; "new container" cases retry (a retry makes one)
 _SUBCODE_CLASSES = {
@@ -63,7 +78,7 @@ def classify(response: httpx.Response, body: Any) -> PlatformError:
     if error_class is None:
         transient = error.get("is_transient") or response.status_code >= 500
         error_class = ErrorClass.RETRYABLE if transient else ErrorClass.PERMANENT
-    retry_after = _usage_wait(response) or retry_after_seconds(response)
+    retry_after = usage_wait(response) or retry_after_seconds(response)
     if error_class is ErrorClass.RATE_LIMITED and retry_after is None:
         retry_after = 60.0
     return PlatformError(error_class, label, message or label, retry_after)
@@ -82,116 +97,301 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _usage_wait(response: httpx.Response) -> float | None:
-    """Seconds until access comes back, from `X-Business-Use-Case-Usage` (given in minutes)."""
+def usage(response: httpx.Response) -> tuple[float, float] | None:
+    """(highest usage %, minutes to regain access) from `X-Business-Use-Case-Usage` (§2.5)."""
     raw = response.headers.get("x-business-use-case-usage")
     if not raw:
         return None
     try:
-        usage = orjson.loads(raw)
-        minutes = [float(entry.get("estimated_time_to_regain_access") or 0)
-                   for entries in usage.values() for entry in entries]
+        entries = [entry for group in orjson.loads(raw).values() for entry in group]
+        percent = max((float(e.get(k) or 0) for e in entries
+                       for k in ("call_count", "total_cputime", "total_time")), default=0.0)
+        minutes = max((float(e.get("estimated_time_to_regain_access") or 0) for e in entries), default=0.0)
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return None
-    return max(minutes, default=0.0) * 60 or None
+    return percent, minutes
+
+
+def usage_wait(response: httpx.Response) -> float | None:
+    """Seconds until access comes back, from the usage header (given in minutes)."""
+    seen = usage(response)
+    return seen[1] * 60 if seen and seen[1] else None
+
+
+def _caption(request: PublishRequested) -> str:
+    return caption_text(request.caption, request.hashtags)[:CAPTION_LIMIT]
 
 
 class InstagramClient:
     platform = Platform.INSTAGRAM
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
-                 api_version: str = DEFAULT_API_VERSION, poll_interval: float = 0.2,
-                 poll_timeout: float = 30.0):
+                 api_version: str = DEFAULT_API_VERSION, poll_interval: float = 1.0,
+                 poll_max_interval: float = 10.0, poll_timeout: float = 120.0,
+                 media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
+                 retry: RetryRules | None = None):
         self.http = http
         self.api = f"{base_url.rstrip('/')}/{api_version}"
-        self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
+        self.poll_interval, self.poll_max_interval = poll_interval, max(poll_interval, poll_max_interval)
+        self.poll_timeout = poll_timeout
+        self.media_policy = media_policy or MediaPolicy()
+        self.limits = limits or no_limits()
+        self.retry = retry or RetryRules()
 
-    async def publish(self, request: PublishRequested, token: str) -> Accepted:
+    async def publish(self, request: PublishRequested, token: str,
+                      journal: Journal | None = None) -> Accepted:
+        journal = journal or MemoryJournal()
         account = request.account_id
         with classified(token):
-            container_id = await self._create_container(request, token)
-            media_id = await self._publish_when_ready(account, container_id, token)
-            return Accepted(RemoteHandle(kind=HANDLE_KIND, id=media_id,
-                                         extra={"containerId": container_id, "igUserId": account}))
+            checkpoint = await resume_point(journal, request)
+            if checkpoint is not None and checkpoint.handle.kind == HANDLE_KIND:
+                return Accepted(checkpoint.handle)  # published already: the poller has the rest
+            specs = self._specs(request)
+            container, status = await self._stored_container(account, checkpoint, token, journal)
+            if status == "PUBLISHED":  # media_publish went through before; its answer never got stored
+                media_id = await self._recover_media(account, container, token)
+            else:
+                # before creating or publishing anything: a post beyond the limit is deferred
+                await self._check_publishing_limit(account, token)
+                if container is None or not container.id:
+                    container = await self._new_container(container, specs, request, token, journal)
+                media_id = await self._publish(account, container, token)
+            handle = RemoteHandle(kind=HANDLE_KIND, id=media_id,
+                                  extra={"containerId": container.id, "igUserId": account})
+            await journal.save(ACCEPTED, handle)
+            return Accepted(handle)
 
-    async def check_status(self, handle: RemoteHandle, token: str) -> StatusReport:
+    async def check_status(self, handle: RemoteHandle, token: str,
+                           account_id: str | None = None) -> StatusReport:
         require_kind(handle, HANDLE_KIND)
+        account = account_id or str(handle.extra.get("igUserId") or "")
         with classified(token):
-            media = await self._get(f"/{handle.id}", token, fields="permalink,media_product_type")
+            media = await with_retries(self.retry, lambda: self._get(
+                account, f"/{handle.id}", token, fields="permalink,media_product_type"))
             permalink = media.get("permalink")
             if not permalink:
                 return StatusReport(ObservedState.PUBLISHED, detail="published; no permalink given")
             return StatusReport(ObservedState.PUBLISHED, url=str(permalink))
 
-    # -- flow --------------------------------------------------------------------------------
+    # -- what to create ----------------------------------------------------------------------
 
-    async def _create_container(self, request: PublishRequested, token: str) -> str:
-        media = request.media[0]  # carousels (several media) are not built yet
-        if not is_remote(media):
+    def _specs(self, request: PublishRequested) -> list[dict[str, str]]:
+        """The containers to create, children first; the last one is published."""
+        if not all(is_remote(m) for m in request.media):
             raise PlatformError(ErrorClass.PERMANENT, "unsupported_media_source",
                                 "Instagram downloads media itself: it needs an http(s) URL")
-        url, video = str(media.url), check_kind(request, "instagram")
+        for media in request.media:
+            check_url(str(media.url), self.media_policy)
+        if len(request.media) == 1:
+            return [self._single(request)]
+        if request.content_type in (ContentType.STORY, ContentType.REEL):
+            raise PlatformError(ErrorClass.PERMANENT, "unsupported_media_count",
+                                f"an Instagram {request.content_type.value} takes one media")
+        if len(request.media) not in CAROUSEL_SIZE:
+            raise PlatformError(ErrorClass.PERMANENT, "100/2207028", "a carousel takes 2 to 10 media")
+        children = []
+        for media in request.media:  # carousel videos are VIDEO items, never reels
+            if is_video(media, request.content_type):
+                children.append({"media_type": "VIDEO", "video_url": str(media.url), "is_carousel_item": "true"})
+            else:
+                children.append({"image_url": str(media.url), "is_carousel_item": "true"})
+        return [*children, {"media_type": "CAROUSEL", "caption": _caption(request)}]
+
+    @staticmethod
+    def _single(request: PublishRequested) -> dict[str, str]:
+        url, video = str(request.media[0].url), check_kind(request, "instagram")
         params = {"video_url" if video else "image_url": url}
         if request.content_type is ContentType.STORY:
             params["media_type"] = "STORIES"  # stories take no caption
-        elif video:
-            params["media_type"] = "REELS"  # single feed videos publish as reels since 2023
-        if request.content_type is not ContentType.STORY:
-            params["caption"] = caption_text(request.caption, request.hashtags)
-        created = await self._post(f"/{request.account_id}/media", token, params)
+        else:
+            if video:
+                params["media_type"] = "REELS"  # single feed videos publish as reels since 2023
+            params["caption"] = _caption(request)
+        return params
+
+    # -- containers --------------------------------------------------------------------------
+
+    async def _stored_container(self, account: str, checkpoint: Checkpoint | None, token: str,
+                                journal: Journal) -> tuple[RemoteHandle | None, str | None]:
+        """The journalled container and its status when it can still be published (or already
+        was); carousel children made so far come back with an empty id."""
+        stored = checkpoint.handle if checkpoint is not None else None
+        if stored is None:
+            return None, None
+        require_kind(stored, CONTAINER_HANDLE_KIND)
+        if not stored.id:
+            return stored, None
+        status = await self._still_good(account, stored, token, journal)
+        return (stored, status) if status is not None else (None, None)
+
+    async def _new_container(self, stored: RemoteHandle | None, specs: list[dict[str, str]],
+                             request: PublishRequested, token: str, journal: Journal) -> RemoteHandle:
+        """Create the containers not made yet (children first), each journalled; wait until FINISHED."""
+        account = request.account_id
+        children = list(stored.extra.get("children", [])) if stored is not None else []
+        handle = RemoteHandle(kind=CONTAINER_HANDLE_KIND, id="", extra={
+            "igUserId": account, "children": children, "caption": specs[-1].get("caption", ""),
+            "createdAt": time.time() if stored is None else stored.extra.get("createdAt", time.time())})
+        for spec in specs[len(children):-1]:  # carousel children not made yet
+            children.append(await self._create(account, spec, token))
+            await journal.save(CREATED, handle)
+        for child in children:
+            await self._wait_finished(account, child, token, handle, journal)
+        parent = dict(specs[-1])
+        if children:
+            parent["children"] = ",".join(children)
+        handle = handle.model_copy(update={"id": await self._create(account, parent, token)})
+        await journal.save(CREATED, handle)
+        await self._wait_finished(account, handle.id, token, handle, journal)
+        return handle
+
+    async def _still_good(self, account: str, stored: RemoteHandle, token: str, journal: Journal) -> str | None:
+        """The stored container's status if it can still be published (or already was)."""
+        try:
+            status, detail = await self._container_status(account, stored.id, token)
+        except PlatformError as error:
+            if not error.code.startswith("100"):
+                raise
+            await journal.abandon("container no longer exists")  # 24/2207008: make a new one
+            return None
+        if status in ("FINISHED", "PUBLISHED"):
+            return status
+        if status == "IN_PROGRESS":
+            await self._wait_finished(account, stored.id, token, stored, journal)
+            return "FINISHED"
+        await journal.abandon(f"container {status}")
+        if status == "ERROR":
+            error = self._container_failed(status, detail)
+            if error.error_class is not ErrorClass.RETRYABLE:
+                raise error
+        return None  # EXPIRED, or an ERROR that a new container may not repeat
+
+    async def _create(self, account: str, params: dict[str, str], token: str) -> str:
+        # safe to repeat: an unpublished container is never seen, and expires in 24 h
+        created = await with_retries(self.retry, lambda: self._post(account, f"/{account}/media", token, params))
         return _id(created)
 
-    async def _publish_when_ready(self, account: str, container_id: str, token: str) -> str:
-        """Poll the container until FINISHED (bounded), then media_publish it."""
+    async def _wait_finished(self, account: str, container_id: str, token: str, handle: RemoteHandle,
+                             journal: Journal) -> None:
+        """Poll until FINISHED, further apart each time, for at most `poll_timeout`."""
         deadline = time.monotonic() + self.poll_timeout
+        interval = self.poll_interval
         while True:
-            container = await self._get(f"/{container_id}", token, fields="status_code,status")
-            status = container.get("status_code")
-            if status == "FINISHED":
-                try:
-                    published = await self._post(f"/{account}/media_publish", token,
-                                                 {"creation_id": container_id})
-                    return _id(published)
-                except PlatformError as error:
-                    if not error.code.endswith("/2207027"):  # not ready after all: keep waiting
-                        raise
-            elif status in ("ERROR", "EXPIRED", "PUBLISHED"):
-                raise self._container_failed(status, str(container.get("status") or ""))
-            if time.monotonic() >= deadline:
+            status, detail = await self._container_status(account, container_id, token)
+            if status in ("FINISHED", "PUBLISHED"):
+                return
+            if status in ("ERROR", "EXPIRED"):
+                await journal.abandon(f"container {container_id} {status}")
+                raise self._container_failed(status, detail)
+            if time.monotonic() + interval > deadline:
                 raise PlatformError(
                     ErrorClass.RETRYABLE, "container_not_ready",
-                    f"container {container_id} not FINISHED after {self.poll_timeout:.0f}s",
-                    handle=RemoteHandle(kind=CONTAINER_HANDLE_KIND, id=container_id,
-                                        extra={"igUserId": account}))
-            await asyncio.sleep(self.poll_interval)
+                    f"container {container_id} not FINISHED after {self.poll_timeout:.0f}s", handle=handle)
+            await self.retry.sleep(interval)
+            interval = min(self.poll_max_interval, interval * 2)
+
+    async def _container_status(self, account: str, container_id: str, token: str) -> tuple[str, str]:
+        container = await with_retries(self.retry, lambda: self._get(
+            account, f"/{container_id}", token, fields="status_code,status"))
+        return str(container.get("status_code") or ""), str(container.get("status") or "")
 
     @staticmethod
     def _container_failed(status: str, detail: str) -> PlatformError:
         if status == "EXPIRED":  # a new container will do
             return PlatformError(ErrorClass.RETRYABLE, "container_expired", detail or "container expired")
-        if status == "PUBLISHED":
-            return PlatformError(ErrorClass.PERMANENT, "container_published",
-                                 "the container was already published")
         match = _SUBCODE_IN_STATUS.search(detail)
         subcode = int(match.group(1)) if match else None
         error_class = _SUBCODE_CLASSES.get(subcode, ErrorClass.PERMANENT) if subcode else ErrorClass.PERMANENT
         return PlatformError(error_class, f"ERROR/{subcode}" if subcode else "ERROR",
                              detail or "container processing failed")
 
+    # -- publishing --------------------------------------------------------------------------
+
+    async def _check_publishing_limit(self, account: str, token: str) -> None:
+        """Read the rolling-24 h publishing limit first: a post beyond it is deferred, not sent."""
+        reply = await with_retries(self.retry, lambda: self._get(
+            account, f"/{account}/content_publishing_limit", token, fields="quota_usage,config"))
+        entry = (reply.get("data") or [{}])[0]
+        used = _int(entry.get("quota_usage")) or 0
+        total = _int((entry.get("config") or {}).get("quota_total")) or 50
+        if used >= total:
+            raise PlatformError(ErrorClass.QUOTA, "content_publishing_limit",
+                                f"{used} of {total} posts used in the last 24 hours", LIMIT_RETRY_SECONDS)
+
+    async def _publish(self, account: str, container: RemoteHandle, token: str) -> str:
+        """media_publish the container. Unanswered or refused as not ready: look at the
+        container and publish it again only while it is FINISHED (it publishes once)."""
+        deadline = time.monotonic() + self.poll_timeout
+        tries = 0
+        while True:
+            tries += 1
+            status, _ = (await self._container_status(account, container.id, token)) if tries > 1 else ("", "")
+            if status == "PUBLISHED":
+                return await self._recover_media(account, container, token)
+            try:
+                published = await self._post(account, f"/{account}/media_publish", token,
+                                             {"creation_id": container.id})
+                return _id(published)
+            except PlatformError as error:
+                not_ready = error.code.endswith("/2207027")
+                if not_ready and time.monotonic() < deadline:
+                    await self.retry.sleep(self.poll_interval)
+                    continue
+                if tries >= self.retry.attempts or not (repeatable(error, self.retry) or error.maybe_processed):
+                    error.handle = container
+                    raise
+                await self.retry.sleep(error.retry_after if error.retry_after is not None
+                                       else self.retry.delay(tries))
+
+    async def _recover_media(self, account: str, container: RemoteHandle, token: str) -> str:
+        """The container was published but its media id never reached us: find the media by
+        its caption among the account's newest media (§2.7)."""
+        stories = not container.extra.get("caption")
+        edge = "stories" if stories else "media"
+        listing = await with_retries(self.retry, lambda: self._get(
+            account, f"/{account}/{edge}", token, fields="id,timestamp,caption"))
+        since = float(container.extra.get("createdAt") or 0) - 60
+        for media in listing.get("data") or []:
+            if _graph_timestamp(media.get("timestamp")) < since:
+                continue
+            if stories or media.get("caption") == container.extra.get("caption"):
+                return _id(media)
+        raise PlatformError(ErrorClass.RETRYABLE, "published_media_unknown",
+                            f"container {container.id} is published but its media is not listed yet",
+                            handle=container)
+
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _get(self, path: str, token: str, **params: str) -> dict[str, Any]:
-        response = await self.http.get(self.api + path, params=params, headers=bearer(token))
-        return self._ok(response)
+    async def _get(self, account: str, path: str, token: str, **params: str) -> dict[str, Any]:
+        return await self._call(account, "GET", path, token, params=params)
 
-    async def _post(self, path: str, token: str, form: dict[str, str]) -> dict[str, Any]:
+    async def _post(self, account: str, path: str, token: str, form: dict[str, str]) -> dict[str, Any]:
         # form body rather than query string: captions and URLs stay out of access logs
-        response = await self.http.post(self.api + path, data=form, headers=bearer(token))
-        return self._ok(response)
+        return await self._call(account, "POST", path, token, data=form)
 
-    @staticmethod
-    def _ok(response: httpx.Response) -> dict[str, Any]:
+    async def _call(self, account: str, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+        if paused := self.limits.paused_for(account):
+            raise PlatformError(ErrorClass.RATE_LIMITED, "usage_limit",
+                                "the account's Business Use Case usage reached 100%", paused)
+        endpoint = path.rsplit("/", 1)[-1] if path.count("/") > 1 else "node"
+        async with self.limits.slot(account, endpoint):
+            response = await send(self.http, method, self.api + path, headers=bearer(token), **kwargs)
+        self._note_usage(account, response)
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
             raise classify(response, body)
         return body
+
+    def _note_usage(self, account: str, response: httpx.Response) -> None:
+        """Stop calling for this account when its usage reaches 100 % (§2.5)."""
+        seen = usage(response)
+        if seen is not None and seen[0] >= 100:
+            self.limits.pause(account, seen[1] * 60 if seen[1] else 60.0)
+
+
+def _graph_timestamp(value: Any) -> float:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return 0.0
+

@@ -1,28 +1,173 @@
-"""Reading a post's media: what kind it is, and its bytes as a stream (http(s) or file://)."""
+"""Reading a post's media safely: what kind it is, and its bytes as a stream (https or file://).
+
+A media URL comes from an upstream event, so the publisher must not become a way into the
+network it runs in (SSRF) or onto its disk:
+- remote media is https only, and every address its host resolves to must be public (no
+  private, loopback, link-local, multicast or reserved ranges, IPv4-mapped forms included);
+  the check runs when the connection is made (`GuardedResolver`), so a DNS answer cannot
+  change between check and connect;
+- redirects are followed by hand, each hop checked again, at most `max_redirects`;
+- a size limit holds for the declared length and for the bytes actually read;
+- local files only under the configured roots, streamed in pieces, never read whole.
+The sandbox mode (`MediaPolicy.sandbox()`) allows plain http and loopback, for the local fakes;
+`trusted_hosts` names hosts whose addresses are not checked (the sandbox on a private network).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
-from ._base import PlatformError
+from ._base import PlatformError, transport_failure
 
 READ_SIZE = 1024 * 1024
 VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
                ".m4v": "video/mp4", ".mkv": "video/x-matroska"}
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                ".webp": "image/webp", ".gif": "image/gif"}
+REDIRECTS = {301, 302, 303, 307, 308}
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class MediaPolicy:
+    allow_http: bool = False  # plain http: the sandbox mode only
+    allow_loopback: bool = False  # 127.0.0.0/8 and ::1: the sandbox mode only
+    max_bytes: int = 10 * 1024 ** 3
+    max_redirects: int = 5
+    local_roots: tuple[Path, ...] = ()  # local files only below these; none: no local files
+    trusted_hosts: tuple[str, ...] = ()  # names whose addresses are not checked (a known media host)
+    resolve: Resolver = field(default=system_resolver, compare=False)
+
+    @classmethod
+    def sandbox(cls, **changes: Any) -> "MediaPolicy":
+        return cls(allow_http=True, allow_loopback=True, **changes)
+
+    def with_roots(self, *roots: Path | str) -> "MediaPolicy":
+        return replace(self, local_roots=self.local_roots + tuple(Path(r).resolve() for r in roots))
+
+
+def refused(code: str, message: str) -> PlatformError:
+    return PlatformError(ErrorClass.PERMANENT, code, message)
+
+
+# -- addresses and URLs ----------------------------------------------------------------------
+
+def address_allowed(address: str, policy: MediaPolicy) -> bool:
+    """Public unicast only; loopback when the policy allows it. Embedded IPv4 is checked too."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    candidates = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += [a for a in (ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())) if a is not None]
+    for candidate in candidates:
+        if candidate.is_loopback:
+            if not policy.allow_loopback:
+                return False
+        elif not candidate.is_global or candidate.is_multicast:
+            return False
+    return True
+
+
+def check_url(url: str, policy: MediaPolicy) -> tuple[str, int]:
+    """Scheme, credentials and literal addresses of one URL (no DNS); (host, port) if fine."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and policy.allow_http):
+        raise refused("media_url_refused", f"media must be fetched over https, not {scheme or 'no scheme'}")
+    if parts.username or parts.password:
+        raise refused("media_url_refused", "media URLs must not carry credentials")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise refused("media_url_refused", "media URL has no host")
+    if host in policy.trusted_hosts:
+        pass
+    elif host == "localhost" or host.endswith(".localhost"):
+        if not policy.allow_loopback:
+            raise refused("media_address_refused", "media host is loopback")
+    else:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass  # a name: its addresses are checked when connecting
+        else:
+            if not address_allowed(host, policy):
+                raise refused("media_address_refused", f"media host {host} is not a public address")
+    return host, parts.port or (443 if scheme == "https" else 80)
+
+
+async def checked_addresses(host: str, port: int, policy: MediaPolicy) -> list[str]:
+    """Every address `host` resolves to, all of them allowed, or a permanent refusal."""
+    try:
+        addresses = await policy.resolve(host, port)
+    except OSError as exc:
+        raise PlatformError(ErrorClass.RETRYABLE, "media_unavailable",
+                            f"cannot resolve the media host: {exc}") from None
+    if not addresses:
+        raise PlatformError(ErrorClass.RETRYABLE, "media_unavailable", "the media host has no address")
+    if host.rstrip(".").lower() in policy.trusted_hosts:
+        return addresses
+    if bad := [a for a in addresses if not address_allowed(a, policy)]:
+        raise refused("media_address_refused", f"media host resolves to a non-public address ({bad[0]})")
+    return addresses
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for media: every address a name resolves to is checked before a
+    connection is made, so a DNS answer cannot change between check and connect. (aiohttp
+    does not resolve literal addresses; `check_url` has checked those, on every hop.)"""
+
+    def __init__(self, policy: MediaPolicy):
+        self.policy = policy
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        addresses = await checked_addresses(host, port, self.policy)
+        return [ResolveResult(hostname=host, host=a, port=port, proto=0, flags=socket.AI_NUMERICHOST,
+                              family=socket.AF_INET6 if ":" in a else socket.AF_INET) for a in addresses]
+
+    async def close(self) -> None:
+        pass
+
+
+def media_client(policy: MediaPolicy, *, timeout: float = 30.0, max_connections: int = 50) -> httpx.AsyncClient:
+    """The client media is fetched with: redirects off (followed by hand), every name checked
+    when connecting (`GuardedResolver`), on aiohttp's pool like the platform calls."""
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=max_connections)
+        return aiohttp.ClientSession(connector=connector)
+
+    transport = AiohttpTransport(client=session)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
+                             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+
+
+# -- kinds -------------------------------------------------------------------------------------
 
 def mime_type(media: MediaRef) -> str:
     """The declared type, else one guessed from the extension."""
@@ -61,29 +206,31 @@ def local_path(media: MediaRef) -> Path:
     return Path(url2pathname(unquote(parts.path)))
 
 
+# -- bytes -------------------------------------------------------------------------------------
+
 @dataclass
 class MediaStream:
     size: int | None  # None when the host does not say
     content_type: str
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[bytes]  # from `offset` on
 
 
 @asynccontextmanager
-async def open_media(http: httpx.AsyncClient, media: MediaRef,
+async def open_media(http: httpx.AsyncClient, media: MediaRef, policy: MediaPolicy, *,
+                     offset: int = 0, max_bytes: int | None = None,
                      read_size: int = READ_SIZE) -> AsyncIterator[MediaStream]:
-    """The media's bytes as a stream, never whole in memory; failures are PlatformErrors."""
+    """The media's bytes from `offset` on, as a stream; every failure is a PlatformError."""
+    limit = min(policy.max_bytes, max_bytes) if max_bytes is not None else policy.max_bytes
     if is_remote(media):
-        async with http.stream("GET", str(media.url)) as response:
-            if response.status_code != 200:
-                await response.aread()
-                error_class = ErrorClass.RETRYABLE if response.status_code >= 500 else ErrorClass.PERMANENT
-                raise PlatformError(error_class, "media_unavailable",
-                                    f"media host answered {response.status_code}")
+        async with _fetch(http, str(media.url), policy) as response:
             length = response.headers.get("content-length")
-            yield MediaStream(int(length) if length and length.isdigit() else media.size_bytes,
-                              mime_type(media), response.aiter_bytes(read_size))
+            size = int(length) if length and length.isdigit() else media.size_bytes
+            if size is not None and size > limit:
+                raise refused("media_too_large", f"media is {size} bytes, the limit is {limit}")
+            yield MediaStream(size, mime_type(media),
+                              _limited(_skip(response.aiter_bytes(read_size), offset), limit - offset))
         return
-    path = local_path(media)
+    path = _allowed_local_path(media, policy)
     try:
         handle = await asyncio.to_thread(open, path, "rb")
     except OSError as exc:
@@ -91,13 +238,78 @@ async def open_media(http: httpx.AsyncClient, media: MediaRef,
                             f"cannot read local media: {exc.strerror}") from None
     try:
         size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise refused("media_too_large", f"media is {size} bytes, the limit is {limit}")
+        if offset:
+            await asyncio.to_thread(handle.seek, offset)
         yield MediaStream(size, mime_type(media), _read_file(handle, read_size))
     finally:
         handle.close()
 
 
+@asynccontextmanager
+async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy) -> AsyncIterator[httpx.Response]:
+    """GET `url`, following redirects by hand, each hop checked; the 200 response, streaming."""
+    for _ in range(policy.max_redirects + 1):
+        check_url(url, policy)
+        try:
+            response = await http.send(http.build_request("GET", url), stream=True, follow_redirects=False)
+        except httpx.TransportError as exc:
+            failure = transport_failure(exc)
+            raise PlatformError(failure.error_class, "media_unavailable", f"media host: {failure.message}") from None
+        try:
+            location = response.headers.get("location")
+            if response.status_code in REDIRECTS and location:
+                url = urljoin(url, location)
+                continue
+            if response.status_code != 200:
+                error_class = ErrorClass.RETRYABLE if response.status_code >= 500 else ErrorClass.PERMANENT
+                raise PlatformError(error_class, "media_unavailable",
+                                    f"media host answered {response.status_code}")
+            try:
+                yield response
+            except httpx.TransportError as exc:
+                failure = transport_failure(exc)
+                raise PlatformError(failure.error_class, "media_unavailable",
+                                    f"media host: {failure.message}") from None
+            return
+        finally:
+            await response.aclose()
+    raise refused("media_too_many_redirects", f"media redirected more than {policy.max_redirects} times")
+
+
+def _allowed_local_path(media: MediaRef, policy: MediaPolicy) -> Path:
+    path = local_path(media)
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise PlatformError(ErrorClass.PERMANENT, "media_unavailable", "cannot read local media: no such file") from None
+    if not any(real.is_relative_to(root) for root in policy.local_roots):
+        raise refused("media_path_refused", "local media is outside the allowed folders")
+    return real
+
+
 async def _read_file(handle, read_size: int) -> AsyncIterator[bytes]:
     while piece := await asyncio.to_thread(handle.read, read_size):
+        yield piece
+
+
+async def _skip(chunks: AsyncIterator[bytes], offset: int) -> AsyncIterator[bytes]:
+    """Drop the first `offset` bytes (a resumed upload re-reads a host that ignores ranges)."""
+    async for piece in chunks:
+        if offset >= len(piece):
+            offset -= len(piece)
+            continue
+        yield piece[offset:] if offset else piece
+        offset = 0
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for piece in chunks:
+        seen += len(piece)
+        if seen > limit:
+            raise refused("media_too_large", "media is larger than the limit")
         yield piece
 
 

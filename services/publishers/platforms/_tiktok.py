@@ -1,16 +1,26 @@
-"""TikTok Content Posting API client: Direct Post of videos (pull or chunked upload) and photos."""
+"""TikTok Content Posting API client: Direct Post of videos (pull or chunked upload) and photos.
+
+Every post starts with creator_info (platforms.md §1.2) and uses a privacy level from its
+options. The publish id is journalled before any byte is sent (§1.9). A pull or photo init that
+got no answer may have posted and cannot be looked up: it is failed as `needs_review` rather
+than sent again. A chunked upload that never got its answer is harmless (no bytes, no post), so
+that one is simply made again.
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import httpx
 
 from contracts import ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
 
+from ..limits import EndpointLimits, no_limits
 from ._base import (
     Accepted,
     PlatformError,
+    RetryRules,
     StatusReport,
     bearer,
     caption_text,
@@ -19,9 +29,12 @@ from ._base import (
     json_body,
     require_kind,
     retry_after_seconds,
+    send,
     unexpected_response,
+    with_retries,
 )
-from ._media import check_kind, fill, is_remote, open_media
+from ._journal import ACCEPTED, CREATED, INTENT, Checkpoint, Journal, MemoryJournal, resume_point
+from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, is_remote, open_media
 from ._rules import check_fetched
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
@@ -29,6 +42,12 @@ HANDLE_KIND = "tiktok.publish_id"
 # Chunks must be 5–64 MB with the MB base unstated: stay valid under either reading.
 MIN_CHUNK, MAX_CHUNK = 5 * 1024 * 1024, 64_000_000
 DEFAULT_CHUNK = 10_000_000
+MAX_VIDEO_BYTES = 4_000_000_000
+MAX_PHOTOS = 35
+UPLOAD_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
+# most visible first; an unaudited client may only post SELF_ONLY (§1.7)
+PRIVACY_PREFERENCE = ("PUBLIC_TO_EVERYONE", "FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY")
+_RESYNCS = 3
 
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
@@ -40,6 +59,7 @@ _FAIL_CLASSES = {
     "video_pull_failed": ErrorClass.RETRYABLE,
     "photo_pull_failed": ErrorClass.RETRYABLE,
     "spam_risk_too_many_posts": ErrorClass.QUOTA,
+    "spam_risk_too_many_pending_share": ErrorClass.QUOTA,
     "auth_removed": ErrorClass.AUTH,
 }
 
@@ -51,9 +71,8 @@ def classify(response: httpx.Response, body: Any) -> PlatformError:
         return unexpected_response(response, "tiktok")
     code, message = str(error["code"]), str(error.get("message") or error["code"])
     if code in _RATE_LIMITED:
-        # a sliding one-minute window: wait at least that long
-        return PlatformError(ErrorClass.RATE_LIMITED, code, message,
-                             max(retry_after_seconds(response) or 0.0, 60.0))
+        # a sliding one-minute window: the server's wait if it gives one, else the window
+        return PlatformError(ErrorClass.RATE_LIMITED, code, message, retry_after_seconds(response) or 60.0)
     if code in _RETRYABLE or response.status_code >= 500:
         return PlatformError(ErrorClass.RETRYABLE, code, message, retry_after_seconds(response))
     if code in _QUOTA:
@@ -63,8 +82,20 @@ def classify(response: httpx.Response, body: Any) -> PlatformError:
     return PlatformError(ErrorClass.PERMANENT, code, message)
 
 
-def pick_privacy(options: list[str]) -> str:
-    return "PUBLIC_TO_EVERYONE" if "PUBLIC_TO_EVERYONE" in options else "SELF_ONLY"
+def pick_privacy(options: list[str], *, unaudited: bool = False) -> str:
+    """The most visible level the creator offers; SELF_ONLY for unaudited clients."""
+    if unaudited:
+        if "SELF_ONLY" not in options:
+            raise PlatformError(ErrorClass.PERMANENT, "privacy_level_option_mismatch",
+                                "an unaudited client may post SELF_ONLY only, which the creator does not offer")
+        return "SELF_ONLY"
+    for level in PRIVACY_PREFERENCE:
+        if level in options:
+            return level
+    if options:
+        return str(options[0])
+    raise PlatformError(ErrorClass.PERMANENT, "privacy_level_option_mismatch",
+                        "creator_info offered no privacy level")
 
 
 def chunk_plan(size: int, chunk_size: int) -> tuple[int, int]:
@@ -89,41 +120,73 @@ def _utf16_prefix(text: str, limit: int) -> str:
     return text if len(encoded) <= 2 * limit else encoded[: 2 * limit].decode("utf-16-le", "ignore")
 
 
+def _wire(handle: RemoteHandle) -> RemoteHandle:
+    """What the queue and poller get: no upload URL (it is a credential) and no upload plan."""
+    return RemoteHandle(kind=HANDLE_KIND, id=handle.id,
+                        extra={k: handle.extra[k] for k in ("username", "mediaType") if k in handle.extra})
+
+
+class _OutOfStep(Exception):
+    """The upload server refused a chunk: maybe it holds other bytes than the client thinks."""
+
+    def __init__(self, error: PlatformError, first: int = 0):
+        super().__init__(error.message)
+        self.error, self.first = error, first
+
+
 class TikTokClient:
     platform = Platform.TIKTOK
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
-                 chunk_size: int = DEFAULT_CHUNK, media_http: httpx.AsyncClient | None = None):
+                 chunk_size: int = DEFAULT_CHUNK, media_http: httpx.AsyncClient | None = None,
+                 media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
+                 retry: RetryRules | None = None, pull_prefixes: tuple[str, ...] | None = None,
+                 unaudited: bool = False):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
         self.http, self.base_url = http, base_url.rstrip("/")
         self.chunk_size = chunk_size
         self.media_http = media_http or http
+        self.media_policy = media_policy or MediaPolicy()
+        self.limits = limits or no_limits()
+        self.retry = retry or RetryRules()
+        # URL prefixes verified in the developer portal: None pulls every remote URL; others are
+        # streamed through this client and uploaded in chunks
+        self.pull_prefixes = pull_prefixes
+        self.unaudited = unaudited
 
-    async def publish(self, request: PublishRequested, token: str) -> Accepted:
+    async def publish(self, request: PublishRequested, token: str,
+                      journal: Journal | None = None) -> Accepted:
+        journal = journal or MemoryJournal()
         with classified(token):
-            creator = await self._call("/v2/post/publish/creator_info/query/", token, {})
-            privacy = pick_privacy(creator.get("privacy_level_options") or [])
-            if check_kind(request, "tiktok"):
-                publish_id = await self._post_video(request, token, creator, privacy)
-                media = "video"
-            else:
-                publish_id = await self._post_photos(request, token, creator, privacy)
-                media = "photo"
-            return Accepted(self._handle(publish_id, creator, media))
+            checkpoint = await resume_point(journal, request)
+            if checkpoint is not None:
+                resumed = await self._resume(checkpoint, request, token, journal)
+                if resumed is not None:
+                    return resumed
+            video = check_kind(request, "tiktok")
+            creator = await self._creator_info(request.account_id, token)
+            privacy = pick_privacy(list(creator.get("privacy_level_options") or []), unaudited=self.unaudited)
+            if video:
+                return await self._post_video(request, token, journal, creator, privacy)
+            return await self._post_photos(request, token, journal, creator, privacy)
 
-    async def check_status(self, handle: RemoteHandle, token: str) -> StatusReport:
+    async def check_status(self, handle: RemoteHandle, token: str,
+                           account_id: str | None = None) -> StatusReport:
         require_kind(handle, HANDLE_KIND)
         with classified(token):
-            data = await self._call("/v2/post/publish/status/fetch/", token, {"publish_id": handle.id})
+            data = await self._status(account_id or "", token, handle.id)
             status = data.get("status")
             if status == "PUBLISH_COMPLETE":
                 post_ids = data.get("publicaly_available_post_id") or []  # sic, TikTok's spelling
                 if not post_ids:  # e.g. SELF_ONLY posts never get a public id
                     return StatusReport(ObservedState.PUBLISHED, detail="published without a public post id")
-                username = handle.extra.get("username") or await self._username(token)
+                username = handle.extra.get("username") or (
+                    await self._creator_info(account_id or "", token)).get("creator_username", "")
                 media = handle.extra.get("mediaType", "video")
                 return StatusReport(ObservedState.PUBLISHED, url=post_url(username, media, str(post_ids[0])))
+            if status == "SEND_TO_USER_INBOX":  # the creator finishes it in the app
+                return StatusReport(ObservedState.PUBLISHED, detail="sent to the creator's inbox")
             if status == "FAILED":
                 reason = str(data.get("fail_reason") or "unknown")
                 error = PlatformError(_FAIL_CLASSES.get(reason, ErrorClass.PERMANENT), reason,
@@ -131,10 +194,49 @@ class TikTokClient:
                 return StatusReport(ObservedState.FAILED, error=error.to_contract(), detail=reason)
             return StatusReport(ObservedState.PROCESSING, detail=str(status))
 
+    # -- resuming ----------------------------------------------------------------------------
+
+    async def _resume(self, checkpoint: Checkpoint, request: PublishRequested, token: str,
+                      journal: Journal) -> Accepted | None:
+        """Carry on with the stored publish, or None when a new one is safe."""
+        handle = checkpoint.handle
+        require_kind(handle, HANDLE_KIND)
+        if not handle.id:  # the init was sent; its answer never got stored
+            if handle.extra.get("source") == "FILE_UPLOAD":
+                await journal.abandon("init answer lost before any byte was sent")
+                return None
+            raise self._needs_review()
+        data = await self._status(request.account_id, token, handle.id)
+        status = data.get("status")
+        if status == "FAILED":
+            await journal.abandon(f"FAILED: {data.get('fail_reason') or 'unknown'}")
+            return None  # TikTok gave up on it: a new init is safe (§1.9)
+        if status == "PROCESSING_UPLOAD" and handle.extra.get("source") == "FILE_UPLOAD":
+            uploaded = int(data.get("uploaded_bytes") or 0)
+            if uploaded < int(handle.extra["videoSize"]):
+                try:
+                    await self._upload(request, handle, token, offset=uploaded)
+                except PlatformError as error:
+                    if error.code != "upload_url_expired":
+                        raise
+                    await journal.abandon("upload URL expired before the last chunk")
+                    return None  # never complete, so never posted
+        await journal.save(ACCEPTED, handle)
+        return Accepted(_wire(handle))
+
+    @staticmethod
+    def _needs_review() -> PlatformError:
+        return PlatformError(
+            ErrorClass.PERMANENT, "needs_review",
+            "TikTok's answer to a pull init never arrived: the post may exist, and TikTok cannot "
+            "look it up. Check the account before publishing this target again.")
+
     # -- flows -------------------------------------------------------------------------------
 
-    async def _post_video(self, request: PublishRequested, token: str, creator: dict[str, Any],
-                          privacy: str) -> str:
+    async def _post_video(self, request: PublishRequested, token: str, journal: Journal,
+                          creator: dict[str, Any], privacy: str) -> Accepted:
+        if len(request.media) > 1:
+            raise PlatformError(ErrorClass.PERMANENT, "unsupported_media_count", "a TikTok video post takes one video")
         media = request.media[0]
         limit = creator.get("max_video_post_duration_sec")
         if media.duration_sec and limit and media.duration_sec > limit:
@@ -142,45 +244,56 @@ class TikTokClient:
                                 f"video is {media.duration_sec:.0f}s, the creator may post up to {limit}s")
         post_info = {
             "privacy_level": privacy,
-            "title": caption_text(request.caption, request.hashtags),
+            "title": _utf16_prefix(caption_text(request.caption, request.hashtags), 2200),
             "disable_comment": bool(creator.get("comment_disabled")),
             "disable_duet": bool(creator.get("duet_disabled")),
             "disable_stitch": bool(creator.get("stitch_disabled")),
         }
-        init = "/v2/post/publish/video/init/"
-        if is_remote(media):
+        base = {"username": creator.get("creator_username"), "mediaType": "video"}
+        if is_remote(media) and self._pulls(str(media.url)):
+            check_url(str(media.url), self.media_policy)
             source = {"source": "PULL_FROM_URL", "video_url": str(media.url)}
-            data = await self._call(init, token, {"post_info": post_info, "source_info": source})
-            return _required(data, "publish_id")
-        async with open_media(self.media_http, media) as stream:
-            assert stream.size is not None  # local files always have one
+            return await self._init_pull("/v2/post/publish/video/init/", "video_init", request, token,
+                                         journal, {"post_info": post_info, "source_info": source}, base)
+        async with self._open(media) as stream:
+            if stream.size is None:
+                raise PlatformError(ErrorClass.PERMANENT, "media_size_unknown",
+                                    "a chunked TikTok upload needs the media's size; the host did not give it")
             check_fetched(request, 0, stream)
             chunk_size, count = chunk_plan(stream.size, self.chunk_size)
-            source = {"source": "FILE_UPLOAD", "video_size": stream.size,
-                      "chunk_size": chunk_size, "total_chunk_count": count}
-            data = await self._call(init, token, {"post_info": post_info, "source_info": source})
-            publish_id = _required(data, "publish_id")
-            try:
-                await self._upload(_required(data, "upload_url"), stream.size, chunk_size, count,
-                                   stream.content_type, stream.chunks)
-            except PlatformError as error:
-                # the publish id exists now: hand it back so nobody re-inits blindly
-                error.handle = self._handle(publish_id, creator, "video")
-                raise
-            return publish_id
+            intent = RemoteHandle(kind=HANDLE_KIND, id="", extra={
+                **base, "source": "FILE_UPLOAD", "videoSize": stream.size, "chunkSize": chunk_size,
+                "chunkCount": count, "contentType": _upload_type(stream)})
+            await journal.save(INTENT, intent)
+            source = {"source": "FILE_UPLOAD", "video_size": stream.size, "chunk_size": chunk_size,
+                      "total_chunk_count": count}
+            # safe to repeat: a publish that never gets its bytes never posts
+            data = await with_retries(self.retry, lambda: self._call(
+                "/v2/post/publish/video/init/", "video_init", request.account_id, token,
+                {"post_info": post_info, "source_info": source}))
+            handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"),
+                                  extra={**intent.extra, "uploadUrl": _required(data, "upload_url")})
+            await journal.save(CREATED, handle)
+            await self._upload(request, handle, token, stream=stream)
+        await journal.save(ACCEPTED, handle)
+        return Accepted(_wire(handle))
 
-    async def _post_photos(self, request: PublishRequested, token: str, creator: dict[str, Any],
-                           privacy: str) -> str:
+    async def _post_photos(self, request: PublishRequested, token: str, journal: Journal,
+                           creator: dict[str, Any], privacy: str) -> Accepted:
         if not all(is_remote(m) for m in request.media):
             raise PlatformError(ErrorClass.PERMANENT, "unsupported_media_source",
                                 "TikTok photo posts pull from http(s) URLs only")
+        if len(request.media) > MAX_PHOTOS:
+            raise PlatformError(ErrorClass.PERMANENT, "invalid_param", f"a photo post takes at most {MAX_PHOTOS} photos")
+        for media in request.media:
+            check_url(str(media.url), self.media_policy)
         text = caption_text(request.caption, request.hashtags)
         body = {
             "media_type": "PHOTO",
             "post_mode": "DIRECT_POST",
             "post_info": {
                 "title": _utf16_prefix(first_line(text), 90),
-                "description": text,
+                "description": _utf16_prefix(text, 4000),
                 "privacy_level": privacy,
                 "disable_comment": bool(creator.get("comment_disabled")),
                 "auto_add_music": True,
@@ -188,42 +301,112 @@ class TikTokClient:
             "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": 0,
                             "photo_images": [str(m.url) for m in request.media]},
         }
-        data = await self._call("/v2/post/publish/content/init/", token, body)
-        return _required(data, "publish_id")
+        base = {"username": creator.get("creator_username"), "mediaType": "photo"}
+        return await self._init_pull("/v2/post/publish/content/init/", "content_init", request, token,
+                                     journal, body, base)
 
-    async def _upload(self, upload_url: str, size: int, chunk_size: int, count: int,
-                      content_type: str, chunks) -> None:
-        """PUT the chunks strictly in order: 206 after each, 201 after the last."""
+    async def _init_pull(self, path: str, endpoint: str, request: PublishRequested, token: str,
+                         journal: Journal, body: dict[str, Any], extra: dict[str, Any]) -> Accepted:
+        """An init TikTok acts on by itself (it fetches the media): journalled before it is sent."""
+        await journal.save(INTENT, RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL"}))
+        try:
+            # repeated only when TikTok answered that it did not take it (429, 5xx)
+            data = await with_retries(self.retry, lambda: self._call(path, endpoint, request.account_id, token, body),
+                                      if_processed=False)
+        except PlatformError as error:
+            if error.maybe_processed:
+                raise self._needs_review() from None
+            raise
+        handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"),
+                              extra={**extra, "source": "PULL_FROM_URL"})
+        await journal.save(ACCEPTED, handle)
+        return Accepted(_wire(handle))
+
+    def _pulls(self, url: str) -> bool:
+        return self.pull_prefixes is None or url.startswith(self.pull_prefixes)
+
+    # -- upload ------------------------------------------------------------------------------
+
+    def _open(self, media, offset: int = 0):
+        return open_media(self.media_http, media, self.media_policy, offset=offset, max_bytes=MAX_VIDEO_BYTES)
+
+    async def _upload(self, request: PublishRequested, handle: RemoteHandle, token: str, *,
+                      stream: MediaStream | None = None, offset: int = 0) -> None:
+        """Send the chunks from `offset` on; when the server holds other bytes than this side
+        thinks, ask status/fetch how many and go on from there (the media is read again)."""
+        for _ in range(_RESYNCS + 1):
+            source = nullcontext(stream) if stream is not None else self._open(request.media[0], offset)
+            async with source as current:
+                try:
+                    await self._send_chunks(handle, current, offset)
+                    return
+                except _OutOfStep as step:
+                    data = await self._status(request.account_id, token, handle.id)
+                    held = int(data.get("uploaded_bytes") or 0)
+                    if held == step.first:  # in step after all: the chunk itself is bad
+                        raise step.error from None
+                    offset = held
+            stream = None
+        raise PlatformError(ErrorClass.RETRYABLE, "upload_out_of_sync",
+                            "the upload server kept disagreeing about the bytes it holds", handle=_wire(handle))
+
+    async def _send_chunks(self, handle: RemoteHandle, stream: MediaStream, offset: int) -> None:
+        """PUT the chunks strictly in order: 206 after each, 201 after the last (§1.3)."""
+        size, chunk_size = int(handle.extra["videoSize"]), int(handle.extra["chunkSize"])
+        count = int(handle.extra["chunkCount"])
+        if offset % chunk_size:
+            raise PlatformError(ErrorClass.RETRYABLE, "upload_out_of_sync",
+                                f"server holds {offset} bytes, not a whole number of chunks")
         buffer = bytearray()
-        for index in range(count):
+        for index in range(offset // chunk_size, count):
             first = index * chunk_size
             length = size - first if index == count - 1 else chunk_size
-            await fill(chunks, buffer, length)
+            await fill(stream.chunks, buffer, length)
             if len(buffer) < length:
                 raise PlatformError(ErrorClass.PERMANENT, "media_changed", "the file shrank while uploading")
-            headers = {"Content-Type": content_type,
-                       "Content-Range": f"bytes {first}-{first + length - 1}/{size}"}
-            response = await self.http.put(upload_url, content=bytes(buffer[:length]), headers=headers)
+            body = bytes(buffer[:length])
             del buffer[:length]
-            if response.status_code not in (201, 206):
-                raise classify(response, json_body(response))
+            try:
+                await with_retries(self.retry, lambda: self._put_chunk(handle, body, first, size))
+            except _OutOfStep as step:
+                step.first = first
+                raise
+
+    async def _put_chunk(self, handle: RemoteHandle, body: bytes, first: int, size: int) -> None:
+        headers = {"Content-Type": str(handle.extra.get("contentType") or "video/mp4"),
+                   "Content-Range": f"bytes {first}-{first + len(body) - 1}/{size}"}
+        response = await send(self.http, "PUT", str(handle.extra["uploadUrl"]), content=body, headers=headers)
+        if response.status_code in (201, 206):
+            return
+        if response.status_code == 404:
+            raise PlatformError(ErrorClass.RETRYABLE, "upload_url_expired", "the upload URL is no longer valid")
+        error = classify(response, json_body(response))
+        if error.code == "invalid_file_upload":
+            raise _OutOfStep(error)  # a lost or doubled chunk: compare with what the server holds
+        raise error
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _call(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST one endpoint; the `data` object on success (`error.code == "ok"`)."""
-        response = await self.http.post(self.base_url + path, json=body, headers=bearer(token))
+    async def _creator_info(self, account: str, token: str) -> dict[str, Any]:
+        return await with_retries(self.retry, lambda: self._call(
+            "/v2/post/publish/creator_info/query/", "creator_info", account, token, {}))
+
+    async def _status(self, account: str, token: str, publish_id: str) -> dict[str, Any]:
+        return await with_retries(self.retry, lambda: self._call(
+            "/v2/post/publish/status/fetch/", "status_fetch", account, token, {"publish_id": publish_id}))
+
+    async def _call(self, path: str, endpoint: str, account: str, token: str,
+                    body: dict[str, Any]) -> dict[str, Any]:
+        """POST one endpoint within its cap; the `data` object on success (`error.code == "ok"`)."""
+        async with self.limits.slot(account, endpoint):
+            response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
         payload = json_body(response)
         error = payload.get("error") if isinstance(payload, dict) else None
         if response.status_code != 200 or not isinstance(error, dict) or error.get("code") != "ok":
             raise classify(response, payload)  # TikTok may report errors inside HTTP 200
         return payload.get("data") or {}
 
-    async def _username(self, token: str) -> str:
-        creator = await self._call("/v2/post/publish/creator_info/query/", token, {})
-        return str(creator.get("creator_username") or "")
 
-    @staticmethod
-    def _handle(publish_id: str, creator: dict[str, Any], media: str) -> RemoteHandle:
-        return RemoteHandle(kind=HANDLE_KIND, id=publish_id,
-                            extra={"username": creator.get("creator_username"), "mediaType": media})
+def _upload_type(stream: MediaStream) -> str:
+    return stream.content_type if stream.content_type in UPLOAD_TYPES else "video/mp4"
+

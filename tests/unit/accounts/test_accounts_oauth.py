@@ -31,7 +31,7 @@ class Answer(sandbox.Faults):
     def __init__(self, operation: str, response: Response):
         self.operation, self.response = operation, response
 
-    def before(self, operation, request):
+    async def before(self, operation, request, account=None):
         return self.response if operation == self.operation else None
 
 

@@ -238,6 +238,8 @@ async def test_media_host_streams_deterministic_bytes(http: httpx.AsyncClient):
 async def test_reset_clears_state_and_stats_count_per_platform(http: httpx.AsyncClient):
     await http.post("/instagram/v25.0/42/media", headers=ALICE, data={"image_url": VIDEO})
     stats = (await http.get("/_sandbox/stats")).json()
-    assert stats["instagram"] == {"published": 0, "created": 1, "requests": 1}
+    assert stats["instagram"] == {"published": 0, "created": 1, "requests": 1, "duplicates": 0,
+                                  "uploadingBytes": 0}
+    assert stats["duplicates"] == 0
     assert (await http.post("/_sandbox/reset")).status_code == 204
     assert (await http.get("/_sandbox/stats")).json()["instagram"]["created"] == 0

@@ -55,6 +55,9 @@ CHAOS_ENV = {
     "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS": "2",
     "AUTOPOST_RETRY_MAX_ATTEMPTS": "20",
     "AUTOPOST_RETRY_BUDGET_SECONDS": "7200",
+    # one account per post, but YouTube's daily uploads are per project: the run is not about quotas
+    "AUTOPOST_YOUTUBE_DAILY_UPLOADS": "100000000",
+    "AUTOPOST_YOUTUBE_DAILY_UNITS": "100000000",
 }
 
 
@@ -89,7 +92,8 @@ class ChaosLog:
 async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> dict[str, Any]:
     rng = random.Random(plan.seed)
     options = StackOptions(processing_seconds=plan.processing_seconds, database_outages=True,
-                           log_level="ERROR", env={**CHAOS_ENV, **plan.env})
+                           log_level="ERROR", env={**CHAOS_ENV, **plan.env},
+                           sandbox_args=("--no-daily-quotas",))
     log = ChaosLog()
     async with DevStack(options, output=open("/dev/null", "w")) as stack:
         started = time.monotonic()
@@ -105,8 +109,9 @@ async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> d
         expected = len(events) * len(plan.platforms)
         statuses = await _drain(stack.database_url, expected, plan.drain_timeout_seconds)
         drain_seconds = time.monotonic() - faults_ended
+        unfinished = await _why_not_posted(stack.database_url)
         published = await _published(stack.sandbox_url)
-    return _outcome(plan, events, statuses, published, drain_seconds, log)
+    return {**_outcome(plan, events, statuses, published, drain_seconds, log), "not_posted": unfinished}
 
 
 def chaos_events(plan: ChaosPlan, sandbox_url: str, start: datetime) -> list[dict[str, Any]]:
@@ -223,6 +228,18 @@ async def _drain(database_url: str, expected: int, timeout: float) -> Counter[st
             await asyncio.sleep(0.5)
     finally:
         await conn.close()
+
+
+async def _why_not_posted(database_url: str) -> dict[str, int]:
+    """Targets not posted, by status and last error: what to look at when a run is not clean."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT status || ':' || coalesce(last_error->>'code', '-') AS why, count(*) AS n
+               FROM targets WHERE status <> 'posted' GROUP BY 1 ORDER BY 2 DESC""")
+    finally:
+        await conn.close()
+    return {r["why"]: r["n"] for r in rows}
 
 
 async def _published(sandbox_url: str) -> list[dict[str, Any]]:

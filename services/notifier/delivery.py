@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from services.queue.domain import RetryPolicy
-from services.runtime import NotifierSettings
+from services.runtime import Background, NotifierSettings
 
 from . import store
 from .webhooks import Webhook, body_for
@@ -24,7 +24,9 @@ MAX_IDLE_SECONDS = 30.0
 ERROR_PAUSE_SECONDS = 1.0
 
 
-class DeliveryLoop:
+class DeliveryLoop(Background):
+    task_name = "alert-delivery"
+
     def __init__(self, pool: asyncpg.Pool, http: httpx.AsyncClient, hooks: list[Webhook],
                  settings: NotifierSettings, *, rng: random.Random | None = None):
         self.pool, self.http, self.settings = pool, http, settings
@@ -33,16 +35,8 @@ class DeliveryLoop:
                                   max_attempts=settings.max_delivery_attempts)
         self.rng = rng or random.Random()
         self.wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="alert-delivery")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def deliver_due(self) -> int:
         now = datetime.now(timezone.utc)

@@ -27,7 +27,6 @@ from services.runtime import (
     ServiceContext,
     context_from,
     current_carrier,
-    dead_letter_for,
     map_by_key,
     metrics,
 )
@@ -52,9 +51,7 @@ class PollHandlers:
         try:
             request = StatusRequested.from_bytes(record.value)
         except ContractError as error:
-            log.warning("dead-lettering %s@%s: %s", record.topic, record.offset, error)
-            return dead_letter_for(record, reason=error.reason, message=error.message,
-                                   consumer=self.ctx.name, topic=self.ctx.topic(Topics.DEAD_LETTER))
+            return self.ctx.dead_letter(record, error)
         with self.ctx.tracer.start_as_current_span(
             f"check status {request.platform.value}",
             context=context_from(record.headers),

@@ -73,13 +73,10 @@ class QueueService(Service):
 
     def liveness_checks(self):
         async def dispatcher() -> bool:
-            return self.dispatcher is not None and _alive(self.dispatcher._task)
+            return self.dispatcher is not None and self.dispatcher.alive
 
         async def outbox_relay() -> bool:
-            return self.relay is not None and _alive(self.relay._task)
+            return self.relay is not None and self.relay.alive
 
         return {"dispatcher": dispatcher, "outbox_relay": outbox_relay}
 
-
-def _alive(task: "asyncio.Task[None] | None") -> bool:
-    return task is not None and not task.done()

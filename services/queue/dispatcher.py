@@ -9,6 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.runtime import Background
+
 from . import repository as repo
 from .operations import QueueOperations
 
@@ -17,25 +19,23 @@ log = logging.getLogger("autopost.queue.dispatcher")
 ERROR_PAUSE_SECONDS = 1.0
 
 
-class Dispatcher:
+class Dispatcher(Background):
+    task_name = "dispatcher"
+
     def __init__(self, ops: QueueOperations, dsn: str, on_dispatched: "asyncio.Event"):
         self.ops = ops
         self.dsn = dsn
         self.wake = asyncio.Event()
         self.on_dispatched = on_dispatched
-        self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self.last_progress: float = 0.0
 
     async def start(self) -> None:
         await self._listen()
-        self._task = asyncio.create_task(self._run(), name="dispatcher")
+        await super().start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()

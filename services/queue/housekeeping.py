@@ -4,10 +4,11 @@ redelivery (Kafka's retention, a replay), not forever."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
+
+from services.runtime import Background
 
 log = logging.getLogger("autopost.queue.housekeeping")
 
@@ -31,19 +32,13 @@ async def prune_inbox(pool: asyncpg.Pool, retention_days: float = INBOX_RETENTIO
             return pruned
 
 
-class Housekeeping:
+class Housekeeping(Background):
+    task_name = "housekeeping"
+
     def __init__(self, pool: asyncpg.Pool, interval: float = INTERVAL_SECONDS):
         self.pool, self.interval = pool, interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="housekeeping")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:

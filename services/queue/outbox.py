@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from services.runtime import Outgoing, metrics
+from services.runtime import Background, Outgoing, metrics
 
 from . import repository as repo
 
@@ -19,7 +19,9 @@ SWEEP_SECONDS = 1.0  # also picks up rows another replica wrote and then died
 ERROR_PAUSE_SECONDS = 1.0
 
 
-class OutboxRelay:
+class OutboxRelay(Background):
+    task_name = "outbox-relay"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -31,16 +33,8 @@ class OutboxRelay:
         self.send = send
         self.batch = batch
         self.wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     @metrics.timed("relay")
     async def relay_once(self) -> int:

@@ -8,7 +8,6 @@ out of it) and a count of the outbox. Every replica computes the same figures: r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from services.runtime import metrics
+from services.runtime import Background, metrics
 
 from .domain import TargetStatus
 
@@ -59,22 +58,17 @@ async def collect(conn: asyncpg.Connection, platforms: list[str]) -> None:
     metrics.QUEUE_STATS_TIMESTAMP.set(time.time())
 
 
-class QueueStats:
+class QueueStats(Background):
+    task_name = "queue-stats"
+
     def __init__(self, pool: asyncpg.Pool, interval: float, platforms: list[str]):
         self.pool = pool
         self.interval = interval
         self.platforms = platforms
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.interval > 0:
-            self._task = asyncio.create_task(self._run(), name="queue-stats")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await super().start()
 
     async def _run(self) -> None:
         while True:

@@ -1,6 +1,7 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
 from . import _metrics as metrics
+from ._background import Background
 from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
 from ._db import create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
@@ -32,6 +33,7 @@ from ._telemetry import (
 from ._topics import create_missing_topics, ensure_topics, service_topics
 
 __all__ = [
+    "Background",
     "SANDBOX_OAUTH_SECRET",
     "AccountSettings",
     "AsgiServer",

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+
 log = logging.getLogger("autopost.lag")
 
 

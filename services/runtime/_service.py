@@ -13,11 +13,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from contracts import ContractError, Topics
+
 from . import _metrics as metrics
 from ._broker import ConsumerWatch, build_broker, consumers_of
 from ._health import AsgiServer, LivenessCheck, ReadinessCheck, health_app
 from ._lag import LagMonitor
-from ._messaging import Outgoing, publish_all
+from ._messaging import Outgoing, Record, dead_letter_for, publish_all
 from ._settings import Settings
 from ._telemetry import build_tracer_provider
 from ._topics import ensure_topics
@@ -40,6 +42,12 @@ class ServiceContext:
 
     async def send(self, messages: list[Outgoing]) -> None:
         await publish_all(self.broker, messages)
+
+    def dead_letter(self, record: Record, error: ContractError, consumer: str | None = None) -> Outgoing:
+        """A message this service cannot read, set aside whole (reason, payload, headers)."""
+        log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
+        return dead_letter_for(record, reason=error.reason, message=error.message,
+                               consumer=consumer or self.name, topic=self.topic(Topics.DEAD_LETTER))
 
 
 class Service:

@@ -81,7 +81,8 @@ class QueueOperations:
         self.tracer = tracer
         self.topic = topic
         self.policies = dict(policies or retry_policies(
-            max_attempts=settings.retry_max_attempts, max_elapsed_seconds=settings.retry_budget_seconds))
+            max_attempts=settings.retry_max_attempts, max_elapsed_seconds=settings.retry_budget_seconds,
+            quota_alert_after_seconds=settings.quota_alert_after_seconds))
         self.cadence = StatusCadence(settings.status_first_check_seconds, settings.status_max_interval_seconds,
                                      settings.status_lease_seconds)
         self.clock = clock

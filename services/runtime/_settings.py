@@ -61,6 +61,7 @@ class QueueSettings:
     # None keeps each platform's own budget (services/queue/domain/_policy.py)
     retry_max_attempts: int | None = None
     retry_budget_seconds: float | None = None
+    quota_alert_after_seconds: float | None = None  # a wait on a quota this long alerts once
 
     @classmethod
     def from_env(cls) -> "QueueSettings":
@@ -68,6 +69,7 @@ class QueueSettings:
         return cls(
             retry_max_attempts=int(attempts) if attempts else None,
             retry_budget_seconds=float(budget) if budget else None,
+            quota_alert_after_seconds=_env_float("AUTOPOST_QUOTA_ALERT_AFTER_SECONDS", 0) or None,
             dispatch_batch=_env_int("AUTOPOST_DISPATCH_BATCH", cls.dispatch_batch),
             lease_seconds=_env_float("AUTOPOST_LEASE_SECONDS", cls.lease_seconds),
             status_first_check_seconds=_env_float(

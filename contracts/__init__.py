@@ -16,6 +16,7 @@ from ._content import (
     post_id_for,
     target_id_for,
 )
+from ._engagement import EngagementFigures, EngagementObserved
 from ._queue import (
     DeadLetter,
     ErrorClass,
@@ -38,6 +39,7 @@ from ._schedule import (
     AtTime,
     AudienceData,
     BestTime,
+    Blackout,
     HistoricalPerformance,
     OptimalWithin,
     ScheduleInput,
@@ -56,11 +58,14 @@ __all__ = [
     "AtTime",
     "AudienceData",
     "BestTime",
+    "Blackout",
     "ContentRejected",
     "ContentSubmitted",
     "ContentType",
     "ContractError",
     "DeadLetter",
+    "EngagementFigures",
+    "EngagementObserved",
     "ErrorClass",
     "FieldProblem",
     "HistoricalPerformance",

@@ -11,7 +11,13 @@ from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from ._base import ContractError, Message, WireModel
 from ._common import AccountId, ContentType, Hashtag, MediaRef, Platform
-from ._schedule import AsSoonAsPossible, AudienceData, HistoricalPerformance, ScheduleRequest
+from ._schedule import (
+    AsSoonAsPossible,
+    AudienceData,
+    Blackout,
+    HistoricalPerformance,
+    ScheduleRequest,
+)
 from ._topics import Topics
 
 # Ids derived from the upstream id make every replay of one event land on the same rows.
@@ -52,6 +58,8 @@ class ContentSubmitted(Message):
     schedule: ScheduleRequest = Field(default_factory=AsSoonAsPossible)
     audience_data: AudienceData | None = None
     historical_performance: HistoricalPerformance | None = None
+    # times the planner must not choose (optimal and asap); an `at` time is kept as asked
+    blackouts: list[Blackout] = Field(default_factory=list, max_length=100)
     submitted_at: AwareDatetime | None = None
 
     @model_validator(mode="after")

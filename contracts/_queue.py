@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 
 from ._base import Message, WireModel
 from ._common import AccountId, ContentType, MediaRef, Platform
+from ._engagement import EngagementFigures
 from ._topics import Topics
 
 
@@ -108,11 +109,16 @@ class PublishResult(Message):
 
 
 class StatusCheck(str, Enum):
-    STATUS = "status"
+    STATUS = "status"  # how is processing going (an accepted target)
+    ENGAGEMENT = "engagement"  # what engagement has a posted target earned at `ageSeconds`
 
 
 class StatusRequested(Message):
-    """Look at an accepted target on its platform; keyed by account id."""
+    """Look at a target on its platform; keyed by account id.
+
+    `check` says what to fetch: the processing status of an accepted target, or the engagement
+    of a posted one at the age `ageSeconds` (then `url`, the live URL, comes along too).
+    """
 
     message_id: uuid.UUID
     target_id: uuid.UUID
@@ -121,6 +127,8 @@ class StatusRequested(Message):
     attempt: int = Field(ge=1)
     check: StatusCheck = StatusCheck.STATUS
     remote_handle: RemoteHandle
+    url: str | None = None
+    age_seconds: float | None = Field(default=None, gt=0)
 
     @staticmethod
     def topic_for(platform: Platform) -> str:
@@ -144,6 +152,10 @@ class StatusObserved(Message):
     error: PublishError | None = None
     detail: str | None = None
     observed_at: AwareDatetime
+    # an engagement check answers with the figures (or `error` when they could not be read)
+    check: StatusCheck = StatusCheck.STATUS
+    age_seconds: float | None = Field(default=None, gt=0)
+    engagement: EngagementFigures | None = None
 
 
 class DeadLetter(Message):

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
+from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
 from ._base import WireModel
 from ._common import ContentType, Platform
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAY_BY_PREFIX = {day[:3]: day for day in WEEKDAYS}
+
+
+@lru_cache(maxsize=1024)
+def zone_info(name: str) -> ZoneInfo:
+    """The zone, kept: ZoneInfo holds few zones strongly and reads the others' files again."""
+    return ZoneInfo(name)
+
+
+def _known_zone(name: str) -> str:
+    try:
+        zone_info(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {name!r}") from None
+    return name
+
+
+def _weekday_names(days: object) -> object:
+    """Full lower-case weekday names, each once; "Tue" and "tuesday" both read as tuesday."""
+    if not isinstance(days, list):
+        return days
+    names: list[str] = []
+    for day in days:
+        if not isinstance(day, str) or day.strip().lower()[:3] not in _WEEKDAY_BY_PREFIX:
+            raise ValueError(f"{day!r} is not a weekday name")
+        text = day.strip().lower()
+        full = _WEEKDAY_BY_PREFIX[text[:3]]
+        if text not in (full, full[:3]):
+            raise ValueError(f"{day!r} is not a weekday name")
+        if full not in names:
+            names.append(full)
+    return names
 
 
 class AudienceData(WireModel):
@@ -24,12 +56,8 @@ class AudienceData(WireModel):
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA timezone {name!r}") from None
-        return name
+    def _zone(cls, name: str) -> str:
+        return _known_zone(name)
 
     @field_validator("activity_hours")
     @classmethod
@@ -38,20 +66,8 @@ class AudienceData(WireModel):
 
     @field_validator("peak_days", mode="before")
     @classmethod
-    def _weekday_names(cls, days: object) -> object:
-        if not isinstance(days, list):
-            return days
-        names: list[str] = []
-        for day in days:
-            if not isinstance(day, str) or day.strip().lower()[:3] not in _WEEKDAY_BY_PREFIX:
-                raise ValueError(f"{day!r} is not a weekday name")
-            text = day.strip().lower()
-            full = _WEEKDAY_BY_PREFIX[text[:3]]
-            if text not in (full, full[:3]):
-                raise ValueError(f"{day!r} is not a weekday name")
-            if full not in names:
-                names.append(full)
-        return names
+    def _days(cls, days: object) -> object:
+        return _weekday_names(days)
 
 
 class BestTime(WireModel):
@@ -63,13 +79,70 @@ class HistoricalPerformance(WireModel):
     best_times: list[BestTime] = Field(default_factory=list, max_length=168)
 
 
+class Blackout(WireModel):
+    """A time nothing may be posted in, in one of two shapes.
+
+    - absolute: `{"start": "2026-12-24T00:00:00Z", "end": "2026-12-27T00:00:00Z"}`, aware
+      times, `end` excluded;
+    - recurring, in local wall-clock time: `{"localStart": "22:00", "localEnd": "07:00",
+      "weekdays": ["saturday", "sunday"]}` starts on each listed weekday (every day when there
+      are none) and ends at `localEnd`, on the next day when `localEnd` is not after
+      `localStart`. Local means `timezone` when given, else the audience's (UTC without one).
+      Read on the wall clock, it follows daylight-saving changes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    local_start: time | None = None
+    local_end: time | None = None
+    weekdays: list[str] = Field(default_factory=list, max_length=7)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str | None) -> str | None:
+        return name if name is None else _known_zone(name)
+
+    @field_validator("weekdays", mode="before")
+    @classmethod
+    def _days(cls, days: object) -> object:
+        return _weekday_names(days)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "Blackout":
+        absolute = self.start is not None or self.end is not None
+        recurring = self.local_start is not None or self.local_end is not None
+        if absolute == recurring:
+            raise ValueError("a blackout has either start and end, or localStart and localEnd")
+        if absolute:
+            if self.start is None or self.end is None:
+                raise ValueError("an absolute blackout needs both start and end")
+            if self.end <= self.start:
+                raise ValueError("blackout end must be later than its start")
+            if self.weekdays or self.timezone:
+                raise ValueError("weekdays and timezone belong to recurring blackouts (localStart)")
+        else:
+            if self.local_start is None or self.local_end is None:
+                raise ValueError("a recurring blackout needs both localStart and localEnd")
+            if self.local_start == self.local_end:
+                raise ValueError("localEnd must differ from localStart")
+            if self.local_start.tzinfo or self.local_end.tzinfo:
+                raise ValueError("localStart and localEnd are wall-clock times, without an offset")
+        return self
+
+
 class ScheduleInput(WireModel):
-    """The original spec's input to `generateOptimalSchedule`."""
+    """The original spec's input to `generateOptimalSchedule` (and `autopost plan`)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     platform: Platform
     audience_data: AudienceData
     content_type: ContentType
     historical_performance: HistoricalPerformance = Field(default_factory=HistoricalPerformance)
+    blackouts: list[Blackout] = Field(default_factory=list, max_length=100)
 
 
 class ScheduleSlot(WireModel):

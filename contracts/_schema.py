@@ -11,6 +11,7 @@ from ._alerts import AdminAlert
 from ._base import SCHEMA_VERSION, Message
 from ._common import Platform
 from ._content import ContentRejected, ContentSubmitted
+from ._engagement import EngagementObserved
 from ._queue import (
     DeadLetter,
     PostPlanned,
@@ -30,6 +31,7 @@ def channels() -> dict[str, tuple[type[Message], str, str]]:
         Topics.POST_PLANNED: (PostPlanned, "post id", "planner -> queue"),
         Topics.PUBLISH_RESULT: (PublishResult, "target id", "publishers -> queue"),
         Topics.STATUS_OBSERVED: (StatusObserved, "target id", "poller -> queue"),
+        Topics.ENGAGEMENT_OBSERVED: (EngagementObserved, "account id", "queue -> planner"),
         Topics.DEAD_LETTER: (DeadLetter, "original key", "any consumer -> operators"),
         Topics.ALERTS: (AdminAlert, "target or account id", "queue, publishers -> notifier"),
     }

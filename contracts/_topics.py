@@ -11,6 +11,7 @@ class Topics:
     POST_PLANNED = "post.planned"
     PUBLISH_RESULT = "publish.result"
     STATUS_OBSERVED = "status.observed"
+    ENGAGEMENT_OBSERVED = "engagement.observed"
     DEAD_LETTER = "dead-letter"
     ALERTS = "alerts"
 
@@ -30,6 +31,7 @@ class Topics:
             cls.POST_PLANNED,
             cls.PUBLISH_RESULT,
             cls.STATUS_OBSERVED,
+            cls.ENGAGEMENT_OBSERVED,
             cls.DEAD_LETTER,
             cls.ALERTS,
         ]

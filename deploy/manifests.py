@@ -71,7 +71,8 @@ def _publisher(platform: Platform) -> Spec:
 # What is not the default, per service. A service missing here gets Spec(summary=name).
 SPECS: dict[str, Spec] = {
     "planner": Spec(
-        summary="Stateless: turns each content event into one planned slot per target.",
+        summary="Turns each content event into one slot per target, learning from engagement; its record is in Postgres.",
+        database=True,  # planned slots and engagement readings
         scaling=Scaling("planner", Topics.CONTENT_SUBMITTED, lag_threshold=200),
     ),
     "queue": Spec(

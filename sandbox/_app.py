@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import _instagram, _media, _tiktok, _youtube
+from ._engagement import EngagementSimulation
 from ._faults import PROFILES, FaultInjector, FaultRule
 from ._http import account_for, json_response, read_json
 from ._instagram import InstagramApi, InstagramStore
@@ -33,6 +34,7 @@ class SandboxState:
     """Everything the sandbox holds; `app.state.sandbox` (tests may reach in to set it up)."""
 
     settings: SandboxSettings
+    engagement: EngagementSimulation = field(init=False)
     published: PublishedLog = field(default_factory=PublishedLog)
     tiktok: TikTokStore = field(default_factory=TikTokStore)
     instagram: InstagramStore = field(default_factory=InstagramStore)
@@ -48,6 +50,7 @@ class SandboxState:
     def __post_init__(self) -> None:
         for store in (self.tiktok, self.instagram, self.youtube):
             store.faults = self.faults  # one set of rules; a test may give a store its own hook
+        self.engagement = EngagementSimulation(self.settings)
 
     def reset(self) -> None:
         self.published.reset()
@@ -141,6 +144,7 @@ def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] 
             for at, p, path, a in state.calls
             if (not platform or p == platform) and (not account or a == account)
         ])
+
     async def faults(request: Request) -> Response:
         if request.method == "GET":
             return json_response({"rules": [r.to_json() for r in state.faults.rules],
@@ -159,11 +163,23 @@ def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] 
         found = state.faults.remove(request.path_params["rule_id"])
         return Response(status_code=204 if found else 404)
 
+    async def engagement_truth(request: Request) -> Response:
+        platform, account = request.query_params.get("platform"), request.query_params.get("accountId")
+        if platform not in PLATFORMS or not account:
+            return json_response({"error": "platform (tiktok|instagram|youtube) and accountId are required"}, 400)
+        return json_response(state.engagement.truth_json(platform, account))
+
+    engagement = state.engagement
+    instagram = InstagramApi(state.instagram, state.published, state.settings,
+                             accounts=lambda node_id: engagement.instagram_account(state.instagram, node_id))
+    youtube = YouTubeApi(state.youtube, state.published, state.settings,
+                         statistics=engagement.youtube_statistics)
     app = Starlette(routes=[
         *OAuthApi(state.oauth, state.settings).routes(),
-        Mount("/tiktok", routes=TikTokApi(state.tiktok, state.published, state.settings).routes()),
-        Mount("/instagram", routes=InstagramApi(state.instagram, state.published, state.settings).routes()),
-        Mount("/youtube", routes=YouTubeApi(state.youtube, state.published, state.settings).routes()),
+        Mount("/tiktok", routes=TikTokApi(state.tiktok, state.published, state.settings).routes()
+              + engagement.tiktok_routes(state.tiktok)),
+        Mount("/instagram", routes=engagement.instagram_routes(state.instagram) + instagram.routes()),
+        Mount("/youtube", routes=youtube.routes() + engagement.youtube_routes()),
         Mount("/media", routes=_media.routes()),
         Route("/_sandbox/published", published, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
@@ -171,6 +187,7 @@ def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] 
         Route("/_sandbox/calls", calls, methods=["GET"]),
         Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/faults/{rule_id}", fault, methods=["DELETE"]),
+        Route("/_sandbox/engagement", engagement_truth, methods=["GET"]),
     ])
     app.state.sandbox = state
     app.add_middleware(TokenGate, store=state.oauth, settings=state.settings)

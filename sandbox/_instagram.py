@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -106,8 +107,10 @@ def _graph_time(timestamp: float) -> str:
 
 
 class InstagramApi:
-    def __init__(self, store: InstagramStore, log: PublishedLog, settings: SandboxSettings):
+    def __init__(self, store: InstagramStore, log: PublishedLog, settings: SandboxSettings,
+                 accounts: Callable[[str], dict[str, Any] | None] | None = None):
         self.store, self.log, self.settings = store, log, settings
+        self.accounts = accounts  # fields of account nodes (see _engagement.py)
 
     def routes(self) -> list[Route]:
         return [
@@ -203,6 +206,8 @@ class InstagramApi:
             known = {"id": container.id, "status_code": status, "status": text}
         elif media := self.store.media.get(node_id):
             known = self._media_fields(media)
+        elif self.accounts is not None and (account := self.accounts(node_id)) is not None:
+            known = account
         else:
             return graph_error(400, 100, f"Unsupported get request. Object with ID '{node_id}' does not "
                                "exist, cannot be loaded due to missing permissions, or does not support "

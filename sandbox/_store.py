@@ -46,6 +46,8 @@ class SandboxSettings:
     instagram_calls_per_hour: int = 200
     youtube_daily_units: int = 10_000
     youtube_daily_inserts: int = 100
+    # How fast a post's engagement builds up (see _engagement.py): most of it within 3x this.
+    engagement_timescale_seconds: float = 3 * 3600.0
 
 
 def now() -> float:

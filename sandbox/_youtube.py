@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,8 +99,10 @@ def _channel_id(account_id: str) -> str:
 
 
 class YouTubeApi:
-    def __init__(self, store: YouTubeStore, log: PublishedLog, settings: SandboxSettings):
+    def __init__(self, store: YouTubeStore, log: PublishedLog, settings: SandboxSettings,
+                 statistics: Callable[[Video], dict[str, str]] | None = None):
         self.store, self.log, self.settings = store, log, settings
+        self.statistics = statistics  # part=statistics of videos.list (see _engagement.py)
 
     def routes(self) -> list[Route]:
         return [
@@ -302,6 +305,8 @@ class YouTubeApi:
             resource["status"] = self._status(video, processed)
         if "processingDetails" in parts:
             resource["processingDetails"] = self._processing(video, processed)
+        if "statistics" in parts and self.statistics is not None:
+            resource["statistics"] = self.statistics(video)
         return resource
 
     @staticmethod

@@ -113,6 +113,13 @@ def _submit(args: argparse.Namespace) -> int:
     return asyncio.run(submit_files(Settings.from_env(), [Path(p) for p in args.files]))
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from .planner.command import run
+
+    return run(args.input, count=args.count, horizon_days=args.horizon_days, strategy=args.strategy,
+               now=args.now)
+
+
 def _dev(args: argparse.Namespace) -> int:
     from .devstack.launcher import run_dev
 
@@ -228,6 +235,14 @@ def parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="send content events (JSON files) to content.submitted")
     submit.add_argument("files", nargs="+")
     submit.set_defaults(run=_submit)
+
+    plan = commands.add_parser("plan", help="print the best slots for inputs in the original shape (JSON)")
+    plan.add_argument("input", help="a JSON file: one input, or an array of inputs")
+    plan.add_argument("--count", type=int, default=1, help="slots per input (default 1)")
+    plan.add_argument("--horizon-days", type=float, default=7, help="how far ahead to look (default 7)")
+    plan.add_argument("--strategy", choices=("learned", "heuristic"), default="learned")
+    plan.add_argument("--now", default=None, help="plan as if at this ISO 8601 time (default: now)")
+    plan.set_defaults(run=_plan)
 
     from .admin import register as register_operator_commands
 

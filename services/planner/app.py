@@ -1,11 +1,14 @@
-"""The planner: stateless; turns each content event into one slot per target."""
+"""The planner: turns each content event into one slot per target, and learns from what
+posts earned. Its record (planned slots, engagement) is in Postgres."""
 
 from __future__ import annotations
+
+import asyncio
 
 from faststream.kafka import KafkaBroker
 
 from contracts import Topics
-from services.runtime import Service, subscribe_batches
+from services.runtime import Service, database_ready, open_database, subscribe_batches
 
 from .handlers import PlannerHandlers
 
@@ -15,11 +18,28 @@ class PlannerService(Service):
 
     def __init__(self, ctx, clock=None):
         super().__init__(ctx)
-        self.handlers = PlannerHandlers(ctx, clock)
+        self.clock = clock
+        self.pool = None
+        self.handlers: PlannerHandlers | None = None
 
     def register(self, broker: KafkaBroker) -> None:
+        kafka = self.ctx.settings.kafka
         subscribe_batches(
-            broker, self.ctx.settings.kafka,
-            topics=[self.ctx.topic(Topics.CONTENT_SUBMITTED)],
-            group_id="planner", handler=self.handlers.submitted,
+            broker, kafka, topics=[self.ctx.topic(Topics.CONTENT_SUBMITTED)],
+            group_id="planner", handler=lambda records: self.handlers.submitted(records),
         )
+        subscribe_batches(
+            broker, kafka, topics=[self.ctx.topic(Topics.ENGAGEMENT_OBSERVED)],
+            group_id="planner.engagement", handler=lambda records: self.handlers.engagement(records),
+        )
+
+    async def setup(self) -> None:
+        self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
+        self.handlers = PlannerHandlers(self.ctx, self.pool, self.clock)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+
+    def readiness_checks(self):
+        return {"database": database_ready(lambda: self.pool)}

@@ -1,14 +1,21 @@
-"""content.submitted in; post.planned or content.rejected out, one per event, in its trace."""
+"""content.submitted in, post.planned or content.rejected out, one per event, in its trace;
+engagement.observed in, the planner's store updated.
+
+A batch of events is planned in one transaction: the accounts it touches are locked (so two
+replicas never plan one account at once), what is already planned for them is read, their
+readings are refreshed where stale, every event is planned, and the new slots are stored.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import asyncpg
 from opentelemetry import trace
 
-from contracts import ContentRejected, ContentSubmitted, ContractError, Topics
+from contracts import ContentRejected, ContentSubmitted, ContractError, EngagementObserved, Topics, target_id_for
 from services.runtime import (
     Outgoing,
     Record,
@@ -20,48 +27,107 @@ from services.runtime import (
 )
 from services.validation import content_problems, rejection_for
 
-from .domain import PlanningRejected, plan_content
+from . import store
+from .domain import (
+    AccountKey,
+    PlanningContext,
+    PlanningRejected,
+    audience_for,
+    engagement_rate,
+    local_hour_of_week,
+    plan_content,
+    zone_named,
+)
+from .options import limits_for, strategy_for
+from .readings_cache import ReadingsCache
 
 log = logging.getLogger("autopost.planner")
 
+# Slots this far behind the batch's clock still count for spacing and daily caps.
+CALENDAR_LOOKBACK = timedelta(days=2)
+
 
 class PlannerHandlers:
-    def __init__(self, ctx: ServiceContext, clock: Callable[[], datetime] | None = None):
+    def __init__(self, ctx: ServiceContext, pool: asyncpg.Pool,
+                 clock: Callable[[], datetime] | None = None):
         self.ctx = ctx
+        self.pool = pool
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        settings = ctx.settings.planner
+        self.strategy = strategy_for(settings)
+        self.limits = limits_for(settings)
+        self.readings = ReadingsCache(settings.refresh_seconds)
+        self.readings_span = timedelta(days=settings.readings_days)
+
+    # -- content.submitted -------------------------------------------------------------------
 
     @metrics.timed("plan")
     async def submitted(self, records: list[Record]) -> None:
         now = self.clock()
-        await self.ctx.send([self._plan_one(record, now) for record in records])
+        decoded = {id(r): _decode(r) for r in records}
+        events = [e for e in decoded.values() if isinstance(e, ContentSubmitted)]
+        keys = {(t.platform, t.account_id) for e in events for t in e.targets}
+        target_ids = [target_id_for(e.post_id, t.platform, t.account_id) for e in events for t in e.targets]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_accounts(conn, keys)
+            context = PlanningContext(
+                strategy=self.strategy, limits=self.limits,
+                calendars=await store.calendars(conn, keys, now - CALENDAR_LOOKBACK),
+                planned=await store.planned_targets(conn, target_ids),
+            )
+            stale = self.readings.stale(keys)
+            if stale:
+                self.readings.store(await store.readings(conn, stale, now - self.readings_span))
+            context.readings = self.readings.view(keys)
+            outgoing, slots = [], []
+            for record in records:
+                message, new = self._plan_one(record, decoded[id(record)], now, context)
+                outgoing.append(message)
+                slots.extend(new)
+            await store.insert_slots(conn, slots)
+        await self.ctx.send(outgoing)
 
-    def _plan_one(self, record: Record, now: datetime) -> Outgoing:
+    def _plan_one(
+        self, record: Record, decoded: ContentSubmitted | ContractError, now: datetime,
+        context: PlanningContext,
+    ) -> tuple[Outgoing, list[store.PlannedSlot]]:
         with self.ctx.tracer.start_as_current_span(
             "plan content", context=context_from(record.headers), kind=trace.SpanKind.CONSUMER
         ) as span:
             try:
-                event = ContentSubmitted.from_bytes(record.value)
+                if isinstance(decoded, ContractError):
+                    raise decoded
+                event = decoded
                 span.set_attribute("autopost.upstream_id", event.upstream_id)
                 if problems := content_problems(event):  # every platform's rules, before queueing
-                    return self._rejected(record, rejection_for(problems), event.upstream_id, now)
-                planned = plan_content(event, now)
+                    return self._rejected(record, rejection_for(problems), event.upstream_id, now), []
+                known = set(context.planned)
+                planned = plan_content(event, now, context)
             except ContractError as error:
-                return self._rejected(record, error, None, now)
+                return self._rejected(record, error, None, now), []
             except PlanningRejected as rejection:
                 error = ContractError(rejection.reason, rejection.message)
-                return self._rejected(record, error, event.upstream_id, now)
+                return self._rejected(record, error, event.upstream_id, now), []
             except Exception as exc:  # a bug, not bad input: keep the event for a replay
                 log.exception("planning failed for %s/%s@%s", record.topic, record.partition, record.offset)
                 span.record_exception(exc)
                 return dead_letter_for(
                     record, reason="internal_error", message=repr(exc), consumer="planner",
                     topic=self.ctx.topic(Topics.DEAD_LETTER),
-                )
+                ), []
             span.set_attribute("autopost.post_id", str(planned.post_id))
             span.set_attribute("autopost.targets", len(planned.targets))
+            span.set_attribute("autopost.strategy", sorted({t.strategy for t in planned.targets}))
+            new = [
+                store.PlannedSlot(
+                    t.target_id, planned.post_id, t.platform, t.account_id, event.content_type,
+                    audience_for(event, t.platform).timezone, t.scheduled_time, t.expected_engagement,
+                    t.strategy)
+                for t in planned.targets if t.target_id not in known
+            ]
             return Outgoing.of(
                 self.ctx.topic(Topics.POST_PLANNED), planned.post_id, planned, current_carrier()
-            )
+            ), new
 
     def _rejected(
         self, record: Record, error: ContractError, upstream_id: str | None, now: datetime
@@ -76,3 +142,48 @@ class PlannerHandlers:
             error, record.value, record.topic, headers=record.headers, upstream_id=upstream_id, now=now
         )
         return Outgoing.of(self.ctx.topic(Topics.CONTENT_REJECTED), key, rejection, current_carrier())
+
+    # -- engagement.observed -----------------------------------------------------------------
+
+    async def engagement(self, records: list[Record]) -> None:
+        """Store what posts earned (once per message id) and drop the accounts' stale readings."""
+        observed: list[EngagementObserved] = []
+        rejected: list[Outgoing] = []
+        for record in records:
+            try:
+                observed.append(EngagementObserved.from_bytes(record.value))
+            except ContractError as error:
+                log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
+                rejected.append(dead_letter_for(record, reason=error.reason, message=error.message,
+                                                consumer="planner.engagement",
+                                                topic=self.ctx.topic(Topics.DEAD_LETTER)))
+        learnt: set[AccountKey] = set()
+        if observed:
+            async with self.pool.acquire() as conn, conn.transaction():
+                zones = await store.slot_zones(conn, [o.target_id for o in observed])
+                rows = [_observation_row(o, zones.get(o.target_id)) for o in observed]
+                learnt = await store.record_observations(conn, rows)
+        self.readings.forget(learnt)
+        await self.ctx.send(rejected)
+
+
+def _decode(record: Record) -> ContentSubmitted | ContractError:
+    try:
+        return ContentSubmitted.from_bytes(record.value)
+    except ContractError as error:
+        return error
+
+
+def _observation_row(observed: EngagementObserved, zone: str | None) -> store.ObservationRow:
+    # a target the planner has no slot for (planned before it kept them) is read in UTC
+    figures = observed.figures
+    published = observed.published_at
+    how = local_hour_of_week(published.timestamp(), zone_named(zone or "UTC"))
+    return store.ObservationRow(
+        message_id=observed.message_id, target_id=observed.target_id, platform=observed.platform,
+        account_id=observed.account_id, content_type=observed.content_type, hour_of_week=how,
+        published_at=published, age_seconds=observed.age_seconds, final=observed.final,
+        views=figures.views, interactions=figures.interactions, audience_size=figures.audience_size,
+        rate=engagement_rate(figures), expected_engagement=observed.expected_engagement,
+        strategy=observed.strategy, observed_at=observed.observed_at,
+    )

@@ -11,9 +11,12 @@ from opentelemetry import trace
 
 from contracts import (
     ContractError,
+    EngagementFigures,
     ErrorClass,
     ObservedState,
     Platform,
+    PublishError,
+    StatusCheck,
     StatusObserved,
     StatusRequested,
     Topics,
@@ -52,6 +55,8 @@ class PollHandlers:
             request = StatusRequested.from_bytes(record.value)
         except ContractError as error:
             return self.ctx.dead_letter(record, error)
+        if request.check is StatusCheck.ENGAGEMENT:
+            return await self._collect_engagement(record, request)
         with self.ctx.tracer.start_as_current_span(
             f"check status {request.platform.value}",
             context=context_from(record.headers),
@@ -75,6 +80,50 @@ class PollHandlers:
             )
             return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
                                current_carrier())
+
+    async def _collect_engagement(self, record: Record, request: StatusRequested) -> Outgoing:
+        """A posted target's figures now; a failed read says why, for the queue to retry or skip."""
+        with self.ctx.tracer.start_as_current_span(
+            f"collect engagement {request.platform.value}",
+            context=context_from(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"autopost.target_id": str(request.target_id),
+                        "autopost.age_seconds": request.age_seconds or 0.0},
+        ) as span:
+            figures, error = await self._engagement(request)
+            if figures is not None:
+                span.set_attribute("autopost.interactions", figures.interactions)
+            observed = StatusObserved(
+                message_id=uuid.uuid5(request.message_id, "observed"),
+                target_id=request.target_id,
+                attempt=request.attempt,
+                state=ObservedState.PUBLISHED,
+                url=request.url,
+                error=error,
+                observed_at=datetime.now(timezone.utc),
+                check=StatusCheck.ENGAGEMENT,
+                age_seconds=request.age_seconds,
+                engagement=figures,
+            )
+            return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
+                               current_carrier())
+
+    async def _engagement(self, request: StatusRequested) -> tuple[EngagementFigures | None, PublishError | None]:
+        try:
+            if denied := await self.ledger.reserve(status_check_costs(self.rules, request)):
+                raise PlatformError(ErrorClass.QUOTA, denied.code, denied.message,
+                                    denied.retry_after(datetime.now(timezone.utc)))
+            client = self.clients[request.platform]
+            figures = await with_token(self.tokens, request.platform, request.account_id,
+                                       lambda token: client.fetch_engagement(request.remote_handle, token,
+                                                                             request.account_id, request.url))
+            return figures, None
+        except PlatformError as error:
+            return None, error.to_contract()
+        except Exception as exc:
+            log.exception("engagement of %s could not be read", request.target_id)
+            return None, PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
+                                      message=type(exc).__name__)
 
     async def _report(self, request: StatusRequested) -> StatusReport:
         try:

@@ -1,21 +1,25 @@
-"""What the dispatcher sends for a due target: a publish request or a status request."""
+"""What the queue sends: publish and status requests for due targets, engagement onwards."""
 
 from __future__ import annotations
 
 import uuid
 
 from contracts import (
+    ContentType,
+    EngagementObserved,
     MediaRef,
     Platform,
     PostContent,
     PublishRequested,
     RemoteHandle,
+    StatusCheck,
+    StatusObserved,
     StatusRequested,
     Topics,
 )
 
 from .domain import Emit, TargetState
-from .repository import DueTarget
+from .repository import DueTarget, EngagementContext
 
 
 def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, str, PublishRequested | StatusRequested]:
@@ -49,3 +53,47 @@ def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, st
         remote_handle=handle,
     )
     return Topics.status_requested(platform), due.account_id, message
+
+
+def engagement_request_for(due: DueTarget, state: TargetState, age_seconds: float) -> tuple[str, str, StatusRequested]:
+    """(topic, key, message) asking for a posted target's engagement at `age_seconds`."""
+    assert state.remote_handle is not None, "a posted target always has its remote handle"
+    platform = Platform(due.platform)
+    message = StatusRequested(
+        # the version makes each ask its own message; a redelivered one is still the same
+        message_id=uuid.uuid5(state.target_id, f"engagement:{state.engagement_checks}:{state.version}"),
+        target_id=state.target_id,
+        platform=platform,
+        account_id=due.account_id,
+        attempt=max(state.attempt, 1),
+        check=StatusCheck.ENGAGEMENT,
+        remote_handle=RemoteHandle.model_validate(state.remote_handle),
+        url=state.url,
+        age_seconds=age_seconds,
+    )
+    return Topics.status_requested(platform), due.account_id, message
+
+
+def engagement_observed_for(
+    context: EngagementContext, state: TargetState, observed: StatusObserved, final: bool
+) -> tuple[str, str, EngagementObserved]:
+    """(topic, key, message) telling the planner what a post earned; keyed by account id."""
+    assert observed.engagement is not None and observed.age_seconds is not None
+    assert state.published_at is not None
+    message = EngagementObserved(
+        message_id=uuid.uuid5(observed.message_id, "engagement"),
+        target_id=state.target_id,
+        post_id=context.post_id,
+        platform=Platform(context.platform),
+        account_id=context.account_id,
+        content_type=ContentType(context.content_type),
+        scheduled_time=context.scheduled_time,
+        published_at=state.published_at,
+        age_seconds=observed.age_seconds,
+        final=final,
+        figures=observed.engagement,
+        expected_engagement=context.expected_engagement,
+        strategy=context.strategy,
+        observed_at=observed.observed_at,
+    )
+    return Topics.ENGAGEMENT_OBSERVED, context.account_id, message

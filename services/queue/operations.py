@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import asyncpg
 from opentelemetry import trace
 
-from contracts import PostPlanned, PublishResult, StatusObserved
+from contracts import PostPlanned, PublishResult, StatusCheck, StatusObserved
 from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
@@ -21,6 +21,7 @@ from .alerts import alert_for
 from .domain import (
     Change,
     Emit,
+    EngagementCadence,
     Refused,
     RetryPolicy,
     StatusCadence,
@@ -28,13 +29,16 @@ from .domain import (
     TargetStatus,
     cancel,
     on_due,
+    on_engagement_due,
+    on_engagement_observed,
     on_publish_result,
     on_status_observed,
     reschedule,
     retry,
     retry_policies,
+    with_engagement_timer,
 )
-from .messages import request_for
+from .messages import engagement_observed_for, engagement_request_for, request_for
 
 Clock = Callable[[], datetime]
 OperatorCommand = Callable[[TargetState, datetime], Change | Refused]
@@ -85,6 +89,8 @@ class QueueOperations:
             quota_alert_after_seconds=settings.quota_alert_after_seconds))
         self.cadence = StatusCadence(settings.status_first_check_seconds, settings.status_max_interval_seconds,
                                      settings.status_lease_seconds)
+        self.engagement = EngagementCadence(
+            settings.engagement_ages_seconds, self.cadence.lease_seconds, settings.status_max_interval_seconds)
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -113,8 +119,7 @@ class QueueOperations:
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
             for due in claimed:
-                change = on_due(due.state, now, lease_seconds=self.settings.lease_seconds,
-                                cadence=self.cadence, policy=self.policy(due.platform))
+                change = self._on_due(due, now)
                 if change is None:
                     continue
                 changes.append((due.state.version, change))
@@ -135,8 +140,18 @@ class QueueOperations:
             for _, c in changes))
         return len(claimed)
 
+    def _on_due(self, due: repo.DueTarget, now: datetime) -> Change | None:
+        if due.state.status is TargetStatus.POSTED:  # its timer is the next engagement collection
+            return on_engagement_due(due.state, now, self.engagement)
+        return on_due(due.state, now, lease_seconds=self.settings.lease_seconds, cadence=self.cadence,
+                      policy=self.policy(due.platform))
+
     def _traced_request(self, due: repo.DueTarget, change: Change) -> Outgoing:
-        topic, key, message = request_for(due, change.state, change.emit)
+        if change.emit is Emit.ENGAGEMENT:
+            age = self.engagement.ages_seconds[change.state.engagement_checks]
+            topic, key, message = engagement_request_for(due, change.state, age)
+        else:
+            topic, key, message = request_for(due, change.state, change.emit)
         # Hours may have passed since the post was planned: continue its trace from the stored context.
         with self.tracer.start_as_current_span(
             f"dispatch {change.emit.value}",
@@ -161,6 +176,7 @@ class QueueOperations:
             states = {tid: target.state for tid, target in locked.items()}
             attempts: list[tuple] = []
             alerts: list[Outgoing] = []
+            earned: list[tuple[Change, StatusObserved]] = []
             for item in todo:
                 state = states.get(item.event.target_id)
                 if state is None:
@@ -174,11 +190,13 @@ class QueueOperations:
                     attempts.append(_attempt_row(change, item.carrier))
                 if change.alert is not None:
                     alerts.append(alert_for(target, change, now, self.topic))
+                if change.emit is Emit.ENGAGEMENT_OBSERVED:
+                    earned.append((change, item.event))
             changed = [(locked[tid].state.version, Change(s)) for tid, s in states.items()
                        if s.version != locked[tid].state.version]
             await repo.save_changes(conn, changed)
             await repo.record_attempts(conn, attempts)
-            await repo.write_outbox(conn, alerts)
+            await repo.write_outbox(conn, alerts + await self._engagement_messages(conn, earned))
             if changed:
                 await repo.notify_due(conn)
         stats.record_transitions(stats.moves(
@@ -187,8 +205,33 @@ class QueueOperations:
 
     def _decide(self, state, event, now, policy: RetryPolicy) -> Change | None:
         if isinstance(event, PublishResult):
-            return on_publish_result(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
-        return on_status_observed(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
+            change = on_publish_result(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
+        elif event.check is StatusCheck.ENGAGEMENT:
+            return on_engagement_observed(state, event, now, self.engagement)
+        else:
+            change = on_status_observed(state, event, now, policy=policy, cadence=self.cadence, rng=self.rng)
+        return with_engagement_timer(change, self.engagement) if change is not None else None
+
+    async def _engagement_messages(
+        self, conn: asyncpg.Connection, earned: Sequence[tuple[Change, StatusObserved]]
+    ) -> list[Outgoing]:
+        """EngagementObserved for the planner, each in its post's trace."""
+        if not earned:
+            return []
+        contexts = await repo.engagement_contexts(conn, [c.state.target_id for c, _ in earned])
+        outgoing = []
+        for change, observed in earned:
+            context = contexts[change.state.target_id]
+            final = change.state.engagement_checks >= len(self.engagement.ages_seconds)
+            topic, key, message = engagement_observed_for(context, change.state, observed, final)
+            with self.tracer.start_as_current_span(
+                "record engagement", context=context_from(context.trace_context),
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"autopost.target_id": str(change.state.target_id),
+                            "autopost.age_seconds": message.age_seconds},
+            ):
+                outgoing.append(Outgoing.of(self.topic(topic), key, message, current_carrier()))
+        return outgoing
 
     # -- operator commands ------------------------------------------------------------------
 

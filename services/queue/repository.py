@@ -21,7 +21,7 @@ NOTIFY_CHANNEL = "autopost_targets_due"
 _STATE_COLUMNS = (
     "t.target_id, t.status, t.version, t.attempt, t.due_at, t.status_checks, t.remote_handle,"
     " t.url, t.last_error, t.published_at, t.scheduled_time, t.failures, t.deferred_since,"
-    " t.quota_alerted"
+    " t.quota_alerted, t.engagement_checks"
 )
 # what an alert or an operator needs to say about a target besides its state
 _IDENTITY_COLUMNS = "t.post_id, t.platform, t.account_id, p.upstream_id, p.trace_context"
@@ -59,6 +59,7 @@ def _state(row: asyncpg.Record) -> TargetState:
         failures=row["failures"],
         deferred_since=row["deferred_since"],
         quota_alerted=row["quota_alerted"],
+        engagement_checks=row["engagement_checks"],
     )
 
 
@@ -174,6 +175,38 @@ async def lock_targets_of(conn: asyncpg.Connection, ref: str) -> list[LockedTarg
     return [_locked(r) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class EngagementContext:
+    """What the planner is told of a posted target along with its engagement."""
+
+    post_id: uuid.UUID
+    platform: str
+    account_id: str
+    content_type: str
+    scheduled_time: datetime
+    expected_engagement: float
+    strategy: str
+    trace_context: dict[str, str]
+
+
+async def engagement_contexts(
+    conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, EngagementContext]:
+    rows = await conn.fetch(
+        """SELECT t.target_id, t.post_id, t.platform, t.account_id, p.content->>'contentType' AS content_type,
+                  t.scheduled_time, t.expected_engagement, t.strategy, p.trace_context
+           FROM targets t JOIN posts p ON p.post_id = t.post_id
+           WHERE t.target_id = ANY($1::uuid[])""",
+        list(set(target_ids)),
+    )
+    return {
+        r["target_id"]: EngagementContext(
+            r["post_id"], r["platform"], r["account_id"], r["content_type"], r["scheduled_time"],
+            r["expected_engagement"], r["strategy"], r["trace_context"])
+        for r in rows
+    }
+
+
 async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Change]]) -> int:
     """Write each change guarded by the version it was decided on; returns rows written."""
     if not changes:
@@ -186,13 +219,13 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
                   last_error = u.last_error::jsonb, published_at = u.published_at,
                   scheduled_time = u.scheduled_time, failures = u.failures,
                   deferred_since = u.deferred_since, quota_alerted = u.quota_alerted,
-                  updated_at = now()
+                  engagement_checks = u.engagement_checks, updated_at = now()
            FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
                        $7::int[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                       $12::timestamptz[], $13::int[], $14::timestamptz[], $15::bool[])
+                       $12::timestamptz[], $13::int[], $14::timestamptz[], $15::bool[], $16::int[])
                 AS u(target_id, expected_version, status, version, attempt, due_at, status_checks,
                      remote_handle, url, last_error, published_at, scheduled_time, failures,
-                     deferred_since, quota_alerted)
+                     deferred_since, quota_alerted, engagement_checks)
            WHERE t.target_id = u.target_id AND t.version = u.expected_version""",
         [s.target_id for s in states],
         [expected for expected, _ in changes],
@@ -209,6 +242,7 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
         [s.failures for s in states],
         [s.deferred_since for s in states],
         [s.quota_alerted for s in states],
+        [s.engagement_checks for s in states],
     )
     return int(result.split()[-1])
 

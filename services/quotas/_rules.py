@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta, timezone
 from enum import Enum
 from zoneinfo import ZoneInfo
 
-from contracts import Platform, PublishRequested, StatusRequested
+from contracts import Platform, PublishRequested, StatusCheck, StatusRequested
 from services.runtime import QuotaSettings
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -91,8 +91,10 @@ def publish_costs(rules: dict[str, QuotaRule], request: PublishRequested) -> lis
 
 
 def status_check_costs(rules: dict[str, QuotaRule], request: StatusRequested) -> list[Cost]:
-    if request.platform is Platform.YOUTUBE:  # videos.list: 1 unit
-        return [Cost(rules["youtube.units"], "", str(request.message_id))]
+    """A status check is one videos.list call (1 unit); an engagement read adds channels.list."""
+    if request.platform is Platform.YOUTUBE:
+        units = 2 if request.check is StatusCheck.ENGAGEMENT else 1
+        return [Cost(rules["youtube.units"], "", str(request.message_id), units)]
     return []
 
 

@@ -26,6 +26,14 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Comma-separated numbers; set but empty means none."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return tuple(float(part) for part in value.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -62,6 +70,8 @@ class QueueSettings:
     retry_max_attempts: int | None = None
     retry_budget_seconds: float | None = None
     quota_alert_after_seconds: float | None = None  # a wait on a quota this long alerts once
+    # ages after publication at which a posted target's engagement is collected; () for none
+    engagement_ages_seconds: tuple[float, ...] = (3600.0, 86_400.0)
 
     @classmethod
     def from_env(cls) -> "QueueSettings":
@@ -70,6 +80,8 @@ class QueueSettings:
             retry_max_attempts=int(attempts) if attempts else None,
             retry_budget_seconds=float(budget) if budget else None,
             quota_alert_after_seconds=_env_float("AUTOPOST_QUOTA_ALERT_AFTER_SECONDS", 0) or None,
+            engagement_ages_seconds=_env_floats("AUTOPOST_ENGAGEMENT_AGES_SECONDS",
+                                                cls.engagement_ages_seconds),
             dispatch_batch=_env_int("AUTOPOST_DISPATCH_BATCH", cls.dispatch_batch),
             lease_seconds=_env_float("AUTOPOST_LEASE_SECONDS", cls.lease_seconds),
             status_first_check_seconds=_env_float(
@@ -237,12 +249,40 @@ class PlatformSettings:
 
 
 @dataclass(frozen=True)
+class PlannerSettings:
+    strategy: str = "learned"  # learned | heuristic (the original generateOptimalSchedule)
+    exploration: str = "ucb"  # ucb | thompson | greedy
+    exploration_budget: float = 0.15  # most expected engagement one post may give up to explore
+    # how long an account's readings are reused before they are read again from Postgres
+    # (engagement consumed by this replica refreshes them at once)
+    refresh_seconds: float = 60.0
+    readings_days: float = 182.0  # how far back readings are read
+    min_spacing_seconds: float | None = None  # None: each platform's default (2 h)
+    daily_caps: tuple[tuple[str, int], ...] = ()  # per platform, over the defaults
+
+    @classmethod
+    def from_env(cls) -> "PlannerSettings":
+        spacing = os.environ.get("AUTOPOST_PLANNER_MIN_SPACING_SECONDS")
+        caps = os.environ.get("AUTOPOST_PLANNER_DAILY_CAPS", "")  # e.g. "tiktok=4,instagram=3"
+        return cls(
+            strategy=os.environ.get("AUTOPOST_PLANNER_STRATEGY", cls.strategy),
+            exploration=os.environ.get("AUTOPOST_PLANNER_EXPLORATION", cls.exploration),
+            exploration_budget=_env_float("AUTOPOST_PLANNER_EXPLORATION_BUDGET", cls.exploration_budget),
+            refresh_seconds=_env_float("AUTOPOST_PLANNER_REFRESH_SECONDS", cls.refresh_seconds),
+            min_spacing_seconds=float(spacing) if spacing else None,
+            daily_caps=tuple((name.strip(), int(cap)) for name, _, cap in
+                             (part.partition("=") for part in caps.split(",") if part.strip())),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    planner: PlannerSettings = field(default_factory=PlannerSettings)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     http_host: str = "0.0.0.0"
     http_port: int = 8080  # /livez /readyz /metrics; 0 = none
@@ -270,6 +310,7 @@ class Settings:
             notifier=NotifierSettings.from_env(),
             accounts=AccountSettings.from_env(sandbox),
             quotas=QuotaSettings.from_env(),
+            planner=PlannerSettings.from_env(),
             database_url=os.environ.get("DATABASE_URL", cls.database_url),
             http_port=_env_int("AUTOPOST_HTTP_PORT", cls.http_port),
             sandbox_url=sandbox,

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 from contextlib import AsyncExitStack
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -89,7 +90,10 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
 
         await wait_for(shared, 30, "both replicas holding partitions")
 
-        events = [event_json(f"r-{i}", [("tiktok", f"acct-{i % ACCOUNTS}")], f"{sandbox_url}/media/r.mp4?bytes=4096")
+        # at a fixed time: `asap` would space one account's posts by the planner's rules
+        now = {"mode": "at", "scheduledTime": datetime.now(timezone.utc).isoformat()}
+        events = [event_json(f"r-{i}", [("tiktok", f"acct-{i % ACCOUNTS}")], f"{sandbox_url}/media/r.mp4?bytes=4096",
+                             schedule=now)
                   for i in range(POSTS)]
         await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED, events)
 

@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import orjson
 import pytest
 
@@ -12,9 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_events_become_one_slot_per_target_and_bad_ones_are_rejected_with_a_reason(
-    kafka_bootstrap, topic_prefix
+    kafka_bootstrap, topic_prefix, database_url
 ):
-    settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
     past = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()
     good = event_json("p-1", [("tiktok", "a"), ("instagram", "b"), ("youtube", "c")], "https://cdn.test/v.mp4",
                       schedule={"mode": "optimal"},
@@ -59,3 +60,47 @@ async def test_events_become_one_slot_per_target_and_bad_ones_are_rejected_with_
     }
     [problem] = details["p-5"]
     assert (problem.target, problem.field, problem.type) == ("instagram:b", "hashtags", "too_many_hashtags")
+
+
+async def test_an_accounts_planned_slots_are_kept_and_respected_across_batches(
+    kafka_bootstrap, topic_prefix, database_url
+):
+    """The planner's record in Postgres: one slot per target (a replay gets the same one), and
+    a later event of the same account keeps its distance from the slots planned before."""
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    opens = datetime.now(timezone.utc) + timedelta(days=1)
+    window = {"mode": "optimal", "notBefore": opens.isoformat(), "notAfter": (opens + timedelta(days=2)).isoformat()}
+    audience = {"timezone": "Europe/Paris", "activityHours": [12, 19, 20], "peakDays": ["tuesday"]}
+    blackout = {"localStart": "21:00", "localEnd": "23:59"}
+
+    def submitted(upstream_id: str) -> bytes:
+        return event_json(upstream_id, [("instagram", "brand")], "https://cdn.test/v.mp4", schedule=window,
+                          audienceData=audience, blackouts=[blackout])
+
+    topic = topic_prefix + Topics.CONTENT_SUBMITTED
+    async with Pipeline(settings, ["planner"]):
+        await produce(kafka_bootstrap, topic, [submitted("first")], key=b"first")
+        (first,) = await read_topic(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, 1)
+        # a later batch: another post of the account, and the first one delivered again
+        await produce(kafka_bootstrap, topic, [submitted("second"), submitted("first")], key=b"later")
+        records = await read_topic(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, 3)
+
+    plans = [PostPlanned.from_bytes(r.value) for r in records]
+    by_upstream: dict[str, list[datetime]] = {}
+    for plan in plans:
+        by_upstream.setdefault(plan.upstream_id, []).append(plan.targets[0].scheduled_time)
+    assert len(by_upstream["first"]) == 2 and len(set(by_upstream["first"])) == 1, "a replay gets the same slot"
+    one, two = by_upstream["first"][0], by_upstream["second"][0]
+    assert abs(one - two) >= timedelta(hours=2), "the account's posts keep their spacing"
+    paris = __import__("zoneinfo").ZoneInfo("Europe/Paris")
+    for moment in (one, two):
+        assert opens <= moment <= opens + timedelta(days=2)
+        assert not 21 <= moment.astimezone(paris).hour <= 23, "never in a blackout"
+    assert all(t.strategy == "learned" for p in plans for t in p.targets), "the service plans with the learned strategy"
+    conn = await asyncpg.connect(database_url)
+    try:
+        slots = await conn.fetch("SELECT target_id, slot_at, timezone FROM planner_slots")
+    finally:
+        await conn.close()
+    assert len(slots) == 2 and {s["timezone"] for s in slots} == {"Europe/Paris"}
+    assert sorted(s["slot_at"] for s in slots) == sorted([one, two])

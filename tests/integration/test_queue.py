@@ -77,7 +77,9 @@ async def test_results_move_targets_and_duplicates_change_nothing(kafka_bootstra
         await asyncio.sleep(0.5)
         row = (await target_rows(database_url))[0]
         assert row["status"] == "posted" and row["url"] == "https://tiktok.test/1"
-        assert row["due_at"] is None
+        # a posted target's timer is its first engagement collection
+        first_age = timedelta(seconds=settings.queue.engagement_ages_seconds[0])
+        assert row["due_at"] == row["published_at"] + first_age and row["engagement_checks"] == 0
         conn = await asyncpg.connect(database_url)
         try:
             attempts = await conn.fetch("SELECT outcome FROM attempts WHERE target_id = $1", target_id)

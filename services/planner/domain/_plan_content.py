@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 
 from contracts import (
+    AudienceData,
     ContentSubmitted,
+    Platform,
     PlannedTarget,
     PostContent,
     PostPlanned,
@@ -16,30 +18,35 @@ from contracts import (
     target_id_for,
 )
 
+from ._context import ChosenTime, PlanningContext
 from ._default_audiences import DEFAULT_AUDIENCES
-from ._schedule_choice import ChosenTime, choose_time, reject_if_closed
+from ._schedule_choice import choose_time, reject_if_closed
 from ._window import as_utc
 
 
-def plan_content(event: ContentSubmitted, now: datetime) -> PostPlanned:
+def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContext | None = None) -> PostPlanned:
     """Plan every target of `event`, or raise `PlanningRejected`.
 
-    Ids derive from the upstream id, so planning the same event twice gives the same message.
+    Ids derive from the upstream id, and targets in `context.planned` keep their slot, so
+    planning the same event twice gives the same message. Without a context it plans like
+    the original: the heuristic, no limits.
     """
+    context = context or PlanningContext()
     now = as_utc(now, "now")
-    reject_if_closed(event.schedule, now)
     post_id = post_id_for(event.upstream_id)
-    # Targets sharing an audience share a time: work it out once per audience.
-    times_by_audience: dict[int, ChosenTime] = {}
-    targets = []
-    for target in event.targets:
-        audience = event.audience_data or DEFAULT_AUDIENCES[target.platform]
-        chosen = times_by_audience.get(id(audience))
-        if chosen is None:
-            chosen = times_by_audience[id(audience)] = choose_time(
-                event, target.platform, audience, now
-            )
-        targets.append(_planned_target(event, target, post_id, chosen))
+    target_ids = [target_id_for(post_id, t.platform, t.account_id) for t in event.targets]
+    if not all(t in context.planned for t in target_ids):  # a replay of a plan is never stale
+        reject_if_closed(event.schedule, now)
+    chosen: list[ChosenTime] = []
+    new: list[tuple[TargetSpec, uuid.UUID, ChosenTime]] = []
+    for target, target_id in zip(event.targets, target_ids):
+        time = context.planned.get(target_id)
+        if time is None:
+            time = choose_time(event, target, audience_for(event, target.platform), now, context)
+            new.append((target, target_id, time))
+        chosen.append(time)
+    for target, target_id, time in new:  # once the whole event is planned: a rejection keeps none
+        context.record((target.platform, target.account_id), target_id, time)
     return PostPlanned(
         message_id=uuid.uuid5(post_id, "planned"),
         post_id=post_id,
@@ -50,9 +57,14 @@ def plan_content(event: ContentSubmitted, now: datetime) -> PostPlanned:
             caption=event.caption,
             hashtags=normalise_hashtags(event.hashtags),
         ),
-        targets=targets,
+        targets=[_planned_target(event, t, post_id, c) for t, c in zip(event.targets, chosen)],
         planned_at=now,
     )
+
+
+def audience_for(event: ContentSubmitted, platform: Platform) -> AudienceData:
+    """The event's audience, or the platform's default when it brings none."""
+    return event.audience_data or DEFAULT_AUDIENCES[platform]
 
 
 def _planned_target(

@@ -1,10 +1,8 @@
-"""When one target goes out, as the event's schedule request asks."""
+"""When one target goes out, as the event's schedule request asks, within the rules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from contracts import (
     AsSoonAsPossible,
@@ -13,24 +11,20 @@ from contracts import (
     ContentSubmitted,
     HistoricalPerformance,
     OptimalWithin,
-    Platform,
-    ScheduleInput,
+    TargetSpec,
+    target_id_for,
 )
 
-from ._hour_scores import hour_scores
-from ._optimal_schedule import generate_optimal_schedule
+from ._context import ChosenTime, PlanningContext
+from ._hour_of_week import candidate_at, zone_named
 from ._rejection import PlanningRejected
+from ._rules import SlotRules
+from ._slot_search import choose_slot
+from ._strategies import ScoringRequest, seed_for
+from ._window import scheduling_window
 
 # An `at` time this close behind us is clock skew or transit delay, not a stale request.
 AT_TIME_GRACE = timedelta(seconds=60)
-PLANNING_HORIZON_DAYS = 7
-
-
-@dataclass(frozen=True, slots=True)
-class ChosenTime:
-    scheduled_time: datetime
-    expected_engagement: float
-    strategy: str
 
 
 def reject_if_closed(request: OptimalWithin | AtTime | AsSoonAsPossible, now: datetime) -> None:
@@ -49,36 +43,55 @@ def reject_if_closed(request: OptimalWithin | AtTime | AsSoonAsPossible, now: da
 
 
 def choose_time(
-    event: ContentSubmitted, platform: Platform, audience: AudienceData, now: datetime
+    event: ContentSubmitted, target: TargetSpec, audience: AudienceData, now: datetime,
+    context: PlanningContext,
 ) -> ChosenTime:
-    """The time for one target; `audience` is the event's, or the platform's default."""
-    request = event.schedule
+    """The time for one target; `audience` is the event's, or the platform's default.
+
+    `optimal` takes the strategy's best allowed slot in the window, `asap` the first allowed
+    instant, `at` its own time (kept as asked: the rules are for times the planner chooses).
+    """
+    key = (target.platform, target.account_id)
+    zone = zone_named(audience.timezone)
     history = event.historical_performance or HistoricalPerformance()
-    if isinstance(request, OptimalWithin):
-        schedule_input = ScheduleInput.model_construct(  # its parts are validated already
-            platform=platform,
-            audience_data=audience,
-            content_type=event.content_type,
-            historical_performance=history,
-        )
-        (slot,) = generate_optimal_schedule(
-            schedule_input,
-            now,
-            horizon_days=PLANNING_HORIZON_DAYS,
-            not_before=request.not_before,
-            not_after=request.not_after,
-        )
-        return ChosenTime(slot.timestamp, slot.expected_engagement, "heuristic")
+    readings = context.readings.get(key)
+    target_id = target_id_for(event.post_id, target.platform, target.account_id)
+    strategy = context.strategy
+    scores = strategy.scores(ScoringRequest(
+        platform=target.platform, content_type=event.content_type, audience=audience,
+        audience_given=event.audience_data is not None, history=history,
+        now_epoch=now.timestamp(),
+        readings=readings.readings if readings else (),
+        readings_key=(key, readings.key) if readings else None,
+        seed=seed_for(target_id, now.timestamp() // 3600),
+        account_id=target.account_id,
+    ))
+    request = event.schedule
     if isinstance(request, AtTime):
         at = request.scheduled_time.astimezone(timezone.utc)
-        return ChosenTime(at, _engagement_at(at, event.audience_data, history), "fixed")
-    return ChosenTime(now, _engagement_at(now, event.audience_data, history), "asap")
+        return ChosenTime(at, scores.expected_at(candidate_at(at.timestamp(), zone)), "fixed")
+    rules = SlotRules(context.limits[target.platform], zone, context.calendar(key), event.blackouts)
+    if isinstance(request, OptimalWithin):
+        window = scheduling_window(now, context.horizon_days, request.not_before, request.not_after)
+        slot = choose_slot(window, zone, scores, rules)
+        if slot is None:
+            raise _no_slot(target, window.start, window.end)
+        return ChosenTime(_utc(slot.epoch), slot.expected, strategy.name)
+    end = now + timedelta(days=context.horizon_days)
+    epoch = rules.next_allowed(now.timestamp(), end.timestamp())
+    if epoch is None:
+        raise _no_slot(target, now, end)
+    moment = now if epoch == now.timestamp() else _utc(epoch)
+    return ChosenTime(moment, scores.expected_at(candidate_at(epoch, zone)), "asap")
 
 
-def _engagement_at(
-    moment: datetime, audience: AudienceData | None, history: HistoricalPerformance
-) -> float:
-    """The score of the moment's local hour; without audience data we cannot tell its hour."""
-    if audience is None:
-        return 0.0
-    return hour_scores(history)[moment.astimezone(ZoneInfo(audience.timezone)).hour]
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def _no_slot(target: TargetSpec, start: datetime, end: datetime) -> PlanningRejected:
+    return PlanningRejected(
+        "no_allowed_slot",
+        f"no time from {start.isoformat()} to {end.isoformat()} is free for "
+        f"{target.platform.value}:{target.account_id} (blackouts, spacing, daily cap or quota)",
+    )

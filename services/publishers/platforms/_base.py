@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from contracts import (
+    EngagementFigures,
     ErrorClass,
     ObservedState,
     Platform,
@@ -107,6 +108,12 @@ class PlatformClient(Protocol):
 
     async def check_status(self, handle: RemoteHandle, token: str,
                            account_id: str | None = None) -> StatusReport: ...
+
+    async def fetch_engagement(
+        self, handle: RemoteHandle, token: str, account_id: str, url: str | None = None
+    ) -> EngagementFigures:
+        """A published post's figures and the account's audience size, as of now."""
+        ...
 
 
 @contextmanager
@@ -250,3 +257,14 @@ def require_kind(handle: RemoteHandle, kind: str) -> None:
     if handle.kind != kind:
         raise PlatformError(ErrorClass.PERMANENT, "unknown_handle",
                             f"expected a {kind} handle, got {handle.kind}")
+
+
+def count(value: Any) -> int | None:
+    """A platform's count, given as a number or (Google) a numeric string; None when absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None

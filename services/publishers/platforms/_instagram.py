@@ -16,7 +16,15 @@ from typing import Any
 import httpx
 import orjson
 
-from contracts import ContentType, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
+from contracts import (
+    ContentType,
+    EngagementFigures,
+    ErrorClass,
+    ObservedState,
+    Platform,
+    PublishRequested,
+    RemoteHandle,
+)
 
 from ..limits import EndpointLimits, no_limits
 from ._base import (
@@ -27,6 +35,7 @@ from ._base import (
     bearer,
     caption_text,
     classified,
+    count,
     json_body,
     repeatable,
     require_kind,
@@ -62,6 +71,12 @@ _CODE_CLASSES = {
     **{code: ErrorClass.AUTH for code in range(200, 300)},
 }
 _SUBCODE_IN_STATUS = re.compile(r"\b(2207\d{3})\b")
+_INSIGHTS = "views,likes,comments,shares,saved"
+
+
+def _lifetime_value(metric: dict[str, Any]) -> Any:
+    values = metric.get("values") or [{}]
+    return values[0].get("value") if isinstance(values[0], dict) else None
 
 
 def classify(response: httpx.Response, body: Any) -> PlatformError:
@@ -173,7 +188,24 @@ class InstagramClient:
                 return StatusReport(ObservedState.PUBLISHED, detail="published; no permalink given")
             return StatusReport(ObservedState.PUBLISHED, url=str(permalink))
 
-    # -- what to create ----------------------------------------------------------------------
+    async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                               url: str | None = None) -> EngagementFigures:
+        """`GET /{media-id}/insights` for the post, `GET /{ig-user-id}?fields=followers_count`."""
+        require_kind(handle, HANDLE_KIND)
+        account = handle.extra.get("igUserId")
+        if not account:
+            raise PlatformError(ErrorClass.PERMANENT, "unknown_handle", "the media handle has no igUserId")
+        with classified(token):
+            insights = await self._get(account_id, f"/{handle.id}/insights", token, metric=_INSIGHTS,
+                                       period="lifetime")
+            profile = await self._get(account_id, f"/{account}", token, fields="followers_count")
+        values = {m.get("name"): _lifetime_value(m) for m in insights.get("data") or [] if isinstance(m, dict)}
+        return EngagementFigures(
+            views=count(values.get("views")), likes=count(values.get("likes")),
+            comments=count(values.get("comments")), shares=count(values.get("shares")),
+            saves=count(values.get("saved")), audience_size=count(profile.get("followers_count")))
+
+    # -- what to create ---------------------------------------------------------------------------------
 
     def _specs(self, request: PublishRequested) -> list[dict[str, str]]:
         """The containers to create, children first; the last one is published."""

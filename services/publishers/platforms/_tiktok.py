@@ -9,12 +9,13 @@ that one is simply made again.
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from typing import Any
 
 import httpx
 
-from contracts import ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
+from contracts import EngagementFigures, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
 
 from ..limits import EndpointLimits, no_limits
 from ._base import (
@@ -25,6 +26,7 @@ from ._base import (
     bearer,
     caption_text,
     classified,
+    count,
     first_line,
     json_body,
     require_kind,
@@ -107,6 +109,16 @@ def chunk_plan(size: int, chunk_size: int) -> tuple[int, int]:
 
 def post_url(username: str, media: str, post_id: str) -> str:
     return f"https://www.tiktok.com/@{username}/{media}/{post_id}"
+
+
+_VIDEO_FIELDS = "id,like_count,comment_count,share_count,view_count"
+_PUBLIC_ID = re.compile(r"/(?:video|photo)/(\d+)/?$")
+
+
+def public_post_id(url: str | None) -> str | None:
+    """The public post id at the end of a post URL (see `post_url`)."""
+    match = _PUBLIC_ID.search(url or "")
+    return match.group(1) if match else None
 
 
 def _required(data: dict[str, Any], key: str) -> str:
@@ -230,6 +242,27 @@ class TikTokClient:
             ErrorClass.PERMANENT, "needs_review",
             "TikTok's answer to a pull init never arrived: the post may exist, and TikTok cannot "
             "look it up. Check the account before publishing this target again.")
+
+    async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                               url: str | None = None) -> EngagementFigures:
+        """Display API: `POST /v2/video/query/` for the post's counts, `GET /v2/user/info/` for
+        the followers. The post is found by its public id, the last part of its URL."""
+        require_kind(handle, HANDLE_KIND)
+        post_id = public_post_id(url)
+        if post_id is None:
+            raise PlatformError(ErrorClass.PERMANENT, "no_public_post",
+                                "the post has no public id (e.g. SELF_ONLY): TikTok gives no figures")
+        with classified(token):
+            data = await self._call(f"/v2/video/query/?fields={_VIDEO_FIELDS}", "video_query", account_id,
+                                    token, {"filters": {"video_ids": [post_id]}})
+            video = next((v for v in data.get("videos") or [] if str(v.get("id")) == post_id), None)
+            if video is None:  # just published: not listed yet
+                raise PlatformError(ErrorClass.RETRYABLE, "video_not_listed", f"video {post_id} not listed yet")
+            user = await self._get("/v2/user/info/?fields=open_id,follower_count", "user_info", account_id, token)
+        return EngagementFigures(
+            views=count(video.get("view_count")), likes=count(video.get("like_count")),
+            comments=count(video.get("comment_count")), shares=count(video.get("share_count")),
+            audience_size=count((user.get("user") or {}).get("follower_count")))
 
     # -- flows -------------------------------------------------------------------------------
 
@@ -406,6 +439,15 @@ class TikTokClient:
             raise classify(response, payload)  # TikTok may report errors inside HTTP 200
         return payload.get("data") or {}
 
+    async def _get(self, path: str, endpoint: str, account: str, token: str) -> dict[str, Any]:
+        """GET one endpoint (the Display API's user info) within its cap; its `data` on success."""
+        async with self.limits.slot(account, endpoint):
+            response = await send(self.http, "GET", self.base_url + path, headers=bearer(token))
+        payload = json_body(response)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if response.status_code != 200 or not isinstance(error, dict) or error.get("code") != "ok":
+            raise classify(response, payload)
+        return payload.get("data") or {}
 
 def _upload_type(stream: MediaStream) -> str:
     return stream.content_type if stream.content_type in UPLOAD_TYPES else "video/mp4"

@@ -20,6 +20,7 @@ import httpx
 
 from contracts import (
     ContentType,
+    EngagementFigures,
     ErrorClass,
     ObservedState,
     Platform,
@@ -38,6 +39,7 @@ from ._base import (
     StatusReport,
     bearer,
     classified,
+    count,
     first_line,
     json_body,
     repeatable,
@@ -252,6 +254,23 @@ class YouTubeClient:
             return None
         ahead = (request.scheduled_time - self.clock()).total_seconds()
         return request.scheduled_time if ahead >= self.schedule_lead else None
+
+    async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                               url: str | None = None) -> EngagementFigures:
+        """`videos.list part=statistics` for the video, `channels.list part=statistics mine=true`
+        for the subscribers (hidden subscriber counts give no audience size)."""
+        require_kind(handle, HANDLE_KIND)
+        with classified(token):
+            videos = (await self._get(account_id, "videos", token, part="statistics", id=handle.id)).get("items") or []
+            channels = (await self._get(account_id, "channels", token, part="statistics", mine="true")).get("items") or []
+        if not videos:
+            raise PlatformError(ErrorClass.RETRYABLE, "video_not_listed", f"video {handle.id} not listed")
+        stats = videos[0].get("statistics") or {}
+        channel = (channels[0].get("statistics") or {}) if channels else {}
+        audience = None if channel.get("hiddenSubscriberCount") else count(channel.get("subscriberCount"))
+        return EngagementFigures(
+            views=count(stats.get("viewCount")), likes=count(stats.get("likeCount")),
+            comments=count(stats.get("commentCount")), audience_size=audience)
 
     # -- upload ------------------------------------------------------------------------------
 

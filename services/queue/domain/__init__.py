@@ -3,8 +3,16 @@ operators may do."""
 
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
 from ._operator import Refused, cancel, reschedule, retry
-from ._policy import PLATFORM_RETRY_POLICIES, RetryPolicy, StatusCadence, retry_policies
-from ._transitions import LEASE_EXPIRED, on_due, on_publish_result, on_status_observed
+from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, StatusCadence, retry_policies
+from ._transitions import (
+    LEASE_EXPIRED,
+    on_due,
+    on_engagement_due,
+    on_engagement_observed,
+    on_publish_result,
+    on_status_observed,
+    with_engagement_timer,
+)
 
 __all__ = [
     "LEASE_EXPIRED",
@@ -13,6 +21,7 @@ __all__ = [
     "WAITING_TO_PUBLISH",
     "Change",
     "Emit",
+    "EngagementCadence",
     "Refused",
     "RetryPolicy",
     "StatusCadence",
@@ -20,10 +29,13 @@ __all__ = [
     "TargetStatus",
     "cancel",
     "on_due",
+    "on_engagement_due",
+    "on_engagement_observed",
     "on_publish_result",
     "on_status_observed",
     "post_status",
     "reschedule",
     "retry",
     "retry_policies",
+    "with_engagement_timer",
 ]

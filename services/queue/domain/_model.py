@@ -43,11 +43,14 @@ class TargetState:
     failures: int = 0  # retryable failures and expired leases, against the attempt budget
     deferred_since: datetime | None = None  # start of the current wait on a quota
     quota_alerted: bool = False
+    engagement_checks: int = 0  # engagement collections of a posted target done (or given up)
 
 
 class Emit(str, Enum):
     PUBLISH = "publish"
     STATUS = "status"
+    ENGAGEMENT = "engagement"  # ask the poller for a posted target's engagement
+    ENGAGEMENT_OBSERVED = "engagement observed"  # tell the planner what a post earned
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,3 +60,21 @@ class StatusCadence:
 
     def next_check_in(self, checks_done: int) -> float:
         return min(self.max_seconds, self.first_seconds * 2 ** min(checks_done, 16))
+
+
+@dataclass(frozen=True)
+class EngagementCadence:
+    """When a posted target's engagement is collected: at each age after it went live."""
+
+    ages_seconds: tuple[float, ...] = (3600.0, 86_400.0)
+    lease_seconds: float = 120.0  # a collection not answered by then is asked again
+    retry_seconds: float = 60.0  # after the platform could not tell, for now
+
+    def __post_init__(self) -> None:
+        ages = self.ages_seconds
+        if any(a <= 0 for a in ages) or any(b <= a for a, b in zip(ages, ages[1:])):
+            raise ValueError(f"engagement ages must be positive and increasing, not {ages}")
+
+    def give_up_after(self, age_seconds: float) -> float:
+        """How late a collection may be before it is skipped: its figures would not compare."""
+        return max(age_seconds, 3 * self.retry_seconds)

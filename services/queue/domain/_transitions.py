@@ -18,11 +18,12 @@ from contracts import (
     PublishError,
     PublishOutcome,
     PublishResult,
+    StatusCheck,
     StatusObserved,
 )
 
 from ._model import WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus
-from ._policy import RetryPolicy, StatusCadence
+from ._policy import EngagementCadence, RetryPolicy, StatusCadence
 
 LEASE_EXPIRED = {"errorClass": ErrorClass.RETRYABLE.value, "code": "lease_expired",
                  "message": "no result within the lease: driven again with the stored remote handle"}
@@ -217,3 +218,72 @@ def _posted(state: TargetState, url: str | None, at: datetime, handle: dict | No
                 quota_alerted=False),
         attempt_outcome="posted",
     )
+
+
+# -- engagement collection of a posted target, on the same timer ---------------------------------
+
+def with_engagement_timer(change: Change, cadence: EngagementCadence) -> Change:
+    """A change that posts a target sets its timer to the first engagement collection."""
+    state = change.state
+    if state.status is not TargetStatus.POSTED or state.published_at is None or state.due_at is not None:
+        return change
+    return replace(change, state=replace(state, engagement_checks=0,
+                                         due_at=_collection_due(state, 0, cadence)))
+
+
+def on_engagement_due(state: TargetState, now: datetime, cadence: EngagementCadence) -> Change | None:
+    """A posted target whose engagement collection is due: ask for it, under a lease.
+
+    A collection too late to compare with others is skipped; after the last one the timer
+    stops.
+    """
+    if state.status is not TargetStatus.POSTED:
+        return None
+    checks = state.engagement_checks
+    ages = cadence.ages_seconds
+    if state.published_at is None or state.remote_handle is None or checks >= len(ages):
+        return _stop_collecting(state, len(ages))
+    due = _collection_due(state, checks, cadence)
+    assert due is not None
+    if now < due:  # the ages were changed since this time was set
+        return Change(replace(state, version=state.version + 1, due_at=due))
+    if now > due + timedelta(seconds=cadence.give_up_after(ages[checks])):
+        return _next_collection(state, cadence)
+    return Change(
+        replace(state, version=state.version + 1, due_at=now + timedelta(seconds=cadence.lease_seconds)),
+        emit=Emit.ENGAGEMENT,
+    )
+
+
+def on_engagement_observed(
+    state: TargetState, observed: StatusObserved, now: datetime, cadence: EngagementCadence
+) -> Change | None:
+    """Figures for the collection in flight move the timer to the next one, and go to the
+    planner; a failed read is retried (or skipped when the platform will never tell)."""
+    checks = state.engagement_checks
+    ages = cadence.ages_seconds
+    if (state.status is not TargetStatus.POSTED or observed.check is not StatusCheck.ENGAGEMENT
+            or checks >= len(ages) or observed.age_seconds != ages[checks]):
+        return None  # late, repeated, or for a collection that is no longer current
+    if observed.engagement is not None:
+        return replace(_next_collection(state, cadence), emit=Emit.ENGAGEMENT_OBSERVED)
+    if observed.error is not None and observed.error.error_class is ErrorClass.PERMANENT:
+        return _next_collection(state, cadence)
+    return Change(replace(state, version=state.version + 1,
+                          due_at=now + timedelta(seconds=cadence.retry_seconds)))
+
+
+def _next_collection(state: TargetState, cadence: EngagementCadence) -> Change:
+    checks = state.engagement_checks + 1
+    return Change(replace(state, version=state.version + 1, engagement_checks=checks,
+                          due_at=_collection_due(state, checks, cadence)))
+
+
+def _stop_collecting(state: TargetState, checks: int) -> Change:
+    return Change(replace(state, version=state.version + 1, engagement_checks=checks, due_at=None))
+
+
+def _collection_due(state: TargetState, checks: int, cadence: EngagementCadence) -> datetime | None:
+    if state.published_at is None or checks >= len(cadence.ages_seconds):
+        return None
+    return state.published_at + timedelta(seconds=cadence.ages_seconds[checks])

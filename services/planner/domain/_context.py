@@ -1,0 +1,57 @@
+"""What planning one batch of events knows beyond the events: strategy, rules, the record."""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts import Platform
+
+from ._estimate import Reading
+from ._rules import UNLIMITED, PlatformLimits
+from ._strategies import HeuristicStrategy, Strategy
+
+AccountKey = tuple[Platform, str]  # (platform, account id)
+PLANNING_HORIZON_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenTime:
+    scheduled_time: datetime
+    expected_engagement: float
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReadings:
+    """An account's engagement readings; `key` changes whenever they do."""
+
+    readings: Sequence[Reading]
+    key: Hashable
+
+
+@dataclass
+class PlanningContext:
+    """Defaults plan like the original: the heuristic, no limits, nothing planned before.
+
+    `calendars` holds the slots already planned per platform account (UTC epoch seconds,
+    sorted), `planned` the targets planned before (a replayed event gets the very same
+    slots); planning adds each new slot to both, so the next event of the batch sees it.
+    """
+
+    strategy: Strategy = field(default_factory=HeuristicStrategy)
+    limits: Mapping[Platform, PlatformLimits] = field(default_factory=lambda: UNLIMITED)
+    calendars: dict[AccountKey, list[float]] = field(default_factory=dict)
+    readings: Mapping[AccountKey, AccountReadings] = field(default_factory=dict)
+    planned: dict[uuid.UUID, ChosenTime] = field(default_factory=dict)
+    horizon_days: float = PLANNING_HORIZON_DAYS
+
+    def calendar(self, key: AccountKey) -> list[float]:
+        return self.calendars.get(key, [])
+
+    def record(self, key: AccountKey, target_id: uuid.UUID, time: ChosenTime) -> None:
+        bisect.insort(self.calendars.setdefault(key, []), time.scheduled_time.timestamp())
+        self.planned[target_id] = time

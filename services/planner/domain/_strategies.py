@@ -1,0 +1,217 @@
+"""How a slot is valued: the original heuristic, industry best times, and the learned estimate.
+
+A strategy turns what is known of an account into `SlotScores` over the local hours of the
+week; the search (`_slot_search`) and the rules (`_rules`) are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from contracts import WEEKDAYS, AudienceData, BestTime, ContentType, HistoricalPerformance, Platform
+
+from ._estimate import Estimate, LearningSettings, Prior, Reading, estimate, prior_for
+from ._hour_of_week import HOURS_PER_DAY, HOURS_PER_WEEK
+from ._hour_scores import hour_scores
+from ._population import population_curve
+from ._slot_search import NOT_A_CANDIDATE, SlotScores
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringRequest:
+    """What a strategy may know when it values the hours of one target."""
+
+    platform: Platform
+    content_type: ContentType
+    audience: AudienceData  # the event's, or the platform's default
+    audience_given: bool  # False: `audience` is the default
+    history: HistoricalPerformance
+    now_epoch: float
+    readings: Sequence[Reading] = ()  # the account's own engagement, newest knowledge
+    # identifies `readings` (they change only when the key does), so estimates can be reused
+    readings_key: Hashable | None = None
+    seed: int = 0  # for strategies that draw: the same request draws the same
+    account_id: str = ""
+
+
+class Strategy(Protocol):
+    name: str
+
+    def scores(self, request: ScoringRequest) -> SlotScores: ...
+
+
+class HeuristicStrategy:
+    """The original `generateOptimalSchedule`: active hours of peak days, ranked by best times.
+
+    Through the common search it gives the very slot `generate_optimal_schedule` gives, and it
+    keeps the planner's rules on top.
+    """
+
+    name = "heuristic"
+
+    def scores(self, request: ScoringRequest) -> SlotScores:
+        audience, history = request.audience, request.history
+        return _heuristic_scores(
+            tuple(audience.activity_hours), tuple(audience.peak_days),
+            tuple((b.hour, b.engagement_rate) for b in history.best_times), request.audience_given)
+
+
+@lru_cache(maxsize=4096)
+def _heuristic_scores(
+    hours: tuple[int, ...], peak_days: tuple[str, ...], best_times: tuple[tuple[int, float], ...],
+    audience_given: bool,
+) -> SlotScores:
+    scores = hour_scores(HistoricalPerformance.model_construct(
+        best_times=[BestTime.model_construct(hour=h, engagement_rate=r) for h, r in best_times]))
+    expected = np.tile(np.asarray(scores, dtype=np.float64), 7)
+    active = np.zeros(HOURS_PER_DAY, dtype=bool)
+    active[list(hours)] = True
+    any_day = np.where(np.tile(active, 7), expected, NOT_A_CANDIDATE)
+    peak = np.ones(7, dtype=bool)
+    if peak_days:
+        peak[:] = False
+        peak[[WEEKDAYS.index(d) for d in peak_days]] = True
+    peak_only = np.where(np.repeat(peak, HOURS_PER_DAY), any_day, NOT_A_CANDIDATE)
+    # The original scored a time it did not choose by its hour, and 0 without audience data:
+    # it could not tell which local hour that was.
+    fixed = None if audience_given else np.zeros(HOURS_PER_WEEK)
+    for array in (expected, any_day, peak_only):
+        array.setflags(write=False)
+    return SlotScores(tiers=(peak_only, any_day), expected=expected, fixed=fixed, fallback=0.0)
+
+
+class IndustryTimesStrategy:
+    """Fixed industry best times: the platform's population curve, the same for everyone."""
+
+    name = "industry"
+
+    def scores(self, request: ScoringRequest) -> SlotScores:
+        curve = _industry_curve(request.platform, request.content_type)
+        return SlotScores(tiers=(curve,), expected=curve)
+
+
+@lru_cache(maxsize=32)
+def _industry_curve(platform: Platform, content_type: ContentType) -> np.ndarray:
+    curve = np.asarray(population_curve(platform, content_type))
+    curve.setflags(write=False)
+    return curve
+
+
+class Exploration(str, Enum):
+    THOMPSON = "thompson"  # draw each hour from its posterior, take the best draw
+    UCB = "ucb"  # take the best upper confidence bound
+    GREEDY = "greedy"  # take the best expected engagement (no exploration)
+
+
+@dataclass(frozen=True)
+class ExplorationSettings:
+    mode: Exploration = Exploration.UCB
+    # The most expected engagement one post may give up to explore: only slots whose
+    # expected engagement is within this share of the best allowed one are tried.
+    budget: float = 0.15
+    scale: float = 1.0  # widens (>1) or narrows (<1) the posterior draws / the UCB bonus
+    # Exploration grows in over an account's first readings: before any feedback it would
+    # only cost, since nothing can be learnt from a post until its engagement comes back.
+    warmup_readings: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.budget < 1:
+            raise ValueError("the exploration budget is a share of a slot's engagement, in [0, 1)")
+        if self.scale < 0:
+            raise ValueError("the exploration scale must not be negative")
+
+
+@dataclass
+class LearnedStrategy:
+    """Per account × platform × hour of the week: prior, evidence, posterior (`_estimate`)."""
+
+    learning: LearningSettings = field(default_factory=LearningSettings)
+    exploration: ExplorationSettings = field(default_factory=ExplorationSettings)
+    cache_size: int = 4096
+    name: str = "learned"
+
+    def __post_init__(self) -> None:
+        self._estimates: OrderedDict[tuple, Estimate] = OrderedDict()
+
+    def estimate_for(self, request: ScoringRequest) -> Estimate:
+        """The posterior for the request; reused while its prior and `readings_key` hold."""
+        key = _prior_key(request)
+        if request.readings and request.readings_key is None:
+            return self._posterior(key, request)
+        # decay moves with time: an estimate from readings is good for an hour
+        hour = request.now_epoch // 3600 if request.readings else 0
+        cache_key = (key, request.readings_key, hour)
+        found = self._estimates.get(cache_key)
+        if found is None:
+            found = self._estimates[cache_key] = self._posterior(key, request)
+            if len(self._estimates) > self.cache_size:
+                self._estimates.popitem(last=False)
+        else:
+            self._estimates.move_to_end(cache_key)
+        return found
+
+    def scores(self, request: ScoringRequest) -> SlotScores:
+        posterior = self.estimate_for(request)
+        expected = posterior.expected
+        exploration = self.exploration
+        mode, budget = exploration.mode, exploration.budget
+        scale = exploration.scale * min(1.0, posterior.readings / max(exploration.warmup_readings, 1))
+        if mode is Exploration.GREEDY or scale == 0:
+            return SlotScores(tiers=(expected,), expected=expected)
+        if mode is Exploration.THOMPSON:
+            draw = posterior.draw(_normal_draws(request.seed))
+            choice = posterior.mean + scale * (draw - posterior.mean)
+        else:
+            choice = posterior.mean + scale * posterior.spread
+        slack = -math.log(1.0 - budget) if budget > 0 else 0.0
+        return SlotScores(tiers=(choice,), expected=expected, mean=posterior.mean, slack=slack)
+
+    def _posterior(self, key: tuple, request: ScoringRequest) -> Estimate:
+        return estimate(_prior(key, self.learning), request.readings, request.content_type,
+                        request.platform, request.now_epoch, self.learning)
+
+
+@lru_cache(maxsize=4096)
+def _prior(key: tuple, learning: LearningSettings) -> Prior:
+    platform, content_type, audience, best_times = key
+    return prior_for(platform, content_type, audience.activity_hours, audience.peak_days, best_times, learning)
+
+
+def _prior_key(request: ScoringRequest) -> tuple:
+    audience = request.audience
+    # best times of one hour reported twice count as their mean, like the heuristic's scores
+    rates: dict[int, list[float]] = {}
+    for best in request.history.best_times:
+        rates.setdefault(best.hour, []).append(best.engagement_rate)
+    best_times = tuple(sorted((h, sum(r) / len(r)) for h, r in rates.items()))
+    return (request.platform, request.content_type, _AudienceKey.of(audience), best_times)
+
+
+@dataclass(frozen=True, slots=True)
+class _AudienceKey:
+    """The hashable part of an audience the prior depends on (AudienceData holds lists)."""
+
+    activity_hours: tuple[int, ...]
+    peak_days: tuple[str, ...]
+
+    @classmethod
+    def of(cls, audience: AudienceData) -> "_AudienceKey":
+        return cls(tuple(audience.activity_hours), tuple(audience.peak_days))
+
+
+def _normal_draws(seed: int) -> np.ndarray:
+    return np.random.Generator(np.random.PCG64(seed)).standard_normal(HOURS_PER_WEEK)
+
+
+def seed_for(*parts: object) -> int:
+    """A stable seed from stable parts (ids, times): a replayed plan draws the same."""
+    return random.Random(repr(parts)).getrandbits(64)

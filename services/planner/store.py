@@ -1,0 +1,162 @@
+"""The planner's tables: the slots it planned, and what each post earned (003_engagement.sql).
+
+Every function takes the connection of the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from contracts import ContentType, Platform
+
+from .domain import AccountKey, ChosenTime, Reading
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSlot:
+    target_id: uuid.UUID
+    post_id: uuid.UUID
+    platform: Platform
+    account_id: str
+    content_type: ContentType
+    timezone: str
+    slot_at: datetime
+    expected_engagement: float
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    message_id: uuid.UUID
+    target_id: uuid.UUID
+    platform: Platform
+    account_id: str
+    content_type: ContentType
+    hour_of_week: int
+    published_at: datetime
+    age_seconds: float
+    final: bool
+    views: int | None
+    interactions: int
+    audience_size: int | None
+    rate: float | None
+    expected_engagement: float
+    strategy: str
+    observed_at: datetime
+
+
+def _lock_id(key: AccountKey) -> int:
+    digest = hashlib.blake2b(f"planner:{key[0].value}:{key[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_accounts(conn: asyncpg.Connection, keys: Iterable[AccountKey]) -> None:
+    """Plan one account in one transaction at a time, across replicas (until commit).
+
+    Locks are taken in one order, so two batches sharing accounts cannot deadlock.
+    """
+    ids = sorted({_lock_id(k) for k in keys})
+    if ids:
+        await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", ids)
+
+
+async def planned_targets(conn: asyncpg.Connection, target_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChosenTime]:
+    rows = await conn.fetch(
+        """SELECT target_id, slot_at, expected_engagement, strategy FROM planner_slots
+           WHERE target_id = ANY($1::uuid[])""",
+        list(target_ids),
+    )
+    return {r["target_id"]: ChosenTime(r["slot_at"], r["expected_engagement"], r["strategy"]) for r in rows}
+
+
+async def calendars(
+    conn: asyncpg.Connection, keys: Iterable[AccountKey], since: datetime
+) -> dict[AccountKey, list[float]]:
+    """The slots planned for each account from `since` on (UTC epoch seconds, sorted)."""
+    keys = list(keys)
+    rows = await conn.fetch(
+        """SELECT s.platform, s.account_id, s.slot_at FROM planner_slots s
+           JOIN unnest($1::text[], $2::text[]) AS k(platform, account_id) USING (platform, account_id)
+           WHERE s.slot_at >= $3 ORDER BY s.slot_at""",
+        [k[0].value for k in keys], [k[1] for k in keys], since,
+    )
+    found: dict[AccountKey, list[float]] = {}
+    for r in rows:
+        found.setdefault((Platform(r["platform"]), r["account_id"]), []).append(r["slot_at"].timestamp())
+    return found
+
+
+async def insert_slots(conn: asyncpg.Connection, slots: Sequence[PlannedSlot]) -> None:
+    """One slot per target: a target planned before keeps its first slot."""
+    if not slots:
+        return
+    await conn.execute(
+        """INSERT INTO planner_slots (target_id, post_id, platform, account_id, content_type, timezone,
+                                      slot_at, expected_engagement, strategy)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::timestamptz[], $8::float8[], $9::text[])
+           ON CONFLICT (target_id) DO NOTHING""",
+        [s.target_id for s in slots], [s.post_id for s in slots], [s.platform.value for s in slots],
+        [s.account_id for s in slots], [s.content_type.value for s in slots], [s.timezone for s in slots],
+        [s.slot_at for s in slots], [s.expected_engagement for s in slots], [s.strategy for s in slots],
+    )
+
+
+async def slot_zones(conn: asyncpg.Connection, target_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The audience timezone each target was planned in."""
+    rows = await conn.fetch(
+        "SELECT target_id, timezone FROM planner_slots WHERE target_id = ANY($1::uuid[])", list(target_ids))
+    return {r["target_id"]: r["timezone"] for r in rows}
+
+
+async def record_observations(conn: asyncpg.Connection, rows: Sequence[ObservationRow]) -> set[AccountKey]:
+    """Store each observation once (by message id; one per target and age); returns the
+    accounts that learnt something new."""
+    if not rows:
+        return set()
+    stored = await conn.fetch(
+        """INSERT INTO engagement_observations (message_id, target_id, platform, account_id, content_type,
+                   hour_of_week, published_at, age_seconds, final, views, interactions, audience_size, rate,
+                   expected_engagement, strategy, observed_at)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[],
+                                $7::timestamptz[], $8::float8[], $9::bool[], $10::bigint[], $11::bigint[],
+                                $12::bigint[], $13::float8[], $14::float8[], $15::text[], $16::timestamptz[])
+           ON CONFLICT DO NOTHING
+           RETURNING platform, account_id""",
+        [r.message_id for r in rows], [r.target_id for r in rows], [r.platform.value for r in rows],
+        [r.account_id for r in rows], [r.content_type.value for r in rows], [r.hour_of_week for r in rows],
+        [r.published_at for r in rows], [r.age_seconds for r in rows], [r.final for r in rows],
+        [r.views for r in rows], [r.interactions for r in rows], [r.audience_size for r in rows],
+        [r.rate for r in rows], [r.expected_engagement for r in rows], [r.strategy for r in rows],
+        [r.observed_at for r in rows],
+    )
+    return {(Platform(r["platform"]), r["account_id"]) for r in stored}
+
+
+async def readings(
+    conn: asyncpg.Connection, keys: Iterable[AccountKey], since: datetime
+) -> dict[AccountKey, list[Reading]]:
+    """Each account's posts since `since` that could be normalised, at their most mature age."""
+    keys = list(keys)
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (o.target_id) o.platform, o.account_id, o.hour_of_week, o.published_at,
+                  o.rate, o.age_seconds, o.content_type, o.expected_engagement
+           FROM engagement_observations o
+           JOIN unnest($1::text[], $2::text[]) AS k(platform, account_id) USING (platform, account_id)
+           WHERE o.published_at >= $3 AND o.rate IS NOT NULL
+           ORDER BY o.target_id, o.age_seconds DESC""",
+        [k[0].value for k in keys], [k[1] for k in keys], since,
+    )
+    found: dict[AccountKey, list[Reading]] = {k: [] for k in keys}
+    for r in rows:
+        found[(Platform(r["platform"]), r["account_id"])].append(Reading(
+            how=r["hour_of_week"], epoch=r["published_at"].timestamp(), rate=r["rate"],
+            age_seconds=r["age_seconds"], content_type=ContentType(r["content_type"]),
+            expected=r["expected_engagement"] or None))
+    return found

@@ -1,0 +1,127 @@
+"""Engagement of a published post through each platform client, served by its sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+from typing import ClassVar
+
+import httpx
+import pytest
+from starlette.responses import JSONResponse
+
+import sandbox
+from contracts import ContentType, ErrorClass, MediaRef, ObservedState, Platform, PublishRequested, RemoteHandle
+from services.publishers.platforms import Accepted, PlatformError, build_client
+from test_platform_clients import AnswerWith
+
+ROOT = "http://sandbox"
+VIDEO = f"{ROOT}/media/clip.mp4?bytes=300000"
+TIMESCALE = 0.1  # the sandbox's engagement builds up within a second
+
+
+class EngagementSuite:
+    platform: ClassVar[Platform]
+    account: ClassVar[str] = "acct_1"
+    client_options: ClassVar[dict] = {}
+    has_shares: ClassVar[bool] = True
+    first_operation: ClassVar[str]  # the fault-hook name of the first engagement call
+
+    @property
+    def token(self) -> str:
+        return f"sandbox:{self.account}"
+
+    @pytest.fixture
+    def app(self):
+        return sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0.0,
+                                                          engagement_timescale_seconds=TIMESCALE))
+
+    @pytest.fixture
+    async def http(self, app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            yield client
+
+    @pytest.fixture
+    def client(self, http):
+        return build_client(self.platform, http, f"{ROOT}/{self.platform.value}", **self.client_options)
+
+    async def published(self, client) -> tuple[RemoteHandle, str | None]:
+        request = PublishRequested(
+            message_id=uuid.uuid4(), target_id=uuid.uuid4(), post_id=uuid.uuid4(), platform=self.platform,
+            account_id=self.account, attempt=1, content_type=ContentType.VIDEO, caption="Launch day",
+            media=[MediaRef(url=VIDEO)], scheduled_time=datetime.now(timezone.utc))
+        outcome = await client.publish(request, self.token)
+        assert isinstance(outcome, Accepted)
+        for _ in range(50):
+            report = await client.check_status(outcome.handle, self.token)
+            if report.state is ObservedState.PUBLISHED:
+                return outcome.handle, report.url
+            await asyncio.sleep(0.01)
+        raise AssertionError("not published")
+
+    async def test_figures_grow_with_age_and_come_with_the_audience_size(self, client, app):
+        handle, url = await self.published(client)
+        early = await client.fetch_engagement(handle, self.token, url)
+        await asyncio.sleep(3 * TIMESCALE)
+        later = await client.fetch_engagement(handle, self.token, url)
+
+        truth = app.state.sandbox.engagement
+        assert later.audience_size == truth.audience(self.platform.value, self.account)
+        assert later.audience_size and later.audience_size > 0
+        assert later.likes is not None and later.comments is not None and later.views is not None
+        assert (later.shares is not None) is self.has_shares
+        assert later.interactions >= early.interactions, "engagement only grows"
+        assert later.interactions > 0, "a post on an account with followers earns something"
+
+    async def test_reading_twice_gives_the_same_figures_for_the_same_age(self, client, app):
+        handle, url = await self.published(client)
+        await asyncio.sleep(3 * TIMESCALE)  # fully built: later reads cannot differ
+        await asyncio.sleep(TIMESCALE)
+        first = await client.fetch_engagement(handle, self.token, url)
+        second = await client.fetch_engagement(handle, self.token, url)
+        assert abs(first.interactions - second.interactions) <= max(2, first.interactions // 50)
+
+    async def test_errors_are_classified(self, client, app):
+        handle, url = await self.published(client)
+        store = getattr(app.state.sandbox, self.platform.value)
+        store.faults = AnswerWith(self.first_operation, JSONResponse({"error": "down"}, 503))
+        with pytest.raises(PlatformError) as raised:
+            await client.fetch_engagement(handle, self.token, url)
+        assert raised.value.error_class is ErrorClass.RETRYABLE
+
+    async def test_another_platforms_handle_is_refused(self, client):
+        with pytest.raises(PlatformError) as raised:
+            await client.fetch_engagement(RemoteHandle(kind="elsewhere", id="1"), self.token, None)
+        assert raised.value.error_class is ErrorClass.PERMANENT
+
+
+class TestTikTokEngagement(EngagementSuite):
+    platform = Platform.TIKTOK
+    first_operation = "tiktok.video_query"
+
+    async def test_a_post_without_public_id_has_no_figures(self, client):
+        handle, _ = await self.published(client)
+        with pytest.raises(PlatformError) as raised:
+            await client.fetch_engagement(handle, self.token, None)
+        assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "no_public_post")
+
+
+class TestInstagramEngagement(EngagementSuite):
+    platform = Platform.INSTAGRAM
+    account = "17841400000000001"
+    client_options = {"poll_interval": 0.01, "poll_timeout": 5.0}
+    first_operation = "instagram.insights"
+
+    async def test_saves_are_counted(self, client):
+        handle, url = await self.published(client)
+        await asyncio.sleep(3 * TIMESCALE)
+        figures = await client.fetch_engagement(handle, self.token, url)
+        assert figures.saves is not None
+
+
+class TestYouTubeEngagement(EngagementSuite):
+    platform = Platform.YOUTUBE
+    client_options = {"chunk_size": 256 * 1024}
+    has_shares = False  # the Data API has no share count
+    first_operation = "youtube.list"

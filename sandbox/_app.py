@@ -173,13 +173,14 @@ def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] 
     instagram = InstagramApi(state.instagram, state.published, state.settings,
                              accounts=lambda node_id: engagement.instagram_account(state.instagram, node_id))
     youtube = YouTubeApi(state.youtube, state.published, state.settings,
-                         statistics=engagement.youtube_statistics)
+                         statistics=engagement.youtube_statistics,
+                         channel_statistics=engagement.youtube_channel_statistics)
     app = Starlette(routes=[
         *OAuthApi(state.oauth, state.settings).routes(),
         Mount("/tiktok", routes=TikTokApi(state.tiktok, state.published, state.settings).routes()
               + engagement.tiktok_routes(state.tiktok)),
         Mount("/instagram", routes=engagement.instagram_routes(state.instagram) + instagram.routes()),
-        Mount("/youtube", routes=youtube.routes() + engagement.youtube_routes()),
+        Mount("/youtube", routes=youtube.routes()),
         Mount("/media", routes=_media.routes()),
         Route("/_sandbox/published", published, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),

@@ -211,26 +211,10 @@ class EngagementSimulation:
         return {"viewCount": str(counts["views"]), "likeCount": str(counts["likes"]),
                 "favoriteCount": "0", "commentCount": str(counts["comments"])}
 
-    def youtube_routes(self) -> list[Route]:
-        async def channels(request: Request) -> Response:
-            token = bearer_token(request)
-            if not token:
-                return json_response({"error": {"code": 401, "message": "Login Required.",
-                                                "errors": [{"reason": "required", "domain": "global"}]}}, 401)
-            if request.query_params.get("mine") != "true":
-                return json_response({"error": {"code": 400, "message": "The sandbox fakes mine=true only",
-                                                "errors": [{"reason": "badRequest", "domain": "global"}]}}, 400)
-            account = account_for(token)
-            item: dict[str, Any] = {"kind": "youtube#channel", "etag": secrets.token_urlsafe(12),
-                                    "id": "UC" + hashlib.sha256(account.encode()).hexdigest()[:22]}
-            if "statistics" in _fields(request.query_params.get("part", "")):
-                item["statistics"] = {"viewCount": "0", "hiddenSubscriberCount": False,
-                                      "subscriberCount": str(self.audience("youtube", account)),
-                                      "videoCount": "0"}
-            return json_response({"kind": "youtube#channelListResponse", "items": [item],
-                                  "pageInfo": {"totalResults": 1, "resultsPerPage": 1}})
-
-        return [Route("/youtube/v3/channels", channels, methods=["GET"])]
+    def youtube_channel_statistics(self, account_id: str) -> dict[str, Any]:
+        """part=statistics of channels.list mine=true: the subscribers are the audience."""
+        return {"viewCount": "0", "hiddenSubscriberCount": False,
+                "subscriberCount": str(self.audience("youtube", account_id)), "videoCount": "0"}
 
     def truth_json(self, platform: str, account_id: str) -> dict[str, Any]:
         return {"platform": platform, "accountId": account_id, **asdict(self.truth(platform, account_id)),

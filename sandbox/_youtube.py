@@ -100,9 +100,11 @@ def _channel_id(account_id: str) -> str:
 
 class YouTubeApi:
     def __init__(self, store: YouTubeStore, log: PublishedLog, settings: SandboxSettings,
-                 statistics: Callable[[Video], dict[str, str]] | None = None):
+                 statistics: Callable[[Video], dict[str, str]] | None = None,
+                 channel_statistics: Callable[[str], dict[str, Any]] | None = None):
         self.store, self.log, self.settings = store, log, settings
-        self.statistics = statistics  # part=statistics of videos.list (see _engagement.py)
+        # part=statistics of videos.list and channels.list (see _engagement.py)
+        self.statistics, self.channel_statistics = statistics, channel_statistics
 
     def routes(self) -> list[Route]:
         return [
@@ -222,11 +224,15 @@ class YouTubeApi:
             return problem
         if request.query_params.get("mine") != "true":
             return google_error(400, "missingParameter", "The sandbox lists only mine=true", "youtube.parameter")
-        channel = _channel_id(account_for(token))
-        return json_response({"kind": "youtube#channelListResponse", "items": [{
-            "kind": "youtube#channel", "id": channel,
-            "contentDetails": {"relatedPlaylists": {"uploads": "UU" + channel[2:]}},
-        }]})
+        account = account_for(token)
+        channel = _channel_id(account)
+        item: dict[str, Any] = {"kind": "youtube#channel", "id": channel,
+                                "contentDetails": {"relatedPlaylists": {"uploads": "UU" + channel[2:]}}}
+        parts = {p.strip() for p in request.query_params.get("part", "").split(",")}
+        if "statistics" in parts and self.channel_statistics is not None:
+            item["statistics"] = self.channel_statistics(account)
+        return json_response({"kind": "youtube#channelListResponse", "items": [item],
+                              "pageInfo": {"totalResults": 1, "resultsPerPage": 1}})
 
     async def list_playlist_items(self, request: Request) -> Response:
         token, problem = await self._enter("playlist_items", request)

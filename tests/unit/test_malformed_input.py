@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from contracts import (
     Topics,
 )
 from services.planner.handlers import PlannerHandlers
-from services.runtime import Record, ServiceContext, Settings
+from services.runtime import Record, ServiceContext, Settings, open_database
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "content_event.json").read_text())
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -90,28 +91,44 @@ def test_every_decoder_takes_a_message_or_gives_a_reason(raw, model):
 
 
 class SentByPlanner:
-    def __init__(self):
-        self.ctx = ServiceContext("planner", Settings())
+    """The planner's handler over a real database (its record is in Postgres), in an event loop
+    of its own that every example reuses, and what it sent."""
+
+    def __init__(self, database_url: str):
+        self.ctx = ServiceContext("planner", Settings(database_url=database_url))
         self.sent = []
 
         async def send(messages):
             self.sent.extend(messages)
 
         self.ctx.send = send
-        self.handlers = PlannerHandlers(self.ctx, clock=lambda: NOW)
+        self.loop = asyncio.new_event_loop()
+        self.pool = self.loop.run_until_complete(open_database(database_url, self.ctx.tracer_provider))
+        self.handlers = PlannerHandlers(self.ctx, self.pool, clock=lambda: NOW)
+
+    def submitted(self, record: Record) -> None:
+        self.loop.run_until_complete(self.handlers.submitted([record]))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def planner() -> SentByPlanner:
-    return SentByPlanner()
+@pytest.fixture
+def planner(database_url) -> Iterator[SentByPlanner]:
+    planner = SentByPlanner(database_url)
+    yield planner
+    planner.close()
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.mark.integration
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(raw=payloads)
 def test_the_planner_plans_or_rejects_every_event_with_a_reason(planner, raw):
     planner.sent.clear()
     record = Record(topic=Topics.CONTENT_SUBMITTED, partition=0, offset=1, key=b"k", value=raw, headers={})
-    asyncio.run(planner.handlers.submitted([record]))
+    planner.submitted(record)
     (out,) = planner.sent  # one answer per event: nothing dropped
     assert out.topic in (Topics.POST_PLANNED, Topics.CONTENT_REJECTED), \
         f"not planned nor rejected, but {out.topic}: {out.value[:300]!r}"

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 
 import sandbox
 from contracts import ContentType, ErrorClass, MediaRef, ObservedState, Platform, PublishRequested, RemoteHandle
-from services.publishers.platforms import Accepted, PlatformError, build_client
+from services.publishers.platforms import Accepted, MediaPolicy, PlatformError, build_client
 from test_platform_clients import AnswerWith
 
 ROOT = "http://sandbox"
@@ -43,8 +43,13 @@ class EngagementSuite:
             yield client
 
     @pytest.fixture
-    def client(self, http):
-        return build_client(self.platform, http, f"{ROOT}/{self.platform.value}", **self.client_options)
+    def client(self, http, tmp_path):
+        policy = MediaPolicy.sandbox().with_roots(tmp_path)
+        return build_client(self.platform, http, f"{ROOT}/{self.platform.value}",
+                            **self.media_options(http, policy), **self.client_options)
+
+    def media_options(self, http, policy) -> dict:
+        return {"media_http": http, "media_policy": policy}
 
     async def published(self, client) -> tuple[RemoteHandle, str | None]:
         request = PublishRequested(
@@ -54,7 +59,7 @@ class EngagementSuite:
         outcome = await client.publish(request, self.token)
         assert isinstance(outcome, Accepted)
         for _ in range(50):
-            report = await client.check_status(outcome.handle, self.token)
+            report = await client.check_status(outcome.handle, self.token, self.account)
             if report.state is ObservedState.PUBLISHED:
                 return outcome.handle, report.url
             await asyncio.sleep(0.01)
@@ -62,9 +67,9 @@ class EngagementSuite:
 
     async def test_figures_grow_with_age_and_come_with_the_audience_size(self, client, app):
         handle, url = await self.published(client)
-        early = await client.fetch_engagement(handle, self.token, url)
+        early = await client.fetch_engagement(handle, self.token, self.account, url)
         await asyncio.sleep(3 * TIMESCALE)
-        later = await client.fetch_engagement(handle, self.token, url)
+        later = await client.fetch_engagement(handle, self.token, self.account, url)
 
         truth = app.state.sandbox.engagement
         assert later.audience_size == truth.audience(self.platform.value, self.account)
@@ -78,8 +83,8 @@ class EngagementSuite:
         handle, url = await self.published(client)
         await asyncio.sleep(3 * TIMESCALE)  # fully built: later reads cannot differ
         await asyncio.sleep(TIMESCALE)
-        first = await client.fetch_engagement(handle, self.token, url)
-        second = await client.fetch_engagement(handle, self.token, url)
+        first = await client.fetch_engagement(handle, self.token, self.account, url)
+        second = await client.fetch_engagement(handle, self.token, self.account, url)
         assert abs(first.interactions - second.interactions) <= max(2, first.interactions // 50)
 
     async def test_errors_are_classified(self, client, app):
@@ -87,12 +92,12 @@ class EngagementSuite:
         store = getattr(app.state.sandbox, self.platform.value)
         store.faults = AnswerWith(self.first_operation, JSONResponse({"error": "down"}, 503))
         with pytest.raises(PlatformError) as raised:
-            await client.fetch_engagement(handle, self.token, url)
+            await client.fetch_engagement(handle, self.token, self.account, url)
         assert raised.value.error_class is ErrorClass.RETRYABLE
 
     async def test_another_platforms_handle_is_refused(self, client):
         with pytest.raises(PlatformError) as raised:
-            await client.fetch_engagement(RemoteHandle(kind="elsewhere", id="1"), self.token, None)
+            await client.fetch_engagement(RemoteHandle(kind="elsewhere", id="1"), self.token, self.account, None)
         assert raised.value.error_class is ErrorClass.PERMANENT
 
 
@@ -103,7 +108,7 @@ class TestTikTokEngagement(EngagementSuite):
     async def test_a_post_without_public_id_has_no_figures(self, client):
         handle, _ = await self.published(client)
         with pytest.raises(PlatformError) as raised:
-            await client.fetch_engagement(handle, self.token, None)
+            await client.fetch_engagement(handle, self.token, self.account, None)
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "no_public_post")
 
 
@@ -113,10 +118,13 @@ class TestInstagramEngagement(EngagementSuite):
     client_options = {"poll_interval": 0.01, "poll_timeout": 5.0}
     first_operation = "instagram.insights"
 
+    def media_options(self, http, policy) -> dict:
+        return {"media_policy": policy}  # Instagram fetches the media itself
+
     async def test_saves_are_counted(self, client):
         handle, url = await self.published(client)
         await asyncio.sleep(3 * TIMESCALE)
-        figures = await client.fetch_engagement(handle, self.token, url)
+        figures = await client.fetch_engagement(handle, self.token, self.account, url)
         assert figures.saves is not None
 
 

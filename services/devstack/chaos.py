@@ -37,8 +37,11 @@ from .topics import create_missing_topics, delete_topics
 # Services a crash may hit: each keeps its state in Postgres or is stateless.
 KILLABLE = ("planner", "queue", "publisher-tiktok", "publisher-instagram", "publisher-youtube", "poller",
             "notifier")
-# Topics whose loss the record in Postgres repairs (leases and status checks are asked again).
+# Topics whose loss the record in Postgres repairs (planned posts are sent again until the queue
+# has them; leases and status checks are asked again). content.submitted is the upstream's log:
+# what is lost there before the planner read it, only the upstream can send again.
 LOSABLE_TOPICS = (
+    Topics.POST_PLANNED,
     *(Topics.publish_requested(p) for p in Platform),
     *(Topics.status_requested(p) for p in Platform),
     Topics.PUBLISH_RESULT,
@@ -53,6 +56,8 @@ CHAOS_ENV = {
     "AUTOPOST_STATUS_LEASE_SECONDS": "10",
     "AUTOPOST_STATUS_FIRST_CHECK_SECONDS": "0.5",
     "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS": "2",
+    "AUTOPOST_PLANNER_RESEND_AFTER_SECONDS": "5",
+    "AUTOPOST_PLANNER_RECOVERY_INTERVAL_SECONDS": "1",
     "AUTOPOST_RETRY_MAX_ATTEMPTS": "20",
     "AUTOPOST_RETRY_BUDGET_SECONDS": "7200",
     # one account per post, but YouTube's daily uploads are per project: the run is not about quotas

@@ -1,5 +1,6 @@
 """The planner: turns each content event into one slot per target, and learns from what
-posts earned. Its record (planned slots, engagement) is in Postgres."""
+posts earned. Its record (planned slots, engagement, posts the queue has yet to store) is in
+Postgres."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contracts import Topics
 from services.runtime import Service, database_ready, open_database, subscribe_batches
 
 from .handlers import PlannerHandlers
+from .recovery import PlannedRecovery
 
 
 class PlannerService(Service):
@@ -21,6 +23,7 @@ class PlannerService(Service):
         self.clock = clock
         self.pool = None
         self.handlers: PlannerHandlers | None = None
+        self.recovery: PlannedRecovery | None = None
 
     def register(self, broker: KafkaBroker) -> None:
         kafka = self.ctx.settings.kafka
@@ -36,6 +39,14 @@ class PlannerService(Service):
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
         self.handlers = PlannerHandlers(self.ctx, self.pool, self.clock)
+        self.recovery = PlannedRecovery(self.pool, self.ctx.send, self.ctx.settings.planner,
+                                        self.ctx.topic(Topics.DEAD_LETTER), self.clock)
+
+    async def started(self) -> None:
+        await self.recovery.start()
+
+    async def stopping(self) -> None:
+        await self.recovery.stop()
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -43,3 +54,9 @@ class PlannerService(Service):
 
     def readiness_checks(self):
         return {"database": database_ready(lambda: self.pool)}
+
+    def liveness_checks(self):
+        async def planned_recovery() -> bool:
+            return self.recovery is not None and self.recovery.alive
+
+        return {"planned_recovery": planned_recovery}

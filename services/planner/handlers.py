@@ -9,6 +9,7 @@ readings are refreshed where stale, every event is planned, and the new slots ar
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -85,6 +86,11 @@ class PlannerHandlers:
                 outgoing.append(message)
                 slots.extend(new)
             await store.insert_slots(conn, slots)
+            # kept until the queue has the post: a broker that loses it does not lose the post
+            planned_topic = self.ctx.topic(Topics.POST_PLANNED)
+            await store.remember_sent(conn, [
+                (uuid.UUID(m.key), m.topic, m.value, m.headers) for m in outgoing if m.topic == planned_topic
+            ], resend_at=now + timedelta(seconds=self.ctx.settings.planner.resend_after_seconds))
         await self.ctx.send(outgoing)
 
     def _plan_one(

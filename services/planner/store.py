@@ -160,3 +160,59 @@ async def readings(
             age_seconds=r["age_seconds"], content_type=ContentType(r["content_type"]),
             expected=r["expected_engagement"] or None))
     return found
+
+
+# -- post.planned until the queue has the post (005_planned_recovery.sql) -----------------------
+
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    post_id: uuid.UUID
+    topic: str
+    payload: bytes
+    headers: dict[str, str]
+    resends: int
+
+
+async def remember_sent(
+    conn: asyncpg.Connection, sent: Sequence[tuple[uuid.UUID, str, bytes, dict[str, str]]], resend_at: datetime
+) -> None:
+    """Keep each post.planned sent (post id, topic, payload, headers) until the queue has its
+    post; a post planned again keeps its first record."""
+    if not sent:
+        return
+    await conn.execute(
+        """INSERT INTO planner_unconfirmed (post_id, topic, payload, headers, resend_at)
+           SELECT p, t, v, h, $5 FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[]) AS u(p, t, v, h)
+           ON CONFLICT (post_id) DO NOTHING""",
+        [s[0] for s in sent], [s[1] for s in sent], [s[2] for s in sent], [s[3] for s in sent], resend_at,
+    )
+
+
+async def forget_queued(conn: asyncpg.Connection) -> int:
+    """Drop the posts the queue has stored: from then on the queue's record re-drives them."""
+    # the one read of the queue's tables: does `posts` hold this id (its primary key)
+    result = await conn.execute(
+        "DELETE FROM planner_unconfirmed u USING posts p WHERE p.post_id = u.post_id")
+    return int(result.split()[-1])
+
+
+async def take_unconfirmed(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Unconfirmed]:
+    """Unconfirmed posts whose time to be sent again has come, locked for this transaction."""
+    rows = await conn.fetch(
+        """SELECT post_id, topic, payload, headers, resends FROM planner_unconfirmed
+           WHERE resend_at <= $1 ORDER BY resend_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit,
+    )
+    return [Unconfirmed(r["post_id"], r["topic"], bytes(r["payload"]), r["headers"], r["resends"]) for r in rows]
+
+
+async def mark_resent(conn: asyncpg.Connection, resent: Sequence[tuple[uuid.UUID, datetime]]) -> None:
+    await conn.execute(
+        """UPDATE planner_unconfirmed u SET resends = u.resends + 1, resend_at = r.at
+           FROM unnest($1::uuid[], $2::timestamptz[]) AS r(post_id, at) WHERE u.post_id = r.post_id""",
+        [r[0] for r in resent], [r[1] for r in resent],
+    )
+
+
+async def forget(conn: asyncpg.Connection, post_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute("DELETE FROM planner_unconfirmed WHERE post_id = ANY($1::uuid[])", list(post_ids))

@@ -79,23 +79,25 @@ async def publish_all(broker: "KafkaBroker", messages: Sequence[Outgoing]) -> No
 
 
 def dead_letter_for(
-    record: Record, *, reason: str, message: str, consumer: str, topic: str | None = None
+    record: "Record | Outgoing", *, reason: str, message: str, consumer: str, topic: str | None = None
 ) -> Outgoing:
+    """The dead letter of a consumed record, or of a message that was never consumed (the
+    planner's post that the queue never stored): whole, to replay to its topic."""
+    key = record.key.encode() if isinstance(record.key, str) else record.key
     letter = DeadLetter(
         reason=reason,
         message=message[:2000],
         consumer=consumer,
         source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        key_base64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        source_partition=getattr(record, "partition", None),
+        source_offset=getattr(record, "offset", None),
+        key_base64=base64.b64encode(key).decode() if key is not None else None,
         payload_base64=base64.b64encode(record.value).decode(),
         headers=record.headers,
         failed_at=datetime.now(timezone.utc),
     )
-    key = record.key.decode("utf-8", "replace") if record.key is not None else ""
     DEAD_LETTERS.labels(consumer, reason).inc()
-    return Outgoing.of(topic or Topics.DEAD_LETTER, key, letter)
+    return Outgoing.of(topic or Topics.DEAD_LETTER, key.decode("utf-8", "replace") if key is not None else "", letter)
 
 
 def group_by_key(records: Iterable[Record]) -> dict[bytes | None, list[Record]]:

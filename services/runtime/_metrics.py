@@ -49,6 +49,10 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic, by consumer and reason",
     ["consumer", "reason"],
 )
+PLANNED_RESENT = Counter(
+    "autopost_planned_resent",
+    "post.planned messages sent again because the queue had not stored their post in time",
+)
 CONTENT_REJECTED = Counter(
     "autopost_content_rejected",
     "Content events the planner rejected, by reason",

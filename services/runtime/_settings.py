@@ -259,6 +259,11 @@ class PlannerSettings:
     readings_days: float = 182.0  # how far back readings are read
     min_spacing_seconds: float | None = None  # None: each platform's default (2 h)
     daily_caps: tuple[tuple[str, int], ...] = ()  # per platform, over the defaults
+    # a post.planned whose post the queue has not stored after this long is sent again (then
+    # after twice as long, ...); after resend_max sends it is dead-lettered
+    resend_after_seconds: float = 120.0
+    resend_max: int = 8
+    recovery_interval_seconds: float = 15.0
 
     @classmethod
     def from_env(cls) -> "PlannerSettings":
@@ -269,6 +274,10 @@ class PlannerSettings:
             exploration=os.environ.get("AUTOPOST_PLANNER_EXPLORATION", cls.exploration),
             exploration_budget=_env_float("AUTOPOST_PLANNER_EXPLORATION_BUDGET", cls.exploration_budget),
             refresh_seconds=_env_float("AUTOPOST_PLANNER_REFRESH_SECONDS", cls.refresh_seconds),
+            resend_after_seconds=_env_float("AUTOPOST_PLANNER_RESEND_AFTER_SECONDS", cls.resend_after_seconds),
+            resend_max=_env_int("AUTOPOST_PLANNER_RESEND_MAX", cls.resend_max),
+            recovery_interval_seconds=_env_float("AUTOPOST_PLANNER_RECOVERY_INTERVAL_SECONDS",
+                                                 cls.recovery_interval_seconds),
             min_spacing_seconds=float(spacing) if spacing else None,
             daily_caps=tuple((name.strip(), int(cap)) for name, _, cap in
                              (part.partition("=") for part in caps.split(",") if part.strip())),

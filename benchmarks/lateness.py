@@ -59,7 +59,9 @@ async def collect(bootstrap: str, expected: int, deadline: float, late: dict[str
 async def run(targets: int, spread: float, timeout: float) -> dict:
     posts = -(-targets // len(PLATFORMS))
     targets = posts * len(PLATFORMS)
-    options = StackOptions(services=("planner", "queue"), log_level="ERROR")
+    # no publisher answers here, so nothing leaves `publishing`: no cap on requests out
+    options = StackOptions(services=("planner", "queue"), log_level="ERROR",
+                           env={"AUTOPOST_DISPATCH_MAX_IN_FLIGHT": "0"})
     async with DevStack(options, output=open("/dev/null", "w")) as stack:
         conn = await asyncpg.connect(stack.database_url)
         far = datetime.now(timezone.utc) + timedelta(days=1)

@@ -1,7 +1,7 @@
 """End-to-end throughput and dispatch lateness through every service, as child processes.
 
     python benchmarks/pipeline.py --posts 5000 [--platforms tiktok,instagram,youtube] [--mode asap|at]
-                                  [--no-ceiling] [--profile DIR]
+                                  [--no-ceiling] [--profile DIR] [--log FILE]
 
 Each post goes to one account per platform (its own, so per-account rate caps do not throttle the
 run), through the real broker (Tansu), Postgres, the planner, the queue, the publishers and the
@@ -94,7 +94,7 @@ async def messages_carried(bootstrap: str) -> dict[str, int]:
 
 
 async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceiling: bool = True,
-              profile: Path | None = None) -> dict:
+              profile: Path | None = None, log: Path | None = None) -> dict:
     targets = posts * len(platforms)
     # one account per post, but YouTube's daily quota is per project: the ledger's and the
     # sandbox's caps are raised or off, so the run measures throughput, not 100 uploads a day
@@ -103,7 +103,7 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
                                 "AUTOPOST_STATUS_MAX_INTERVAL_SECONDS": "1",
                                 "AUTOPOST_YOUTUBE_DAILY_UPLOADS": str(10 * targets),
                                 "AUTOPOST_YOUTUBE_DAILY_UNITS": str(1000 * targets)})
-    async with DevStack(options, output=open("/dev/null", "w")) as stack:
+    async with DevStack(options, output=open(log or "/dev/null", "w")) as stack:
         conn = await asyncpg.connect(stack.database_url)
         media = f"{stack.sandbox_url}/media/bench.mp4?bytes=4096"
         connect_started = time.monotonic()
@@ -138,6 +138,10 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
         hot = profiles.stop() if profiles else None
         carried = await messages_carried(stack.bootstrap)
         final = await counts(conn)
+        # retries cost a whole publish each: why targets went round again
+        retried = [{"outcome": r["outcome"], "code": r["error_code"], "n": r["n"]} for r in await conn.fetch(
+            "SELECT outcome, error_code, count(*) AS n FROM attempts WHERE outcome <> 'posted'"
+            " GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10")]
         scheduled = {r["account_id"]: r["scheduled_time"] for r in await conn.fetch(
             "SELECT account_id, scheduled_time FROM targets")}
         await conn.close()
@@ -171,6 +175,7 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
             "max": round(max(lateness), 3),
             "mean": round(statistics.fmean(lateness), 3),
         } if lateness else None,
+        "attempts_not_posted": retried,
         "kafka_messages": {"total": messages, "per_post": round(messages / posts, 1), "by_topic": carried},
         "kafka_messages_per_second_end_to_end": round(e2e_messages_per_second),
         "raw_kafka_ceiling": raw,
@@ -191,9 +196,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--no-ceiling", action="store_true", help="skip the raw Kafka ceiling phase")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy every process into DIR")
+    parser.add_argument("--log", type=Path, default=None, metavar="FILE", help="the services' output (errors)")
     args = parser.parse_args()
     result = asyncio.run(run(args.posts, args.platforms.split(","), args.mode, args.timeout,
-                             ceiling=not args.no_ceiling, profile=args.profile))
+                             ceiling=not args.no_ceiling, profile=args.profile, log=args.log))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 

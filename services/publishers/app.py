@@ -65,8 +65,10 @@ def endpoint_limits(settings: Settings, platform: Platform) -> EndpointLimits:
 
 
 def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncClient,
-                    media_http: httpx.AsyncClient | None = None) -> PlatformClient:
-    """The client for `platform`, configured from settings, with its per-account caps."""
+                    media_http: httpx.AsyncClient | None = None, *, preflighted: bool = False) -> PlatformClient:
+    """The client for `platform`, configured from settings, with its per-account caps.
+    `preflighted`: a Preflight reads Instagram's publishing limit just before each publish, so
+    the client does not read it a second time."""
     platforms = settings.platforms
     options: dict = {"limits": endpoint_limits(settings, platform)}
     if platform is not Platform.INSTAGRAM:  # Instagram downloads media itself
@@ -75,7 +77,8 @@ def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncCli
         options.update(pull_prefixes=platforms.tiktok_pull_prefixes, unaudited=platforms.tiktok_unaudited)
     elif platform is Platform.INSTAGRAM:
         options.update(media_policy=media_policy(settings),
-                       poll_timeout=platforms.instagram_poll_timeout_seconds)
+                       poll_timeout=platforms.instagram_poll_timeout_seconds,
+                       read_publishing_limit=not preflighted)
     else:
         options.update(privacy_status=platforms.youtube_privacy,
                        schedule_lead=platforms.youtube_schedule_lead_seconds)
@@ -148,7 +151,7 @@ class PublisherService(CredentialedService):
         await super().setup()
         settings = self.ctx.settings
         self.media_http = media_http_client(self.ctx)
-        client = platform_client(settings, self.platform, self.http, self.media_http)
+        client = platform_client(settings, self.platform, self.http, self.media_http, preflighted=True)
         instagram_limit = (InstagramPublishingLimit(self.http, client.api)  # type: ignore[attr-defined]
                            if self.platform is Platform.INSTAGRAM else None)
         preflight = Preflight(self.tokens, self.ledger, quota_rules(settings.quotas),

@@ -70,7 +70,8 @@ class Dispatcher(Background):
 
     async def _sleep_until_next_due(self) -> None:
         async with self.ops.pool.acquire() as conn:
-            next_due: datetime | None = await repo.next_due_at(conn)
+            # a held-back platform's targets wait for results to come in, which wake us (NOTIFY)
+            next_due: datetime | None = await repo.next_due_at(conn, self.ops.held_back)
         timeout = self.ops.settings.max_idle_wait_seconds
         if next_due is not None:
             timeout = min(timeout, max(0.0, (next_due - self.ops.clock()).total_seconds()))

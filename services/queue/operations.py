@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import asyncpg
 from opentelemetry import trace
 
-from contracts import PostPlanned, PublishResult, StatusCheck, StatusObserved
+from contracts import Platform, PostPlanned, PublishResult, StatusCheck, StatusObserved
 from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
@@ -27,6 +27,7 @@ from .domain import (
     StatusCadence,
     TargetState,
     TargetStatus,
+    WAITING_TO_PUBLISH,
     cancel,
     on_due,
     on_engagement_due,
@@ -93,6 +94,8 @@ class QueueOperations:
             settings.engagement_ages_seconds, self.cadence.lease_seconds, settings.status_max_interval_seconds)
         self.clock = clock
         self.rng = rng or random.Random()
+        self.platforms = [p.value for p in Platform]
+        self.held_back: list[str] = []  # platforms at max_in_flight in the last round
 
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()
@@ -111,14 +114,21 @@ class QueueOperations:
 
     @metrics.timed("dispatch")
     async def get_next_batch(self, limit: int) -> int:
-        """Claim due targets, move each on, and queue what that sends; returns how many."""
+        """Claim due targets, move each on, and queue what that sends; returns how many were
+        claimed. A platform with `max_in_flight` requests out gets no new ones (`held_back`)."""
         now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim_due(conn, now, limit)
+            room = await self._room_to_publish(conn)
+            self.held_back = [platform for platform, n in room.items() if n <= 0]
+            claimed = await repo.claim_due(conn, now, limit, self.held_back)
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
             for due in claimed:
+                if due.state.status in WAITING_TO_PUBLISH and due.platform in room:
+                    if room[due.platform] <= 0:
+                        continue  # left as it is, for a later round
+                    room[due.platform] -= 1
                 change = self._on_due(due, now)
                 if change is None:
                     continue
@@ -139,6 +149,14 @@ class QueueOperations:
             (by_id[c.state.target_id].platform, by_id[c.state.target_id].state.status, c.state.status)
             for _, c in changes))
         return len(claimed)
+
+    async def _room_to_publish(self, conn: asyncpg.Connection) -> dict[str, int]:
+        """New publish requests each platform may take now; empty when there is no limit."""
+        cap = self.settings.max_in_flight
+        if cap <= 0:
+            return {}
+        out = await repo.publishing_counts(conn)
+        return {platform: cap - out.get(platform, 0) for platform in self.platforms}
 
     def _on_due(self, due: repo.DueTarget, now: datetime) -> Change | None:
         if due.state.status is TargetStatus.POSTED:  # its timer is the next engagement collection

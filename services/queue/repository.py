@@ -14,7 +14,7 @@ import orjson
 from contracts import PostPlanned
 from services.runtime import Outgoing
 
-from .domain import Change, TargetState, TargetStatus
+from .domain import WAITING_TO_PUBLISH, Change, TargetState, TargetStatus
 
 NOTIFY_CHANNEL = "autopost_targets_due"
 
@@ -120,17 +120,23 @@ async def insert_planned(
     return len(targets)
 
 
-async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueTarget]:
-    """Lock up to `limit` targets that are due; other dispatchers skip them."""
+async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
+                    held_back: Sequence[str] = ()) -> list[DueTarget]:
+    """Lock up to `limit` targets that are due; other dispatchers skip them. Targets of the
+    `held_back` platforms that wait to be published are left out (their status checks and
+    expired leases are not)."""
     rows = await conn.fetch(
         f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags, p.content
             FROM targets t JOIN posts p ON p.post_id = t.post_id
             WHERE t.due_at IS NOT NULL AND t.due_at <= $1
+              AND NOT (t.platform = ANY($3::text[]) AND t.status = ANY($4::text[]))
             ORDER BY t.due_at
             LIMIT $2
             FOR UPDATE OF t SKIP LOCKED""",
         now,
         limit,
+        list(held_back),
+        [s.value for s in WAITING_TO_PUBLISH],
     )
     return [
         DueTarget(
@@ -147,6 +153,12 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
         )
         for r in rows
     ]
+
+
+async def publishing_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Targets whose publish request is out, per platform."""
+    rows = await conn.fetch("SELECT platform, count(*) AS n FROM targets WHERE status = 'publishing' GROUP BY 1")
+    return {r["platform"]: r["n"] for r in rows}
 
 
 async def lock_targets(conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LockedTarget]:
@@ -297,8 +309,14 @@ async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
 
 
-async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
-    return await conn.fetchval("SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL")
+async def next_due_at(conn: asyncpg.Connection, held_back: Sequence[str] = ()) -> datetime | None:
+    """The next due time, not counting targets of `held_back` platforms waiting to be published."""
+    if not held_back:
+        return await conn.fetchval("SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL")
+    return await conn.fetchval(
+        """SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL
+             AND NOT (platform = ANY($1::text[]) AND status = ANY($2::text[]))""",
+        list(held_back), [s.value for s in WAITING_TO_PUBLISH])
 
 
 async def notify_due(conn: asyncpg.Connection) -> None:

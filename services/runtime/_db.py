@@ -29,9 +29,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool: no service sets session
+    variables, opens cursors, LISTENs or takes session advisory locks on a pooled connection
+    (the dispatcher LISTENs on a connection of its own; quota locks end with their transaction).
+    asyncpg still rolls back a transaction left open. Its default reset is one more round trip
+    per `acquire`: a tenth of a publisher's CPU."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30,
+        reset=_no_session_state,
     )
 
 

@@ -5,8 +5,8 @@ Metrics live in prometheus_client's default registry, so a process running sever
 `job`/`pod` labels tell them apart. Gauges that several replicas compute from the same source
 (queue length from Postgres, consumer lag from Kafka) are read with `max by (...)`.
 
-FastStream's Kafka middleware adds `faststream_*` metrics for every message received and
-published (see `_broker.build_broker`).
+FastStream's Kafka middleware adds `faststream_*` metrics for every message received (see
+`_broker.build_broker`); messages sent go around it and are counted in `autopost_messages_sent`.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ CONSUMER_LAG = Gauge(
 CONSUMER_RECORDS = Counter(
     "autopost_consumer_records", "Records handled by a consumer group", ["group", "topic"]
 )
+MESSAGES_SENT = Counter("autopost_messages_sent", "Messages sent to Kafka and confirmed", ["topic"])
 CONSUMER_BATCHES = Counter(
     "autopost_consumer_batches", "Batches handled by a consumer group: outcome ok | error", ["group", "outcome"]
 )

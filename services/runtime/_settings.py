@@ -62,6 +62,10 @@ class KafkaSettings:
 class QueueSettings:
     dispatch_batch: int = 500
     lease_seconds: float = 600.0
+    # publish requests out at once per platform (targets publishing); 0: no limit. Keep it under
+    # what the publishers finish within a lease: a request that waits longer in their backlog
+    # is dispatched again when its lease runs out, and done twice
+    max_in_flight: int = 500
     status_first_check_seconds: float = 1.0
     status_max_interval_seconds: float = 60.0
     status_lease_seconds: float = 120.0  # a status check not answered by then is asked again
@@ -84,6 +88,7 @@ class QueueSettings:
                                                 cls.engagement_ages_seconds),
             dispatch_batch=_env_int("AUTOPOST_DISPATCH_BATCH", cls.dispatch_batch),
             lease_seconds=_env_float("AUTOPOST_LEASE_SECONDS", cls.lease_seconds),
+            max_in_flight=_env_int("AUTOPOST_DISPATCH_MAX_IN_FLIGHT", cls.max_in_flight),
             status_first_check_seconds=_env_float(
                 "AUTOPOST_STATUS_FIRST_CHECK_SECONDS", cls.status_first_check_seconds),
             status_max_interval_seconds=_env_float(

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -120,3 +121,26 @@ async def test_inbox_forgets_message_ids_only_after_their_retention(database_url
             assert await conn.fetchval("SELECT count(*) FROM inbox") == 15
     finally:
         await pool.close()
+
+
+async def test_a_platform_gets_no_more_than_max_in_flight_requests_out_at_once(
+    kafka_bootstrap, topic_prefix, database_url
+):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    settings = replace(settings, queue=replace(settings.queue, max_in_flight=2))
+    messages = [planned_post(f"cap-{i}", platforms=[Platform.TIKTOK]) for i in range(3)]
+    async with Pipeline(settings, ["queue"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [m.to_bytes() for m in messages])
+        out = await wait_for(lambda: rows_with(database_url, "publishing", 2), 15, "two dispatched")
+        await asyncio.sleep(1.0)
+        assert sorted(r["status"] for r in await target_rows(database_url)) == ["pending", "publishing", "publishing"]
+        # one result comes back: the third goes out
+        done = PublishResult(
+            message_id=uuid.uuid4(), target_id=out[0]["target_id"], attempt=1, outcome=PublishOutcome.PUBLISHED,
+            remote_handle=RemoteHandle(kind="tiktok.publish_id", id="p-cap"), url="https://tiktok.test/cap",
+            occurred_at=datetime.now(timezone.utc),
+        )
+        await produce(kafka_bootstrap, topic_prefix + Topics.PUBLISH_RESULT, [done.to_bytes()],
+                      key=str(done.target_id).encode())
+        await wait_for(lambda: rows_with(database_url, "posted", 1), 15, "posted")
+        await wait_for(lambda: rows_with(database_url, "publishing", 2), 5, "the waiting target dispatched")

@@ -30,8 +30,8 @@ def build_client(platform: Platform | str, http: httpx.AsyncClient, base_url: st
     For the sandbox pass `<sandbox root>/<platform>`, e.g. `http://localhost:8080/tiktok`.
     Options go to the client. All: `limits`, `retry`; those that read media themselves also
     `media_http`, `media_policy`. TikTok `chunk_size`, `pull_prefixes`, `unaudited`; Instagram
-    `api_version`, `poll_interval`, `poll_max_interval`, `poll_timeout`; YouTube `chunk_size`,
-    `privacy_status`, `category_id`, `schedule_lead`, `interruptions`, `clock`.
+    `api_version`, `poll_interval`, `poll_max_interval`, `poll_timeout`, `read_publishing_limit`;
+    YouTube `chunk_size`, `privacy_status`, `category_id`, `schedule_lead`, `interruptions`, `clock`.
     """
     platform = Platform(platform)
     return _CLIENTS[platform](http, base_url or DEFAULT_BASE_URLS[platform], **options)

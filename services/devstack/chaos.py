@@ -101,10 +101,12 @@ async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> d
                            sandbox_args=("--no-daily-quotas",))
     log = ChaosLog()
     async with DevStack(options, output=open("/dev/null", "w")) as stack:
-        started = time.monotonic()
+        # accounts first (a few minutes for 10,000 posts): the run's clock starts at the submit
+        accounts = chaos_events(plan, stack.sandbox_url, datetime.now(timezone.utc))
+        await stack.connect_accounts([(t["platform"], t["accountId"]) for e in accounts for t in e["targets"]])
         await set_sandbox_faults(stack.sandbox_url, plan.sandbox_faults)
+        started = time.monotonic()
         events = chaos_events(plan, stack.sandbox_url, datetime.now(timezone.utc))
-        await stack.connect_accounts([(t["platform"], t["accountId"]) for e in events for t in e["targets"]])
         await submit(stack.bootstrap, events)
         log.note(started, f"submitted {len(events)} posts x {len(plan.platforms)} platforms", output)
         await _inflict(stack, plan, rng, log, started, output)

@@ -5,6 +5,7 @@ written in the same transaction."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from .domain import (
     Change,
     Emit,
     EngagementCadence,
+    InFlightLimit,
     Refused,
     RetryPolicy,
     StatusCadence,
@@ -95,7 +97,9 @@ class QueueOperations:
         self.clock = clock
         self.rng = rng or random.Random()
         self.platforms = [p.value for p in Platform]
-        self.held_back: list[str] = []  # platforms at max_in_flight in the last round
+        self.held_back: list[str] = []  # platforms at their in-flight limit in the last round
+        # learnt from the results this replica applies
+        self.in_flight = {p: InFlightLimit(settings.max_in_flight, settings.lease_seconds) for p in self.platforms}
 
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()
@@ -152,11 +156,15 @@ class QueueOperations:
 
     async def _room_to_publish(self, conn: asyncpg.Connection) -> dict[str, int]:
         """New publish requests each platform may take now; empty when there is no limit."""
-        cap = self.settings.max_in_flight
-        if cap <= 0:
+        if self.settings.max_in_flight <= 0:
             return {}
         out = await repo.publishing_counts(conn)
-        return {platform: cap - out.get(platform, 0) for platform in self.platforms}
+        room = {}
+        for platform in self.platforms:
+            limit = self.in_flight[platform].limit
+            metrics.DISPATCH_IN_FLIGHT_LIMIT.labels(platform).set(limit)
+            room[platform] = limit - out.get(platform, 0)
+        return room
 
     def _on_due(self, due: repo.DueTarget, now: datetime) -> Change | None:
         if due.state.status is TargetStatus.POSTED:  # its timer is the next engagement collection
@@ -219,6 +227,11 @@ class QueueOperations:
                 await repo.notify_due(conn)
         stats.record_transitions(stats.moves(
             (locked[tid].platform, locked[tid].state.status, s.status) for tid, s in states.items()))
+        answered = Counter(locked[tid].platform for tid, s in states.items()
+                           if locked[tid].state.status is TargetStatus.PUBLISHING and s.status is not TargetStatus.PUBLISHING)
+        for platform, count in answered.items():
+            if platform in self.in_flight:
+                self.in_flight[platform].completed(now.timestamp(), count)
         return len(changed)
 
     def _decide(self, state, event, now, policy: RetryPolicy) -> Change | None:

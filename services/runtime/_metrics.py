@@ -98,6 +98,11 @@ DISPATCH_LATENESS = Histogram(
     ["platform"],
     buckets=LATENESS_BUCKETS,
 )
+DISPATCH_IN_FLIGHT_LIMIT = Gauge(
+    "autopost_dispatch_in_flight_limit",
+    "Publish requests a platform may have out at once, from its publishers' completion rate and the lease",
+    ["platform"],
+)
 PUBLISH_LATENESS = Histogram(
     "autopost_publish_lateness_seconds",
     "When the platform answered a first publish attempt, minus the target's scheduled time",

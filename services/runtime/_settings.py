@@ -62,9 +62,9 @@ class KafkaSettings:
 class QueueSettings:
     dispatch_batch: int = 500
     lease_seconds: float = 600.0
-    # publish requests out at once per platform (targets publishing); 0: no limit. Keep it under
-    # what the publishers finish within a lease: a request that waits longer in their backlog
-    # is dispatched again when its lease runs out, and done twice
+    # the most publish requests out at once per platform (targets publishing); 0: no limit.
+    # Below it, each platform gets what its publishers finish in a quarter of a lease (measured):
+    # a request that waits longer than its lease in their backlog is dispatched again
     max_in_flight: int = 500
     status_first_check_seconds: float = 1.0
     status_max_interval_seconds: float = 60.0

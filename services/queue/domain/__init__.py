@@ -1,6 +1,7 @@
 """The queue's pure rules: target states, transitions, retry and status-check timing, and what
 operators may do."""
 
+from ._in_flight import InFlightLimit
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
 from ._operator import Refused, cancel, reschedule, retry
 from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, StatusCadence, retry_policies
@@ -22,6 +23,7 @@ __all__ = [
     "Change",
     "Emit",
     "EngagementCadence",
+    "InFlightLimit",
     "Refused",
     "RetryPolicy",
     "StatusCadence",

@@ -31,10 +31,12 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=4.0)
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log", default=None, metavar="FILE", help="the services' output (errors)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
     args = parser.parse_args()
     plan = ChaosPlan(posts=args.posts, chaos_seconds=args.chaos_seconds or 40 + args.posts / 100,
-                     kill_every_seconds=args.kill_every, drain_timeout_seconds=args.drain_timeout, seed=args.seed)
+                     kill_every_seconds=args.kill_every, drain_timeout_seconds=args.drain_timeout, seed=args.seed,
+                     services_log=args.log)
     result = asyncio.run(run_chaos(plan, output=sys.stderr))
     if args.json:
         result = {k: v for k, v in result.items() if k != "events"}

@@ -80,6 +80,7 @@ class ChaosPlan:
     processing_seconds: float = 0.2
     seed: int = 7
     env: dict[str, str] = field(default_factory=dict)
+    services_log: str | None = None  # where the services' output goes (default: nowhere)
 
 
 @dataclass
@@ -100,7 +101,7 @@ async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> d
                            log_level="ERROR", env={**CHAOS_ENV, **plan.env},
                            sandbox_args=("--no-daily-quotas",))
     log = ChaosLog()
-    async with DevStack(options, output=open("/dev/null", "w")) as stack:
+    async with DevStack(options, output=open(plan.services_log or "/dev/null", "w")) as stack:
         # accounts first (a few minutes for 10,000 posts): the run's clock starts at the submit
         accounts = chaos_events(plan, stack.sandbox_url, datetime.now(timezone.utc))
         await stack.connect_accounts([(t["platform"], t["accountId"]) for e in accounts for t in e["targets"]])

@@ -8,6 +8,8 @@ import asyncpg
 import orjson
 from opentelemetry.sdk.trace import TracerProvider
 
+from ._startup import STARTUP_WAIT_SECONDS, when_reachable
+
 _instrumented = False
 
 
@@ -44,19 +46,25 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     )
 
 
-async def open_database(dsn: str, provider: TracerProvider, *, max_size: int = 10) -> asyncpg.Pool:
-    """The pool a service uses, with the schema brought up to date first (safe on every start)."""
+async def open_database(dsn: str, provider: TracerProvider, *, max_size: int = 10,
+                        wait_seconds: float = STARTUP_WAIT_SECONDS) -> asyncpg.Pool:
+    """The pool a service uses, with the schema brought up to date first (safe on every start);
+    a database that is away at start is waited for, up to `wait_seconds`."""
     from ._migrate import apply_migrations
 
     instrument_asyncpg(provider)
-    pool = await create_pool(dsn, max_size=max_size)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-    except BaseException:
-        await pool.close()
-        raise
-    return pool
+
+    async def attempt() -> asyncpg.Pool:
+        pool = await create_pool(dsn, max_size=max_size)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
+
+    return await when_reachable("database", attempt, wait_seconds)
 
 
 def database_ready(pool_of: Callable[[], asyncpg.Pool | None]) -> Callable[[], Awaitable[bool]]:

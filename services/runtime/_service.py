@@ -21,6 +21,7 @@ from ._health import AsgiServer, LivenessCheck, ReadinessCheck, health_app
 from ._lag import LagMonitor
 from ._messaging import Outgoing, Record, dead_letter_for, publish_all
 from ._settings import Settings
+from ._startup import when_reachable
 from ._telemetry import build_tracer_provider
 from ._topics import ensure_topics
 
@@ -122,7 +123,7 @@ class ServiceHost:
         return (not self._running) or all(running.values()), running
 
     async def start(self) -> None:
-        await ensure_topics(self.ctx.settings.kafka)
+        await when_reachable("broker", lambda: ensure_topics(self.ctx.settings.kafka))
         self.service.register(self.ctx.broker)
         await self.service.setup()
         await self.ctx.broker.start()

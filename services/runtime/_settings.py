@@ -257,7 +257,9 @@ class PlatformSettings:
 class PlannerSettings:
     strategy: str = "learned"  # learned | heuristic (the original generateOptimalSchedule)
     exploration: str = "ucb"  # ucb | thompson | greedy
-    exploration_budget: float = 0.15  # most expected engagement one post may give up to explore
+    # most expected engagement one post of a new account may give up to explore (it fades
+    # as the account's readings accumulate: ExplorationSettings.decay_readings)
+    exploration_budget: float = 0.5
     # how long an account's readings are reused before they are read again from Postgres
     # (engagement consumed by this replica refreshes them at once)
     refresh_seconds: float = 60.0

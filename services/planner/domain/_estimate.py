@@ -2,28 +2,35 @@
 
 The model, in log space (engagement is multiplicative: a good hour is good by a factor):
 
-    log rate(day, hour) = prior(day, hour) + level + day effect(day)
-                          + profile(kind of day, hour) + interaction(day, hour) + noise
+    log rate(day, hour, type) = prior(day, hour) + level + day effect(day)
+                                + profile(kind of day, hour) + interaction(day, hour)
+                                + content type(type) + noise
 
 - prior: the population curve of the platform and content type, raised on the audience's
-  active hours and peak days;
+  active hours and peak days, moved by the history's best times;
 - level: how much more or less this account engages than the prior says;
 - day effect: how much better one weekday is than the others;
 - profile: the account's own shape of a working day and of a weekend day, smoothed over
   neighbouring hours, each kind borrowing a little from the other;
 - interaction: what one hour of one day says beyond that, shrunk hard;
+- content type: how much better or worse one of its content types engages than the
+  population's ratio between types says (a type posted more at some hours must not make
+  those hours look better);
 - noise: post-to-post variation, its variance learnt too.
 
-Each part is shrunk to 0 by its own pseudo-readings (`*_strength`): where data is thin the
-prior speaks, where it is dense the data does. Because a reading on a Tuesday evening informs
-the evening of every working day, a few dozen posts are enough to find an account's hours.
+Each part is shrunk to 0 by its own prior variance: where data is thin the prior speaks, where
+it is dense the data does. Because a reading on a Tuesday evening informs the evening of every
+working day, a few dozen posts are enough to find an account's hours.
 
-Historical best times count as pseudo-readings at their hour on every day. Readings lose weight
-with age (`half_life_days`), so a shifting audience is followed. A reading taken early (1 h) is
-projected to the reference age along the population's accumulation curve and weighs less.
-Rates are per audience member, so a growing audience does not make later hours look better.
-The parts are fitted by backfitting (a few Gauss-Seidel sweeps over per-hour sums), so the cost
-does not grow with the number of readings.
+Historical best times count as pseudo-readings at their hour on every day, in the prior's mean:
+they place the account's hours and its level, but leave the level as uncertain as for anyone
+(they may be old, or another account's of the brand): its own readings correct the level
+quickly, for all hours at once, instead of bending the profile at the hours it posted at.
+Readings lose weight with age (`half_life_days`), so a shifting audience is followed. A reading
+taken early (1 h) is projected to the reference age along the population's accumulation curve
+and weighs less. Rates are per audience member, so a growing audience does not make later
+hours look better. Readings are pooled per hour of the week and content type before the
+Gaussian process update, so the cost grows with the hours posted at, not with the readings.
 """
 
 from __future__ import annotations
@@ -55,8 +62,11 @@ class LearningSettings:
     profile_hours: float = 1.5  # ... smooth over this many hours
     other_kind_share: float = 0.5  # how alike the working-day and weekend shapes are
     interaction_sd: float = 0.1  # one hour of one day on its own
-    noise_sd: float = 0.4  # prior post-to-post spread (log scale); learnt from repeats
-    noise_strength: float = 8.0  # pseudo-readings behind that prior spread
+    # how far the account's level for one content type may be from what the population's
+    # ratio between types says (accounts' content types engage differently, each their own way)
+    content_type_sd: float = 0.25
+    noise_sd: float = 0.25  # prior post-to-post spread (log scale); learnt from repeats
+    noise_strength: float = 4.0  # pseudo-readings behind that prior spread
     half_life_days: float = 28.0  # readings lose weight with age: audiences drift
     # best times and audience data, folded into the prior's mean
     best_time_weight: float = 0.35  # pseudo-readings per reported best time, per weekday
@@ -162,7 +172,6 @@ class Prior:
     """What is believed of an account before its own readings."""
 
     mean: np.ndarray  # log rate per hour of the week
-    level_sd: float  # how far the account's level may be from it (best times narrow it)
 
 
 def prior_for(
@@ -185,7 +194,6 @@ def prior_for(
     hours = np.array([bonus if h in active else bonus / 2 if (h - 1) % 24 in active or (h + 1) % 24 in active
                       else 0.0 for h in range(HOURS_PER_DAY)])
     peaks = {WEEKDAYS.index(day) for day in peak_days}
-    level_sd = settings.level_sd
     if best_times:
         weights, logs, total = _best_time_evidence(best_times, active, settings)
         daily = _population_daily(platform, content_type, settings.population_weight)
@@ -194,12 +202,10 @@ def prior_for(
         smooth = _smoothing(settings.profile_hours)
         hours += level + np.dot(weights * (gap - level), smooth) / (
             settings.best_time_strength + np.dot(weights, smooth))
-        # they tell the account's level too: it is less uncertain than the population's
-        level_sd = (1.0 / settings.level_sd ** 2 + 7 * total / settings.noise_sd ** 2) ** -0.5
     mean = _population_shape(platform, content_type, settings.population_weight) + hours[_HOUR_OF]
     if peaks:
         mean += settings.peak_day_bonus * _PEAK_DAYS[frozenset(peaks)]
-    return Prior(mean, level_sd)
+    return Prior(mean)
 
 
 def _best_time_evidence(
@@ -236,6 +242,9 @@ def _population_daily(platform: Platform, content_type: ContentType, weight: flo
 
 
 _HOUR_OF = np.arange(HOURS_PER_WEEK) % HOURS_PER_DAY
+_TYPE_INDEX = {t: i for i, t in enumerate(ContentType)}
+_TYPES = len(_TYPE_INDEX)
+_BINS = HOURS_PER_WEEK * _TYPES  # (hour of week, content type)
 
 
 class _PeakDays(dict):
@@ -265,25 +274,32 @@ def estimate(
     hour next to well-known ones is known a little, not as well as they are.
     """
     mean = prior.mean
-    shift = prior.level_sd ** 2 - settings.level_sd ** 2  # of every covariance
     noise_var = settings.noise_sd ** 2
+    type_var = settings.content_type_sd ** 2  # the target type's own level is uncertain too
     if not readings:
-        variance = _prior_variance(settings) + shift
-        covariance = lambda: prior_covariance(settings) + shift  # noqa: E731
+        variance = _prior_variance(settings) + type_var
+        covariance = lambda: prior_covariance(settings) + type_var  # noqa: E731
     else:
-        base = prior_covariance(settings) + shift
-        hows, logs, ws = _evidence(readings, content_type, platform, now_epoch, settings)
-        weights = np.bincount(hows, ws, HOURS_PER_WEEK)
-        sums = np.bincount(hows, ws * logs, HOURS_PER_WEEK)
-        noise_var = _noise_variance(hows, logs, ws, weights, sums, settings)
+        base = prior_covariance(settings)
+        hows, logs, ws, types = _evidence(readings, content_type, platform, now_epoch, settings)
+        # readings are pooled per hour and content type: a type's own level is shared by its
+        # posts, so a type posted more at one hour must not make that hour look better
+        bins = hows * _TYPES + types
+        weights = np.bincount(bins, ws, _BINS)
+        sums = np.bincount(bins, ws * logs, _BINS)
+        noise_var = _noise_variance(bins, logs, ws, weights, sums, settings)
         seen = np.flatnonzero(weights > 0)
         averages = sums[seen] / weights[seen]
+        seen_hows, seen_types = seen // _TYPES, seen % _TYPES
+        same_type = seen_types[:, None] == seen_types[None, :]
         # a bin's average of readings of weight w has variance noise / sum(w)
-        system = base[np.ix_(seen, seen)] + np.diag(noise_var / weights[seen])
-        cross = base[seen]  # (seen, 168)
-        solved = np.linalg.solve(system, np.column_stack([averages - mean[seen], cross]))
+        system = base[np.ix_(seen_hows, seen_hows)] + type_var * same_type + np.diag(noise_var / weights[seen])
+        cross = base[seen_hows]  # (seen, 168)
+        if type_var:
+            cross = cross + type_var * (seen_types == _TYPE_INDEX[content_type])[:, None]
+        solved = np.linalg.solve(system, np.column_stack([averages - mean[seen_hows], cross]))
         mean = mean + cross.T @ solved[:, 0]
-        posterior = base - cross.T @ solved[:, 1:]
+        posterior = base + type_var - cross.T @ solved[:, 1:]
         variance = np.diag(posterior).copy()
         covariance = lambda: posterior  # noqa: E731
     variance = np.maximum(variance, 0.0)
@@ -317,14 +333,14 @@ def _calibration(readings: Sequence[Reading], now_epoch: float, settings: Learni
 
 
 def _noise_variance(
-    hows: np.ndarray, logs: np.ndarray, ws: np.ndarray, weights: np.ndarray, sums: np.ndarray,
+    bins: np.ndarray, logs: np.ndarray, ws: np.ndarray, weights: np.ndarray, sums: np.ndarray,
     settings: LearningSettings,
 ) -> float:
-    """Post-to-post variance from readings that share an hour (free of any model's fit)."""
-    squares = np.bincount(hows, ws * logs * logs, HOURS_PER_WEEK)
+    """Post-to-post variance from readings that share a bin (free of any model's fit)."""
+    squares = np.bincount(bins, ws * logs * logs, _BINS)
     seen = weights > 0
     scatter = float((squares[seen] - sums[seen] ** 2 / weights[seen]).sum())
-    counts = np.bincount(hows, minlength=HOURS_PER_WEEK)
+    counts = np.bincount(bins, minlength=_BINS)
     repeats = float((counts[seen] - 1).sum())
     mean_weight = float(ws.mean())
     # the scatter is in weighted units: divide by the mean weight to compare with counts
@@ -335,21 +351,23 @@ def _noise_variance(
 def _evidence(
     readings: Sequence[Reading], content_type: ContentType, platform: Platform,
     now_epoch: float, settings: LearningSettings,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hour of week, projected log rate, weight) per reading."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hour of week, projected log rate, weight, content type index) per reading."""
     reference = accumulated(settings.reference_age_seconds, settings)
     target_level = level_of(platform, content_type)
     count = len(readings)
     hows = np.empty(count, dtype=np.intp)
     logs = np.empty(count)
     ws = np.empty(count)
+    types = np.empty(count, dtype=np.intp)
     half_life = settings.half_life_days * _SECONDS_PER_DAY
     for i, reading in enumerate(readings):
         reached = max(accumulated(reading.age_seconds, settings), 1e-6)
         # another content type of the same account: scale by the population's ratio
         scale = reference / reached * target_level / level_of(platform, reading.content_type)
         hows[i] = reading.how
+        types[i] = _TYPE_INDEX[reading.content_type]
         logs[i] = math.log(max(reading.rate, _RATE_FLOOR) * scale)
         since = max(now_epoch - reading.epoch, 0.0)
         ws[i] = min(reached / reference, 1.0) * 0.5 ** (since / half_life)
-    return hows, logs, ws
+    return hows, logs, ws, types

@@ -115,15 +115,21 @@ class Exploration(str, Enum):
 @dataclass(frozen=True)
 class ExplorationSettings:
     mode: Exploration = Exploration.UCB
-    # The most expected engagement one post may give up to explore: only slots whose
-    # expected engagement is within this share of the best allowed one are tried.
-    budget: float = 0.15
-    scale: float = 1.0  # widens (>1) or narrows (<1) the posterior draws / the UCB bonus
+    # The most expected engagement one post of a new account may give up to explore: only
+    # slots whose expected engagement is within this share of the best allowed one are tried.
+    budget: float = 0.5
+    scale: float = 2.0  # widens (>1) or narrows (<1) the posterior draws / the UCB bonus
     # Exploration grows in over an account's first readings: before any feedback it would
     # only cost, since nothing can be learnt from a post until its engagement comes back.
     warmup_readings: int = 5
+    # ... and fades as they accumulate (budget and scale × 1 / (1 + readings / this)): early,
+    # finding a peak the prior missed pays back over every later post; once the account's
+    # hours are known, a post given up to explore is mostly cost. 0: it never fades.
+    decay_readings: float = 15.0
 
     def __post_init__(self) -> None:
+        if self.decay_readings < 0:
+            raise ValueError("decay_readings must not be negative")
         if not 0 <= self.budget < 1:
             raise ValueError("the exploration budget is a share of a slot's engagement, in [0, 1)")
         if self.scale < 0:
@@ -165,6 +171,9 @@ class LearnedStrategy:
         exploration = self.exploration
         mode, budget = exploration.mode, exploration.budget
         scale = exploration.scale * min(1.0, posterior.readings / max(exploration.warmup_readings, 1))
+        if exploration.decay_readings:
+            fading = 1.0 / (1.0 + posterior.readings / exploration.decay_readings)
+            scale, budget = scale * fading, budget * fading
         if mode is Exploration.GREEDY or scale == 0:
             return SlotScores(tiers=(expected,), expected=expected)
         if mode is Exploration.THOMPSON:

@@ -34,6 +34,7 @@ from services.planner.domain import (
     generate_optimal_schedule,
     hour_of_week,
     learned_schedule,
+    level_of,
     reading_from,
     schedule_with,
 )
@@ -125,13 +126,47 @@ def readings_at(how: int, rate: float, count: int, age: float = 86_400.0, days_a
 
 def test_readings_move_the_estimate_and_thin_data_is_shrunk_toward_the_prior():
     strategy = LearnedStrategy()
-    tuesday_23 = hour_of_week(1, 23)
-    before = strategy.estimate_for(request()).expected[tuesday_23]
-    one = strategy.estimate_for(request(readings_at(tuesday_23, 0.2, 1))).expected[tuesday_23]
-    many = strategy.estimate_for(request(readings_at(tuesday_23, 0.2, 40))).expected[tuesday_23]
-    assert before < one < many
-    assert one < 0.15, "one post is not enough to believe it"
-    assert many == pytest.approx(0.2, rel=0.15), "forty are"
+    tuesday_23, tuesday_12 = hour_of_week(1, 23), hour_of_week(1, 12)
+    before, one, many = (strategy.estimate_for(request(readings_at(tuesday_23, 0.2, n) if n else ())).expected
+                         for n in (0, 1, 40))
+    assert before[tuesday_23] < one[tuesday_23] < many[tuesday_23]
+    assert many[tuesday_23] == pytest.approx(0.2, rel=0.15), "forty are believed"
+    # one post mostly tells the account's level; what it says of its hour against the others
+    # takes more posts to believe
+    assert one[tuesday_23] / one[tuesday_12] < many[tuesday_23] / many[tuesday_12]
+
+
+def test_the_history_places_the_level_without_pinning_it():
+    """Best times may be old or another account's of the brand: readings three times their
+    level lift the hours the account did not post at too, not only the one it posted at."""
+    strategy = LearnedStrategy()
+    evening, noon, saturday = hour_of_week(1, 19), hour_of_week(1, 12), hour_of_week(5, 12)
+    prior = strategy.estimate_for(request()).expected
+    learnt = strategy.estimate_for(request(readings_at(evening, 3 * prior[evening], 10))).expected
+    lift = np.log(learnt / prior)
+    assert lift[evening] == pytest.approx(math.log(3), rel=0.1)
+    assert lift[noon] > lift[evening] / 2 and lift[saturday] > lift[evening] / 2
+
+
+def test_a_content_type_posted_at_some_hours_does_not_make_them_look_better():
+    """Images do as well at noon as at 20:00; videos, posted at 20:00 only, do twice as well
+    as the population's ratio between the two says: that is the videos, not the hour."""
+    def posts(how: int, rate: float, content_type: ContentType, count: int) -> list[Reading]:
+        return [Reading(how=how, epoch=NOW.timestamp() - 3 * 86_400, rate=rate, age_seconds=86_400,
+                        content_type=content_type)] * count
+    noon, evening = hour_of_week(1, 12), hour_of_week(1, 20)
+    ratio = level_of(Platform.TIKTOK, ContentType.VIDEO) / level_of(Platform.TIKTOK, ContentType.IMAGE)
+    readings = (posts(noon, 0.03, ContentType.IMAGE, 6) + posts(evening, 0.03, ContentType.IMAGE, 6)
+                + posts(evening, 0.03 * ratio * 2, ContentType.VIDEO, 12))
+    image = replace(request(readings, history=HistoricalPerformance()), content_type=ContentType.IMAGE)
+    video = replace(image, content_type=ContentType.VIDEO)
+
+    typed = LearnedStrategy()
+    assert typed.estimate_for(image).expected[evening] == pytest.approx(
+        typed.estimate_for(image).expected[noon], rel=0.05)
+    assert typed.estimate_for(video).expected[evening] == pytest.approx(0.03 * ratio * 2, rel=0.15)
+    pooled = LearnedStrategy(LearningSettings(content_type_sd=0.0))  # types as the population says
+    assert pooled.estimate_for(image).expected[evening] > 1.3 * pooled.estimate_for(image).expected[noon]
 
 
 def test_what_is_learnt_of_one_weekday_carries_to_the_others_and_less_to_weekends():
@@ -245,7 +280,7 @@ def test_without_exploration_it_can_stay_with_the_first_guess():
 
 
 def test_the_exploration_budget_bounds_what_one_post_may_give_up():
-    scores = LearnedStrategy(exploration=ExplorationSettings(budget=0.2)).scores(
+    scores = LearnedStrategy(exploration=ExplorationSettings(budget=0.2, decay_readings=0)).scores(
         request(readings_at(hour_of_week(1, 19), 0.07, 8)))
     assert scores.slack == pytest.approx(-math.log(0.8))
     assert LearnedStrategy(exploration=ExplorationSettings(budget=0.0)).scores(request()).slack in (0.0, math.inf)
@@ -257,6 +292,23 @@ def test_exploration_waits_for_the_first_readings():
     """Before any feedback an exploring post would only cost: nothing can be learnt from it yet."""
     fresh = LearnedStrategy().scores(request())
     assert fresh.slack == math.inf and (fresh.tiers[0] == fresh.expected).all()
+
+
+def test_exploration_fades_as_the_readings_accumulate():
+    """Early, finding a missed peak pays back over every later post; later it is mostly cost."""
+    def exploring(strategy: LearnedStrategy, count: int) -> tuple[float, float]:
+        scores = strategy.scores(request(readings_at(hour_of_week(1, 19), 0.07, count)))
+        return scores.slack, float(np.max(scores.tiers[0] - scores.mean))  # budget, largest bonus
+
+    fading = LearnedStrategy(exploration=ExplorationSettings(budget=0.4, decay_readings=10))
+    (early_slack, early_bonus), (late_slack, late_bonus) = exploring(fading, 10), exploring(fading, 90)
+    assert early_slack == pytest.approx(-math.log(1 - 0.4 / 2))
+    assert late_slack == pytest.approx(-math.log(1 - 0.4 / 10))
+    assert late_bonus < early_bonus / 3, "the posterior is tighter too, and the bonus scaled down"
+    steady = LearnedStrategy(exploration=ExplorationSettings(budget=0.4, decay_readings=0))
+    assert exploring(steady, 90)[0] == exploring(steady, 10)[0] == pytest.approx(-math.log(0.6))
+    with pytest.raises(ValueError):
+        ExplorationSettings(decay_readings=-1)
 
 
 def test_posterior_draws_are_the_same_for_the_same_seed():

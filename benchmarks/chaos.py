@@ -5,7 +5,7 @@
 Loopback only, bounded in time. Submits N posts for three platforms with sandbox faults on,
 SIGKILLs a random service every few seconds and starts it again, pauses the broker once, loses
 a topic once (deleted and recreated), cuts Postgres once; then waits for the drain and checks
-against the sandboxes' own records. Prints {"posts", "targets", "lost", "duplicates",
+against the sandboxes' own records. Prints {"posts", "targets", "lost", "duplicates", "needs_review",
 "stuck", "drain_seconds", ...}; exits 1 unless lost, duplicates and stuck are all 0.
 """
 

@@ -129,6 +129,9 @@ class StatusRequested(Message):
     remote_handle: RemoteHandle
     url: str | None = None
     age_seconds: float | None = Field(default=None, gt=0)
+    # the queue asks again at this time (the check's lease): a request read only later is
+    # stale, its successor is on the way, and the poller skips it
+    expires_at: AwareDatetime | None = None
 
     @staticmethod
     def topic_for(platform: Platform) -> str:

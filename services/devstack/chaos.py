@@ -9,8 +9,11 @@ record of what they published.
 - all along, the sandboxes fail about one request in five, transiently.
 
 Then the faults stop and the run waits for the drain: every target posted (or failed for
-good). `lost` counts targets no platform published, `duplicates` the extra publications,
-`stuck` the targets still not finished when the drain timed out.
+good). `lost` counts targets no platform published and nobody was told of, `duplicates` the
+extra publications, `stuck` the targets still not finished when the drain timed out. A TikTok
+init whose answer was lost cannot be looked up (platforms.md 1.9): its target fails as
+`needs_review`, with an alert, rather than risk a second post. Those are counted apart
+(`needs_review`, and how many of them the platform does not have), not as lost.
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ async def run_chaos(plan: ChaosPlan, *, output: TextIO | None = sys.stderr) -> d
         statuses = await _drain(stack.database_url, expected, plan.drain_timeout_seconds)
         drain_seconds = time.monotonic() - faults_ended
         unfinished = await _why_not_posted(stack.database_url)
+        review = await _needing_review(stack.database_url)
         published = await _published(stack.sandbox_url)
-    return {**_outcome(plan, events, statuses, published, drain_seconds, log), "not_posted": unfinished}
+    return {**_outcome(plan, events, statuses, published, review, drain_seconds, log), "not_posted": unfinished}
 
 
 def chaos_events(plan: ChaosPlan, sandbox_url: str, start: datetime) -> list[dict[str, Any]]:
@@ -250,6 +254,18 @@ async def _why_not_posted(database_url: str) -> dict[str, int]:
     return {r["why"]: r["n"] for r in rows}
 
 
+async def _needing_review(database_url: str) -> set[tuple[str, str]]:
+    """Targets failed for a person to check, as (platform, account id)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT platform, account_id FROM targets
+               WHERE status = 'failed' AND last_error->>'code' = 'needs_review'""")
+    finally:
+        await conn.close()
+    return {(r["platform"], r["account_id"]) for r in rows}
+
+
 async def _published(sandbox_url: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=60) as http:
         response = await http.get(f"{sandbox_url}/_sandbox/published")
@@ -257,15 +273,17 @@ async def _published(sandbox_url: str) -> list[dict[str, Any]]:
     return response.json()
 
 
-def _outcome(plan: ChaosPlan, events, statuses: Counter[str], published, drain_seconds: float,
-             log: ChaosLog) -> dict[str, Any]:
+def _outcome(plan: ChaosPlan, events, statuses: Counter[str], published, review: set[tuple[str, str]],
+             drain_seconds: float, log: ChaosLog) -> dict[str, Any]:
     expected = {(t["platform"], t["accountId"]) for e in events for t in e["targets"]}
     times = Counter((p["platform"], p["accountId"]) for p in published)
     stored = sum(statuses.values())
     return {
         "posts": len(events),
         "targets": len(expected),
-        "lost": sum(1 for key in expected if times[key] == 0),
+        "lost": sum(1 for key in expected if times[key] == 0 and key not in review),
+        "needs_review": len(review & expected),
+        "needs_review_not_on_platform": sum(1 for key in review & expected if times[key] == 0),
         "duplicates": sum(n - 1 for key, n in times.items() if key in expected and n > 1),
         "stuck": (len(expected) - stored) + sum(n for s, n in statuses.items() if s not in FINISHED),
         "failed": statuses["failed"],

@@ -47,14 +47,19 @@ class PollHandlers:
 
     async def requested(self, records: list[Record]) -> None:
         outgoing = await map_by_key(records, self._check_one, self.ctx.settings.publisher_concurrency)
-        await self.ctx.send(outgoing)
+        await self.ctx.send([o for o in outgoing if o is not None])
 
     @metrics.timed("check")
-    async def _check_one(self, record: Record) -> Outgoing:
+    async def _check_one(self, record: Record) -> Outgoing | None:
         try:
             request = StatusRequested.from_bytes(record.value)
         except ContractError as error:
             return self.ctx.dead_letter(record, error)
+        if request.expires_at is not None and request.expires_at <= datetime.now(timezone.utc):
+            # read after its lease: the queue has asked again, and answering this one too would
+            # only add to a backlog that is already longer than a lease
+            metrics.STATUS_REQUESTS_EXPIRED.labels(request.platform.value).inc()
+            return None
         if request.check is StatusCheck.ENGAGEMENT:
             return await self._collect_engagement(record, request)
         with self.ctx.tracer.start_as_current_span(

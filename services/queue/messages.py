@@ -51,6 +51,7 @@ def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, st
         account_id=due.account_id,
         attempt=state.attempt,
         remote_handle=handle,
+        expires_at=state.due_at,
     )
     return Topics.status_requested(platform), due.account_id, message
 
@@ -70,6 +71,7 @@ def engagement_request_for(due: DueTarget, state: TargetState, age_seconds: floa
         remote_handle=RemoteHandle.model_validate(state.remote_handle),
         url=state.url,
         age_seconds=age_seconds,
+        expires_at=state.due_at,
     )
     return Topics.status_requested(platform), due.account_id, message
 

@@ -49,6 +49,11 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic, by consumer and reason",
     ["consumer", "reason"],
 )
+STATUS_REQUESTS_EXPIRED = Counter(
+    "autopost_status_requests_expired",
+    "Status requests the poller skipped because they were read after their lease (asked again since)",
+    ["platform"],
+)
 PLANNED_RESENT = Counter(
     "autopost_planned_resent",
     "post.planned messages sent again because the queue had not stored their post in time",

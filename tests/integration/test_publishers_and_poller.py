@@ -2,7 +2,7 @@
 
 import uuid
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -52,16 +52,22 @@ async def test_each_publisher_publishes_and_the_poller_follows_to_the_url(
         assert all(r.outcome is PublishOutcome.ACCEPTED and r.remote_handle for r in results)
 
         by_target = {m.target_id: m for m in requests.values()}
+        now = datetime.now(timezone.utc)
+        fresh_ids = set()
         for result in results:
             asked = by_target[result.target_id]
-            status = StatusRequested(message_id=uuid.uuid4(), target_id=result.target_id,
-                                     platform=asked.platform, account_id=asked.account_id, attempt=1,
-                                     remote_handle=result.remote_handle)
+            # one read after its lease (the queue has asked again since), and the one after it
+            stale, fresh = (StatusRequested(message_id=uuid.uuid4(), target_id=result.target_id,
+                                            platform=asked.platform, account_id=asked.account_id, attempt=1,
+                                            remote_handle=result.remote_handle, expires_at=now + lease)
+                            for lease in (timedelta(seconds=-1), timedelta(minutes=2)))
+            fresh_ids.add(uuid.uuid5(fresh.message_id, "observed"))
             await produce(kafka_bootstrap, topic_prefix + Topics.status_requested(asked.platform),
-                          [status.to_bytes()], key=asked.account_id.encode())
+                          [stale.to_bytes(), fresh.to_bytes()], key=asked.account_id.encode())
         observed = [StatusObserved.from_bytes(r.value)
-                    for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.STATUS_OBSERVED, 3)]
+                    for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.STATUS_OBSERVED, 6, timeout=8)]
         letters = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 3)
 
+    assert {o.message_id for o in observed} == fresh_ids and len(observed) == 3, "stale requests are skipped"
     assert all(o.state is ObservedState.PUBLISHED and o.url for o in observed)
     assert len(letters) == 3, "each publisher dead-lettered its malformed request and went on"

@@ -17,7 +17,9 @@ from .domain import AccountKey, AccountReadings, Reading
 
 
 class ReadingsCache:
-    def __init__(self, refresh_seconds: float, *, max_accounts: int = 100_000,
+    # the accounts planned most recently: an entry is a few hundred bytes even when empty, and
+    # one missing costs only a place in its batch's one query
+    def __init__(self, refresh_seconds: float, *, max_accounts: int = 20_000,
                  clock: Callable[[], float] = time.monotonic):
         self.refresh_seconds = refresh_seconds
         self.max_accounts = max_accounts

@@ -3,13 +3,12 @@ to reach them; keeps every dead letter for an operator to look at and replay."""
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 from faststream.kafka import KafkaBroker
 
 from contracts import Topics
-from services.runtime import Service, database_ready, open_database, subscribe_batches
+from services.runtime import Service, close_database, database_ready, open_database, subscribe_batches
 
 from .delivery import DeliveryLoop
 from .handlers import NotifierHandlers
@@ -50,8 +49,7 @@ class NotifierService(Service):
     async def close(self) -> None:
         if self.http is not None:
             await self.http.aclose()
-        if self.pool is not None:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+        await close_database(self.pool)
 
     def readiness_checks(self):
         return {"database": database_ready(lambda: self.pool)}

@@ -4,12 +4,11 @@ Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 
 from faststream.kafka import KafkaBroker
 
 from contracts import Topics
-from services.runtime import Service, database_ready, open_database, subscribe_batches
+from services.runtime import Service, close_database, database_ready, open_database, subscribe_batches, task_alive
 
 from .handlers import PlannerHandlers
 from .recovery import PlannedRecovery
@@ -49,14 +48,10 @@ class PlannerService(Service):
         await self.recovery.stop()
 
     async def close(self) -> None:
-        if self.pool is not None:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+        await close_database(self.pool)
 
     def readiness_checks(self):
         return {"database": database_ready(lambda: self.pool)}
 
     def liveness_checks(self):
-        async def planned_recovery() -> bool:
-            return self.recovery is not None and self.recovery.alive
-
-        return {"planned_recovery": planned_recovery}
+        return {"planned_recovery": task_alive(lambda: self.recovery)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +18,7 @@ from services.runtime import (
     Service,
     ServiceContext,
     Settings,
+    close_database,
     database_ready,
     open_database,
     subscribe_batches,
@@ -122,8 +122,7 @@ class CredentialedService(Service):
         for http in (self.http, self.media_http, self.oauth_http):
             if http is not None:
                 await http.aclose()
-        if self.pool is not None:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+        await close_database(self.pool)
 
     def readiness_checks(self):
         return {"database": database_ready(lambda: self.pool)}

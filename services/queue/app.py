@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.runtime import Service, database_ready, open_database, subscribe_batches
+from services.runtime import Service, close_database, database_ready, open_database, subscribe_batches, task_alive
 
 from .dispatcher import Dispatcher
 from .handlers import QueueHandlers
@@ -65,18 +64,11 @@ class QueueService(Service):
         await self.relay.stop()
 
     async def close(self) -> None:
-        if self.pool is not None:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+        await close_database(self.pool)
 
     def readiness_checks(self):
         return {"database": database_ready(lambda: self.pool)}
 
     def liveness_checks(self):
-        async def dispatcher() -> bool:
-            return self.dispatcher is not None and self.dispatcher.alive
-
-        async def outbox_relay() -> bool:
-            return self.relay is not None and self.relay.alive
-
-        return {"dispatcher": dispatcher, "outbox_relay": outbox_relay}
+        return {"dispatcher": task_alive(lambda: self.dispatcher), "outbox_relay": task_alive(lambda: self.relay)}
 

@@ -1,9 +1,9 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
 from . import _metrics as metrics
-from ._background import Background
+from ._background import Background, task_alive
 from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
-from ._db import create_pool, database_ready, instrument_asyncpg, open_database
+from ._db import close_database, create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
 from ._health import AsgiServer, health_app, run_checks
 from ._lag import LagMonitor, LagProbe, measure_lag
@@ -64,6 +64,7 @@ __all__ = [
     "create_pool",
     "current_carrier",
     "current_trace_id",
+    "close_database",
     "database_ready",
     "dead_letter_for",
     "ensure_topics",
@@ -75,6 +76,7 @@ __all__ = [
     "map_by_key",
     "measure_lag",
     "metrics",
+    "task_alive",
     "migration_files",
     "open_database",
     "publish_all",

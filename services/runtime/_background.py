@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 
@@ -28,3 +29,13 @@ class Background:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+def task_alive(task_of: Callable[[], Background | None]) -> Callable[[], Awaitable[bool]]:
+    """A /livez check for a service's background task (`task_of`: it exists once set up)."""
+
+    async def alive() -> bool:
+        task = task_of()
+        return task is not None and task.alive
+
+    return alive

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -65,6 +66,12 @@ async def open_database(dsn: str, provider: TracerProvider, *, max_size: int = 1
         return pool
 
     return await when_reachable("database", attempt, wait_seconds)
+
+
+async def close_database(pool: asyncpg.Pool | None, timeout: float = 10.0) -> None:
+    """Close a service's pool, if it was opened; a close that hangs is cut short."""
+    if pool is not None:
+        await asyncio.wait_for(pool.close(), timeout=timeout)
 
 
 def database_ready(pool_of: Callable[[], asyncpg.Pool | None]) -> Callable[[], Awaitable[bool]]:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import psutil
@@ -81,51 +82,81 @@ async def kafka_ceiling(bootstrap: str, messages: int, size: int, partitions: in
     }
 
 
-def tree(pid: int) -> list[psutil.Process]:
+def tree(pid: int, apart: Collection[int] = ()) -> list[psutil.Process]:
+    """The process and its descendants, but not those in `apart` (measured on their own) nor
+    theirs: the fork server's children are the services."""
     try:
         root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
+        found, queue = [root], collections.deque([root])
+        while queue:
+            for child in queue.popleft().children():
+                if child.pid not in apart:
+                    found.append(child)
+                    queue.append(child)
+        return found
     except psutil.NoSuchProcess:
         return []
 
 
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for proc in tree(pid):
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+def cpu_seconds(pid: int, apart: Collection[int] = ()) -> float:
+    return sum(_own_cpu(proc) for proc in tree(pid, apart))
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, apart: Collection[int] = ()) -> float:
+    """Resident memory, shared pages included: what one service would hold on its own."""
+    return _memory_mb(pid, apart, "rss")
+
+
+def pss_mb(pid: int, apart: Collection[int] = ()) -> float:
+    """Proportional set size: each shared page divided among the processes sharing it, so
+    the sum over processes is the memory they hold together (a sum of RSS counts a page once
+    per process mapping it)."""
+    return _memory_mb(pid, apart, "pss")
+
+
+def _memory_mb(pid: int, apart: Collection[int], field: str) -> float:
     total = 0
-    for proc in tree(pid):
+    for proc in tree(pid, apart):
         try:
-            total += proc.memory_info().rss
+            info = proc.memory_full_info() if field == "pss" else proc.memory_info()
+            total += getattr(info, field)
         except psutil.NoSuchProcess:
             pass
     return round(total / 2**20, 1)
 
 
 class CpuWindow:
-    """CPU seconds each named process used between `start()` and `stop()`, as cores busy."""
+    """CPU seconds each named process used between `start()` and `stop()`, as cores busy; also
+    Postgres's server processes (not ours, but working for us) and the whole machine's."""
 
     def __init__(self, pids: dict[str, int]):
         self.pids = pids
         self._before: dict[str, float] = {}
         self._started = 0.0
 
+    def _read(self) -> dict[str, float]:
+        seconds = {name: cpu_seconds(pid, self.pids.values()) for name, pid in self.pids.items()}
+        seconds["postgres"] = sum(_own_cpu(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
+        machine = psutil.cpu_times()
+        seconds["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return seconds
+
     def start(self) -> None:
-        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._before = self._read()
         self._started = time.monotonic()
 
     def stop(self) -> dict[str, float]:
+        """Cores busy by name; "machine" is every process on it, ours or not."""
         elapsed = time.monotonic() - self._started
-        return {name: round((cpu_seconds(pid) - self._before[name]) / elapsed, 2)
-                for name, pid in self.pids.items()}
+        return {name: round((used - self._before.get(name, 0.0)) / elapsed, 2) for name, used in self._read().items()}
+
+
+def _own_cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+        return times.user + times.system
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 class Profiles:

@@ -2,10 +2,16 @@
 
     python benchmarks/memory.py [--targets 100000]
 
-Every service, the sandbox and the broker run as `autopost dev` runs them; posts for three
-platforms are submitted for tomorrow, so every target is planned, stored and waiting. RSS is
+Every service, the sandbox and the broker run as `autopost dev` runs them: the services and the
+sandbox forked from `preload`, the process that imported their code once. Posts for three
+platforms are submitted for tomorrow, so every target is planned, stored and waiting. Memory is
 read per process (with its children) when the stack is idle, and again once every target is
 stored. Postgres is not counted: `autopost dev` uses a server already running when there is one.
+
+Two figures per process: RSS, what the service would hold alone (it counts the pages it shares
+with the others), the per-service figure; and PSS, its share of the pages it shares. The whole
+stack's memory is the sum of PSS; the sum of RSS is given too, and counts each shared page once
+per process. `--no-preload` starts every process on its own, as before there was a fork server.
 """
 
 from __future__ import annotations
@@ -22,19 +28,26 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _measure import content_events, produce_all, rss_mb, stack_pids, wait_rows  # noqa: E402
+from _measure import content_events, produce_all, pss_mb, rss_mb, stack_pids, wait_rows  # noqa: E402
 from contracts import Platform, Topics  # noqa: E402
 from services.devstack.stack import DevStack, StackOptions  # noqa: E402
 
 PLATFORMS = [p.value for p in Platform]
 
 
-async def run(targets: int, timeout: float) -> dict:
+def _memory(pids: dict[str, int]) -> dict[str, dict[str, float]]:
+    apart = list(pids.values())
+    return {"rss_mb": {name: rss_mb(pid, apart) for name, pid in pids.items()},
+            "pss_mb": {name: pss_mb(pid, apart) for name, pid in pids.items()}}
+
+
+async def run(targets: int, timeout: float, preload: bool) -> dict:
     posts = -(-targets // len(PLATFORMS))
-    async with DevStack(StackOptions(log_level="ERROR"), output=open("/dev/null", "w")) as stack:
+    options = StackOptions(log_level="ERROR", preload=preload)
+    async with DevStack(options, output=open("/dev/null", "w")) as stack:
         pids = stack_pids(stack)
         await asyncio.sleep(3)
-        idle = {name: rss_mb(pid) for name, pid in pids.items()}
+        idle = _memory(pids)
         conn = await asyncpg.connect(stack.database_url)
         tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
         events = content_events(posts, PLATFORMS, f"{stack.sandbox_url}/media/m.mp4", at=tomorrow, spread_seconds=3600)
@@ -43,18 +56,21 @@ async def run(targets: int, timeout: float) -> dict:
         await wait_rows(conn, posts * len(PLATFORMS), timeout)
         stored = time.monotonic() - started
         await asyncio.sleep(5)  # the lag monitors and queue stats have run with the full set
-        queued = {name: rss_mb(pid) for name, pid in pids.items()}
+        queued = _memory(pids)
         await conn.close()
-    services = [n for n in queued if n not in ("sandbox", "tansu")]
+    rss = queued["rss_mb"]
+    services = [n for n in rss if n not in ("sandbox", "tansu", "preload")]
     return {
         "benchmark": "memory",
+        "preload": preload,
         "targets_queued": posts * len(PLATFORMS),
         "seconds_to_store_all": round(stored, 1),
-        "rss_mb_idle": idle,
-        "rss_mb_with_all_queued": queued,
-        "largest_service": max(services, key=lambda n: queued[n]),
-        "largest_service_mb": max(queued[n] for n in services),
-        "whole_dev_stack_mb": round(sum(queued.values()), 1),
+        "idle": idle,
+        "with_all_queued": queued,
+        "largest_service": max(services, key=lambda n: rss[n]),
+        "largest_service_rss_mb": max(rss[n] for n in services),
+        "whole_dev_stack_pss_mb": round(sum(queued["pss_mb"].values()), 1),
+        "whole_dev_stack_rss_sum_mb": round(sum(rss.values()), 1),
     }
 
 
@@ -62,8 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--no-preload", dest="preload", action="store_false",
+                        help="start each process on its own instead of forking from `preload`")
     args = parser.parse_args()
-    print(orjson.dumps(asyncio.run(run(args.targets, args.timeout)), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(asyncio.run(run(args.targets, args.timeout, args.preload)), option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

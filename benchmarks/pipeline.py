@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _measure import CpuWindow, Profiles, kafka_ceiling, stack_pids  # noqa: E402
+from _measure import CpuWindow, Profiles, cores, kafka_ceiling, stack_pids  # noqa: E402
 from contracts import Platform, Topics  # noqa: E402
 from services.devstack.stack import DevStack, StackOptions  # noqa: E402
 from services.runtime import LagProbe  # noqa: E402
@@ -154,6 +154,8 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
     ]
     messages = sum(carried.values())
     e2e_messages_per_second = messages / (finished - started)
+    ours = {n: c for n, c in busy.items() if n != "machine"}
+    cpu_per_post = {n: c * (finished - started) / posts for n, c in ours.items()}  # seconds
     return {
         "benchmark": "pipeline",
         "mode": mode,
@@ -180,12 +182,27 @@ async def run(posts: int, platforms: list[str], mode: str, timeout: float, ceili
         "kafka_messages_per_second_end_to_end": round(e2e_messages_per_second),
         "raw_kafka_ceiling": raw,
         "ratio_to_ceiling": round(e2e_messages_per_second / raw["produce_to_consume_per_second"], 3) if raw else None,
-        "cores_busy_by_process": busy,
+        "cores_busy_by_process": ours,
+        "cores_busy_on_the_machine": busy["machine"],  # everything, ours or not
+        "cores": cores(),
         # CPU per post by process: less sensitive than posts/s to other work on the machine
-        "cpu_ms_per_post_by_process": {n: round(c * (finished - started) / posts * 1000, 2) for n, c in busy.items()},
-        "cpu_ms_per_post": round(sum(busy.values()) * (finished - started) / posts * 1000, 1),
+        "cpu_ms_per_post_by_process": {n: round(c * 1000, 2) for n, c in cpu_per_post.items()},
+        "cpu_ms_per_post": round(sum(cpu_per_post.values()) * 1000, 1),
+        "ceilings_posts_per_second": ceilings(cpu_per_post, messages / posts, raw),
         "profile_top_functions": hot,
     }
+
+
+def ceilings(cpu_per_post: dict[str, float], messages_per_post: float, raw: dict | None) -> dict[str, float]:
+    """What bounds posts/s on this machine, from this run's own costs: all its cores given to
+    the CPU a post took here (every process, Postgres included), or to the sandboxes' share
+    alone (the platforms' side, which production does not pay); and the broker's raw rate
+    divided by the messages a post needs."""
+    bounds = {"all_cores_at_this_cpu_per_post": cores() / sum(cpu_per_post.values()),
+              "all_cores_for_the_sandboxes_alone": cores() / cpu_per_post["sandbox"]}
+    if raw:
+        bounds["broker_raw_rate_over_messages_per_post"] = raw["produce_to_consume_per_second"] / messages_per_post
+    return {name: round(value, 1) for name, value in bounds.items()}
 
 
 def main() -> None:

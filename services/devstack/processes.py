@@ -13,16 +13,18 @@ import inspect
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ._forkserver import SOCKET_FD_ENV, ForkServer, forkable
 from ._parent_death import kill_with_parent
 
 _MAX_LINE = 64 * 1024  # longer lines are cut rather than buffered without bound
 _DRAIN_AFTER_EXIT = 0.5  # seconds to wait for the last output once a child has exited
+_FORK_SERVER = "preload"  # the child that forks the others, with `preload`
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,12 @@ class _Child:
     argv: tuple[str, ...]
     env: dict[str, str] | None
     cwd: str | Path | None
+    pass_fds: tuple[int, ...] = ()
+    may_fork: bool = True  # from the fork server, when the group has one and argv allows
     pid: int = 0
-    transport: asyncio.SubprocessTransport | None = None
+    exited: asyncio.Future[int] | None = None
+    closed: asyncio.Future[None] | None = None  # its output pipes are closed
+    close: Callable[[], None] = lambda: None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False  # an exit we asked for is not reported as unexpected
     returncode: int | None = field(default=None)
@@ -60,6 +66,9 @@ class ProcessGroup:
     the chaos tool and its result counts as unexpected (it simulates a crash). Unexpected
     exits are written to the output, passed to `on_unexpected_exit` (may be async) and
     queued for `wait_unexpected_exit()`.
+
+    With `preload` (module names), `python -m services.cli ...` children are forked from one
+    child, `preload`, that imported those modules once: they share its memory (`_forkserver`).
     """
 
     def __init__(
@@ -67,9 +76,12 @@ class ProcessGroup:
         *,
         output: TextIO | None = None,
         on_unexpected_exit: Callable[[ChildExit], object] | None = None,
+        preload: Sequence[str] = (),
     ):
         self._output = output  # None: sys.stderr as it is at write time (pytest swaps it)
         self._on_unexpected_exit = on_unexpected_exit
+        self._preload = tuple(preload)
+        self._fork_server: ForkServer | None = None
         self._children: dict[str, _Child] = {}
         self._unexpected: asyncio.Queue[ChildExit] = asyncio.Queue()
         self._background: set[asyncio.Task[object]] = set()
@@ -85,9 +97,13 @@ class ProcessGroup:
         cwd: str | Path | None = None,
     ) -> int:
         """Start `argv` as `name`; `env` is layered over our environment. Returns the pid."""
+        return await self._start(name, argv, env=env, cwd=cwd)
+
+    async def _start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                     cwd: str | Path | None = None, pass_fds: tuple[int, ...] = (), may_fork: bool = True) -> int:
         if (old := self._children.get(name)) and old.returncode is None:
             raise ValueError(f"{name!r} is already running (pid {old.pid})")
-        child = _Child(name, tuple(argv), dict(env) if env is not None else None, cwd)
+        child = _Child(name, tuple(argv), dict(env) if env is not None else None, cwd, pass_fds, may_fork)
         await self._spawn(child)
         self._children[name] = child
         return child.pid
@@ -128,14 +144,17 @@ class ProcessGroup:
         """Stop (as `stop`) and start again with the same argv/env/cwd. Returns the new pid."""
         old = self._child(name)
         await self.stop(name, timeout)
-        child = _Child(old.name, old.argv, old.env, old.cwd)
+        child = _Child(old.name, old.argv, old.env, old.cwd, old.pass_fds, old.may_fork)
         await self._spawn(child)
         self._children[name] = child
         return child.pid
 
     async def stop_all(self, timeout: float = 5.0) -> None:
-        """SIGTERM to every running child (latest started first), SIGKILL to those still there after `timeout`."""
-        await self._stop_children(list(reversed(self._children.values())), timeout)
+        """SIGTERM to every running child (latest started first), SIGKILL to those still there after `timeout`.
+        The fork server goes last: its children die with it, before they could stop in order."""
+        children = list(reversed(self._children.values()))
+        await self._stop_children([c for c in children if c.name != _FORK_SERVER], timeout)
+        await self._stop_children([c for c in children if c.name == _FORK_SERVER], timeout)
 
     def kill_all_now(self) -> None:
         """Synchronous last resort: SIGKILL every running child."""
@@ -158,8 +177,15 @@ class ProcessGroup:
             raise KeyError(f"no child named {name!r} (known: {', '.join(self._children) or 'none'})") from None
 
     async def _spawn(self, child: _Child) -> None:
-        loop = asyncio.get_running_loop()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(child.env or {})}  # lines appear as they are written
+        if self._preload and child.may_fork and forkable(child.argv):
+            await self._fork(child, env)
+        else:
+            await self._exec(child, env)
+        child.watcher = asyncio.create_task(self._watch(child), name=f"watch {child.name}")
+
+    async def _exec(self, child: _Child, env: dict[str, str]) -> None:
+        loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             lambda: _OutputProtocol(lambda line: self._write(child.name, line), loop),
             *child.argv,
@@ -170,23 +196,61 @@ class ProcessGroup:
             cwd=child.cwd,
             start_new_session=True,
             preexec_fn=kill_with_parent(),
+            pass_fds=child.pass_fds,
         )
-        child.transport = transport
         child.pid = transport.get_pid()
-        child.watcher = asyncio.create_task(self._watch(child, protocol), name=f"watch {child.name}")
+        child.exited, child.closed, child.close = protocol.exited, protocol.closed, transport.close
 
-    async def _watch(self, child: _Child, protocol: _OutputProtocol) -> int:
-        returncode = child.returncode = await protocol.exited
+    async def _fork(self, child: _Child, env: dict[str, str]) -> None:
+        server = await self._running_fork_server()
+        loop = asyncio.get_running_loop()
+        protocol = _OutputProtocol(lambda line: self._write(child.name, line), loop)
+        pipes = [os.pipe(), os.pipe()]  # stdout, stderr: (read, write)
+        try:
+            child.pid, child.exited = await server.fork(child.argv, env, str(child.cwd) if child.cwd else None,
+                                                        pipes[0][1], pipes[1][1])
+        finally:
+            for _, write in pipes:
+                os.close(write)
+        readers = [_PipeReader(protocol, fd, loop) for fd in (1, 2)]
+        transports = [(await loop.connect_read_pipe(lambda r=reader: r, open(read, "rb", 0)))[0]
+                      for reader, (read, _) in zip(readers, pipes)]
+        child.closed = asyncio.ensure_future(_all_done(reader.lost for reader in readers))
+
+        def close() -> None:
+            for transport in transports:
+                transport.close()
+
+        child.close = close
+
+    async def _running_fork_server(self) -> ForkServer:
+        """The `preload` child, started on first use, and again if it has exited."""
+        if self._fork_server is not None and self.is_running(_FORK_SERVER):
+            return self._fork_server
+        if self._fork_server is not None:
+            await self._fork_server.close()
+        ours, theirs = ForkServer.socket_pair()
+        try:
+            await self._start(_FORK_SERVER, [sys.executable, "-m", "services.devstack._forkserver", *self._preload],
+                              env={SOCKET_FD_ENV: str(theirs.fileno())}, pass_fds=(theirs.fileno(),), may_fork=False)
+        finally:
+            theirs.close()
+        self._fork_server = ForkServer(ours)
+        await self._fork_server.ready()
+        return self._fork_server
+
+    async def _watch(self, child: _Child) -> int:
+        assert child.exited is not None and child.closed is not None
+        returncode = child.returncode = await child.exited
         # asyncio's Process.wait() would also wait for the pipes, which a grandchild may hold
         # open; so: exit first, then a short drain, then kill whatever is left of its group.
         with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(protocol.closed), _DRAIN_AFTER_EXIT)
-        if not protocol.closed.done():
+            await asyncio.wait_for(asyncio.shield(child.closed), _DRAIN_AFTER_EXIT)
+        if not child.closed.done():
             _signal_group(child.pid, signal.SIGKILL)
             with suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(protocol.closed), _DRAIN_AFTER_EXIT)
-        assert child.transport is not None
-        child.transport.close()
+                await asyncio.wait_for(asyncio.shield(child.closed), _DRAIN_AFTER_EXIT)
+        child.close()
         if not child.stopping:
             self._report_unexpected(ChildExit(child.name, child.pid, returncode))
         return returncode
@@ -263,6 +327,26 @@ class _OutputProtocol(asyncio.SubprocessProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+class _PipeReader(asyncio.Protocol):
+    """One output pipe of a forked child, fed to the child's `_OutputProtocol` as fd 1 or 2."""
+
+    def __init__(self, lines: _OutputProtocol, fd: int, loop: asyncio.AbstractEventLoop):
+        self._lines, self._fd = lines, fd
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self._lines.pipe_data_received(self._fd, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lines.pipe_connection_lost(self._fd, exc)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+async def _all_done(futures: Iterable[asyncio.Future[None]]) -> None:
+    await asyncio.gather(*futures)
 
 
 def _signal_group(pid: int, sig: int) -> None:

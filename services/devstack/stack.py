@@ -34,6 +34,11 @@ DEV_ENV = {
 }
 
 
+# What the stack's Python processes import, once, in the process they are forked from.
+PRELOAD = ("services.cli", "services.runtime", "services.planner.app", "services.queue.app",
+           "services.publishers.app", "services.poller.app", "services.notifier.app", "sandbox", "uvicorn", "uvloop", "httptools")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,6 +61,8 @@ class StackOptions:
     database_outages: bool = False
     faults: str | None = None  # a sandbox fault profile, e.g. "flaky"
     sandbox_args: tuple[str, ...] = ()  # more `autopost sandbox` flags
+    # fork the services and the sandbox from one process that imported them (shared memory)
+    preload: bool = True
 
 
 class DevStack:
@@ -63,7 +70,7 @@ class DevStack:
 
     def __init__(self, options: StackOptions | None = None, *, output=None):
         self.options = options or StackOptions()
-        self.group = ProcessGroup(output=output)
+        self.group = ProcessGroup(output=output, preload=PRELOAD if self.options.preload else ())
         self.broker: TansuBroker | None = None
         self.database: Database | None = None
         self.database_name = f"autopost_dev_{uuid.uuid4().hex[:8]}"

@@ -220,10 +220,15 @@ async def _wait_for(predicate, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_process_group_prefixes_restarts_reports_and_stops_everything() -> None:
+# Both ways of starting a child: exec'd by asyncio, or forked from a process that preloaded modules.
+START_METHODS = {"exec": (), "preload": ("asyncio", "json")}
+
+
+@pytest.mark.parametrize("preload", START_METHODS.values(), ids=START_METHODS.keys())
+async def test_process_group_prefixes_restarts_reports_and_stops_everything(preload: tuple[str, ...]) -> None:
     output = io.StringIO()
     reported: list[ChildExit] = []
-    group = ProcessGroup(output=output, on_unexpected_exit=reported.append)
+    group = ProcessGroup(output=output, on_unexpected_exit=reported.append, preload=preload)
     try:
         first_a = await group.start("alpha", TALKER, env={"WHO": "alpha"})
         await group.start("beta-svc", PARENT_OF_SLEEPER)
@@ -256,3 +261,37 @@ async def test_process_group_prefixes_restarts_reports_and_stops_everything() ->
             assert not _alive(pid), f"pid {pid} survived stop_all"
     finally:
         await group.stop_all(timeout=1)
+
+
+SHOWS_ITS_PARENT_AND_MODULES = _python(
+    "import os, sys, time\n"
+    "print(f'parent {os.getppid()} has json {\"json\" in sys.modules} args {sys.argv[1:]}', flush=True)\n"
+    "time.sleep(60)"
+)
+
+
+async def test_preloaded_children_are_forked_and_die_with_the_fork_server() -> None:
+    output = io.StringIO()
+    reported: list[ChildExit] = []
+    group = ProcessGroup(output=output, on_unexpected_exit=reported.append, preload=("json",))
+    try:
+        child = await group.start("child", [*SHOWS_ITS_PARENT_AND_MODULES, "a", "b"])
+        server = group.pid("preload")
+        await _wait_for(lambda: _said(output, "child", f"parent {server} has json True args ['a', 'b']"))
+        assert os.getsid(child) == child
+
+        group.kill("preload")  # its children go with it: the kernel's parent-death signal
+        exits = {(await asyncio.wait_for(group.wait_unexpected_exit(), 5)).name for _ in range(2)}
+        assert exits == {"preload", "child"}
+        await _wait_for(lambda: not _alive(child))
+
+        again = await group.start("child", SHOWS_ITS_PARENT_AND_MODULES)  # a new fork server
+        assert group.pid("preload") != server
+        await _wait_for(lambda: _said(output, "child", f"parent {group.pid('preload')} has json True"))
+        assert _alive(again)
+        # not forkable (not `python -c/-m`): exec'd as without preload
+        await group.start("plain", ["/bin/sh", "-c", "echo plain $PPID; sleep 60"])
+        await _wait_for(lambda: _said(output, "plain", f"plain {os.getpid()}"))
+    finally:
+        await group.stop_all(timeout=1)
+    assert not _alive(server) and not _alive(again)

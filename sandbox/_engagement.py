@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ._http import account_for, bearer_token, json_response, read_json
-from ._store import SandboxSettings, now
+from ._store import Faults, SandboxSettings, now
 
 if TYPE_CHECKING:
     from ._instagram import InstagramStore
@@ -134,11 +135,10 @@ class EngagementSimulation:
             return index.get(post_id)
 
         async def video_query(request: Request) -> Response:
-            if fault := await store.faults.before("tiktok.video_query", request):
-                return fault
-            account = _tiktok_account(request)
-            if account is None:
-                return _tiktok_unauthorized()
+            account, problem = await _enter(store.faults, "tiktok.video_query", request,
+                                            bearer_token(request), _tiktok_unauthorized)
+            if problem:
+                return problem
             body = await read_json(request) or {}
             ids = (body.get("filters") or {}).get("video_ids")
             if not isinstance(ids, list) or not 1 <= len(ids) <= 20:
@@ -157,11 +157,10 @@ class EngagementSimulation:
             return _tiktok(200, {"videos": videos, "cursor": 0, "has_more": False})
 
         async def user_info(request: Request) -> Response:
-            if fault := await store.faults.before("tiktok.user_info", request):
-                return fault
-            account = _tiktok_account(request)
-            if account is None:
-                return _tiktok_unauthorized()
+            account, problem = await _enter(store.faults, "tiktok.user_info", request,
+                                            bearer_token(request), _tiktok_unauthorized)
+            if problem:
+                return problem
             fields = _fields(request.query_params.get("fields", "open_id"))
             known = {"open_id": hashlib.sha256(account.encode()).hexdigest()[:32],
                      "display_name": account, "follower_count": self.audience("tiktok", account)}
@@ -171,14 +170,13 @@ class EngagementSimulation:
                 Route("/v2/user/info/", user_info, methods=["GET"])]
 
     def instagram_routes(self, store: "InstagramStore") -> list[Route]:
-        from ._instagram import graph_error
+        from ._instagram import graph_error, no_token
 
         async def insights(request: Request) -> Response:
-            if fault := await store.faults.before("instagram.insights", request):
-                return fault
-            if not (bearer_token(request) or request.query_params.get("access_token")):
-                return graph_error(401, 190, "An active access token must be used to query "
-                                   "information about the current user.")
+            token = bearer_token(request) or request.query_params.get("access_token")
+            _, problem = await _enter(store.faults, "instagram.insights", request, token, no_token)
+            if problem:
+                return problem
             media = store.media.get(request.path_params["node_id"])
             if media is None:
                 return graph_error(400, 100, "Unsupported get request.", 33)
@@ -225,9 +223,17 @@ def _fields(text: str) -> set[str]:
     return {f.strip() for f in text.split(",") if f.strip()}
 
 
-def _tiktok_account(request: Request) -> str | None:
-    token = bearer_token(request)
-    return account_for(token) if token else None
+async def _enter(faults: Faults, operation: str, request: Request, token: str | None,
+                 unauthorized: Callable[[], Response]) -> tuple[str, Response | None]:
+    """The caller's account, after faults and the token check, in the publishing endpoints' order.
+
+    Faults are asked without the account: a rule aimed at an account leaves these reads alone.
+    """
+    if fault := await faults.before(operation, request):
+        return "", fault
+    if not token:
+        return "", unauthorized()
+    return account_for(token), None
 
 
 def _tiktok(status: int, data: dict[str, Any], code: str = "ok", message: str = "") -> Response:

@@ -392,9 +392,14 @@ async def _authorized(request: Request) -> tuple[dict[str, str], Response | None
     params = await read_params(request)
     token = bearer_token(request) or params.pop("access_token", None)
     if not token:
-        return params, graph_error(401, 190, "An active access token must be used to query "
-                                   "information about the current user.")
+        return params, no_token()
     return params, None
+
+
+def no_token() -> Response:
+    """The Graph API's answer to a call with no access token, as Bearer or `access_token`."""
+    return graph_error(401, 190, "An active access token must be used to query "
+                       "information about the current user.")
 
 
 def _fields(params: dict[str, str], default: set[str]) -> set[str]:

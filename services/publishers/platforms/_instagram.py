@@ -26,7 +26,7 @@ from contracts import (
     RemoteHandle,
 )
 
-from ..limits import EndpointLimits, no_limits
+from ..limits import EndpointLimits
 from ._base import (
     Accepted,
     PlatformError,
@@ -44,6 +44,7 @@ from ._base import (
     unexpected_response,
     with_retries,
 )
+from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, check_kind, check_url, is_remote, is_video
 
@@ -137,7 +138,7 @@ def _caption(request: PublishRequested) -> str:
     return caption_text(request.caption, request.hashtags)[:CAPTION_LIMIT]
 
 
-class InstagramClient:
+class InstagramClient(PlatformClientBase):
     platform = Platform.INSTAGRAM
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
@@ -145,13 +146,10 @@ class InstagramClient:
                  poll_max_interval: float = 10.0, poll_timeout: float = 120.0,
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, read_publishing_limit: bool = True):
-        self.http = http
-        self.api = f"{base_url.rstrip('/')}/{api_version}"
+        super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
+        self.api = f"{self.base_url}/{api_version}"
         self.poll_interval, self.poll_max_interval = poll_interval, max(poll_interval, poll_max_interval)
         self.poll_timeout = poll_timeout
-        self.media_policy = media_policy or MediaPolicy()
-        self.limits = limits or no_limits()
-        self.retry = retry or RetryRules()
         # False when the caller has just read it (the publishers' preflight feeds it to the ledger)
         self.read_publishing_limit = read_publishing_limit
 

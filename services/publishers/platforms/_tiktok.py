@@ -17,7 +17,7 @@ import httpx
 
 from contracts import EngagementFigures, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
 
-from ..limits import EndpointLimits, no_limits
+from ..limits import EndpointLimits
 from ._base import (
     Accepted,
     PlatformError,
@@ -35,6 +35,7 @@ from ._base import (
     unexpected_response,
     with_retries,
 )
+from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, INTENT, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, is_remote, open_media
 from ._rules import check_fetched
@@ -146,7 +147,7 @@ class _OutOfStep(Exception):
         self.error, self.first = error, first
 
 
-class TikTokClient:
+class TikTokClient(PlatformClientBase):
     platform = Platform.TIKTOK
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
@@ -156,12 +157,9 @@ class TikTokClient:
                  unaudited: bool = False):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
-        self.http, self.base_url = http, base_url.rstrip("/")
+        super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size = chunk_size
         self.media_http = media_http or http
-        self.media_policy = media_policy or MediaPolicy()
-        self.limits = limits or no_limits()
-        self.retry = retry or RetryRules()
         # URL prefixes verified in the developer portal: None pulls every remote URL; others are
         # streamed through this client and uploaded in chunks
         self.pull_prefixes = pull_prefixes

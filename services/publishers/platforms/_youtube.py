@@ -31,7 +31,7 @@ from contracts import (
 
 from services.quotas import next_reset
 
-from ..limits import EndpointLimits, no_limits
+from ..limits import EndpointLimits
 from ._base import (
     Accepted,
     PlatformError,
@@ -49,6 +49,7 @@ from ._base import (
     unexpected_response,
     with_retries,
 )
+from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, MediaStream, check_kind, fill, open_media
 from ._rules import check_fetched
@@ -138,7 +139,7 @@ def watch_url(video_id: str) -> str:
     return f"https://www.youtube.com/watch?v={video_id}"
 
 
-class YouTubeClient:
+class YouTubeClient(PlatformClientBase):
     platform = Platform.YOUTUBE
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
@@ -149,12 +150,9 @@ class YouTubeClient:
                  interruptions: int = 5, clock: Callable[[], datetime] | None = None):
         if chunk_size <= 0 or chunk_size % CHUNK_ALIGNMENT:
             raise ValueError(f"chunk_size must be a positive multiple of {CHUNK_ALIGNMENT}")
-        self.http, self.base_url = http, base_url.rstrip("/")
+        super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size, self.privacy_status, self.category_id = chunk_size, privacy_status, category_id
         self.media_http = media_http or http
-        self.media_policy = media_policy or MediaPolicy()
-        self.limits = limits or no_limits()
-        self.retry = retry or RetryRules()
         self.schedule_lead = schedule_lead  # None: never schedule natively
         self.interruptions = interruptions  # resumes within one call before giving up
         self.clock = clock or (lambda: datetime.now(timezone.utc))

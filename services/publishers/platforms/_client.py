@@ -1,0 +1,21 @@
+"""The start the three platform clients share, so each fills in what it was not given the same
+way: a strict media policy, no per-account limits, the default retry rules."""
+
+from __future__ import annotations
+
+import httpx
+
+from ..limits import EndpointLimits, no_limits
+from ._base import RetryRules
+from ._media import MediaPolicy
+
+
+class PlatformClientBase:
+    """`http`, the API root without its trailing slash, and the shared defaults."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, *, media_policy: MediaPolicy | None,
+                 limits: EndpointLimits | None, retry: RetryRules | None):
+        self.http, self.base_url = http, base_url.rstrip("/")
+        self.media_policy = media_policy or MediaPolicy()
+        self.limits = limits or no_limits()
+        self.retry = retry or RetryRules()

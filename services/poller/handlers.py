@@ -36,6 +36,9 @@ from services.runtime import (
 
 log = logging.getLogger("autopost.poller")
 
+# A span per kind of check, named for what it asks the platform.
+_SPAN_NAMES = {StatusCheck.STATUS: "check status", StatusCheck.ENGAGEMENT: "collect engagement"}
+
 
 class PollHandlers:
     def __init__(self, ctx: ServiceContext, clients: Mapping[Platform, PlatformClient], tokens: TokenSource,
@@ -62,56 +65,48 @@ class PollHandlers:
             return None
         if request.check is StatusCheck.ENGAGEMENT:
             return await self._collect_engagement(record, request)
-        with self.ctx.tracer.start_as_current_span(
-            f"check status {request.platform.value}",
-            context=context_from(record.headers),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"autopost.target_id": str(request.target_id),
-                        "autopost.remote_id": request.remote_handle.id},
-        ) as span:
+        with self._span(record, request) as span:
             with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "status").time():
                 report = await self._report(request)
             metrics.STATUS_OBSERVATIONS.labels(request.platform.value, report.state.value).inc()
             span.set_attribute("autopost.observed", report.state.value)
-            observed = StatusObserved(
-                message_id=uuid.uuid5(request.message_id, "observed"),
-                target_id=request.target_id,
-                attempt=request.attempt,
-                state=report.state,
-                url=report.url,
-                error=report.error,
-                detail=report.detail,
-                observed_at=datetime.now(timezone.utc),
-            )
-            return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
-                               current_carrier())
+            return self._observed(request, state=report.state, url=report.url, error=report.error,
+                                  detail=report.detail)
 
     async def _collect_engagement(self, record: Record, request: StatusRequested) -> Outgoing:
         """A posted target's figures now; a failed read says why, for the queue to retry or skip."""
-        with self.ctx.tracer.start_as_current_span(
-            f"collect engagement {request.platform.value}",
-            context=context_from(record.headers),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"autopost.target_id": str(request.target_id),
-                        "autopost.age_seconds": request.age_seconds or 0.0},
-        ) as span:
+        with self._span(record, request) as span:
             figures, error = await self._engagement(request)
             if figures is not None:
                 span.set_attribute("autopost.interactions", figures.interactions)
-            observed = StatusObserved(
-                message_id=uuid.uuid5(request.message_id, "observed"),
-                target_id=request.target_id,
-                attempt=request.attempt,
-                state=ObservedState.PUBLISHED,
-                url=request.url,
-                error=error,
-                observed_at=datetime.now(timezone.utc),
-                check=StatusCheck.ENGAGEMENT,
-                age_seconds=request.age_seconds,
-                engagement=figures,
-            )
-            return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
-                               current_carrier())
+            return self._observed(request, state=ObservedState.PUBLISHED, url=request.url, error=error,
+                                  age_seconds=request.age_seconds, engagement=figures)
+
+    def _span(self, record: Record, request: StatusRequested):
+        """The consumer span of one check, named by its kind, in the queue's trace."""
+        if request.check is StatusCheck.ENGAGEMENT:
+            about = {"autopost.age_seconds": request.age_seconds or 0.0}
+        else:
+            about = {"autopost.remote_id": request.remote_handle.id}
+        return self.ctx.tracer.start_as_current_span(
+            f"{_SPAN_NAMES[request.check]} {request.platform.value}",
+            context=context_from(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"autopost.target_id": str(request.target_id), **about},
+        )
+
+    def _observed(self, request: StatusRequested, **answer) -> Outgoing:
+        """The answer to a check, of its kind; built inside its span, so it carries that span."""
+        observed = StatusObserved(
+            message_id=uuid.uuid5(request.message_id, "observed"),
+            target_id=request.target_id,
+            attempt=request.attempt,
+            observed_at=datetime.now(timezone.utc),
+            check=request.check,
+            **answer,
+        )
+        return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
+                           current_carrier())
 
     async def _engagement(self, request: StatusRequested) -> tuple[EngagementFigures | None, PublishError | None]:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from contracts import (
     ContentType,
@@ -24,56 +25,55 @@ from .repository import DueTarget, EngagementContext
 
 def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, str, PublishRequested | StatusRequested]:
     """(topic, key, message) for the change just decided; keyed by account id."""
-    platform = Platform(due.platform)
-    handle = RemoteHandle.model_validate(state.remote_handle) if state.remote_handle else None
     if emit is Emit.PUBLISH:
         content = PostContent.model_validate(due.content)
         message = PublishRequested(
-            message_id=uuid.uuid5(state.target_id, f"publish:{state.attempt}"),
-            target_id=state.target_id,
+            **_target_fields(due, state, f"publish:{state.attempt}", state.attempt),
             post_id=due.post_id,
-            platform=platform,
-            account_id=due.account_id,
-            attempt=state.attempt,
             content_type=content.content_type,
             caption=due.caption,
             hashtags=due.hashtags,
             media=[MediaRef.model_validate(m) for m in content.media],
             scheduled_time=due.scheduled_time,
-            remote_handle=handle,
         )
-        return Topics.publish_requested(platform), due.account_id, message
-    assert handle is not None, "a processing target always has its remote handle"
+        return Topics.publish_requested(message.platform), due.account_id, message
+    assert state.remote_handle, "a processing target always has its remote handle"
     message = StatusRequested(
-        message_id=uuid.uuid5(state.target_id, f"status:{state.attempt}:{state.status_checks}"),
-        target_id=state.target_id,
-        platform=platform,
-        account_id=due.account_id,
-        attempt=state.attempt,
-        remote_handle=handle,
+        **_target_fields(due, state, f"status:{state.attempt}:{state.status_checks}", state.attempt),
         expires_at=state.due_at,
     )
-    return Topics.status_requested(platform), due.account_id, message
+    return Topics.status_requested(message.platform), due.account_id, message
 
 
 def engagement_request_for(due: DueTarget, state: TargetState, age_seconds: float) -> tuple[str, str, StatusRequested]:
     """(topic, key, message) asking for a posted target's engagement at `age_seconds`."""
     assert state.remote_handle is not None, "a posted target always has its remote handle"
-    platform = Platform(due.platform)
     message = StatusRequested(
         # the version makes each ask its own message; a redelivered one is still the same
-        message_id=uuid.uuid5(state.target_id, f"engagement:{state.engagement_checks}:{state.version}"),
-        target_id=state.target_id,
-        platform=platform,
-        account_id=due.account_id,
-        attempt=max(state.attempt, 1),
+        **_target_fields(due, state, f"engagement:{state.engagement_checks}:{state.version}",
+                         max(state.attempt, 1)),
         check=StatusCheck.ENGAGEMENT,
-        remote_handle=RemoteHandle.model_validate(state.remote_handle),
         url=state.url,
         age_seconds=age_seconds,
         expires_at=state.due_at,
     )
-    return Topics.status_requested(platform), due.account_id, message
+    return Topics.status_requested(message.platform), due.account_id, message
+
+
+def _target_fields(due: DueTarget, state: TargetState, request_name: str, attempt: int) -> dict[str, Any]:
+    """What every request about a target carries: which target, where, and its remote handle.
+
+    The message id is derived from `request_name`, so the same request sent again has the same id.
+    """
+    handle = state.remote_handle
+    return {
+        "message_id": uuid.uuid5(state.target_id, request_name),
+        "target_id": state.target_id,
+        "platform": Platform(due.platform),
+        "account_id": due.account_id,
+        "attempt": attempt,
+        "remote_handle": RemoteHandle.model_validate(handle) if handle else None,
+    }
 
 
 def engagement_observed_for(

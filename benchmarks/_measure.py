@@ -189,26 +189,37 @@ class Profiles:
 
 
 def top_functions(path: Path, count: int = 12) -> list[tuple[str, float]]:
-    """Share of samples in which each function is on the stack (inclusive), from collapsed stacks."""
+    """Share of samples in which each function is on the stack (inclusive), from collapsed stacks.
+    The frames every sample starts with (interpreter, command line, event loop entry) are left out."""
     if not path.exists():
         return []
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
+    samples: list[tuple[list[str], int]] = []
     for line in path.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        samples = int(n)
-        total += samples
-        frames = {frame.split(" (")[0] + " (" + frame.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in frame else frame for frame in stack.split(";")}
-        for frame in frames:
-            inclusive[frame] += samples
+        if n.isdigit():
+            samples.append(([_frame_name(frame) for frame in stack.split(";")], int(n)))
+    total = sum(n for _, n in samples)
     if not total:
         return []
+    # the main thread's samples share their first frames; other threads' (exporters, executors) don't
+    first = collections.Counter(frames[0] for frames, _ in samples if frames).most_common(1)[0][0]
+    entry = os.path.commonprefix([frames for frames, _ in samples if frames and frames[0] == first])
+    inclusive: collections.Counter[str] = collections.Counter()
+    for frames, n in samples:
+        skip = len(entry) if frames[:len(entry)] == entry else 0
+        for frame in set(frames[skip:]):
+            inclusive[frame] += n
     idle = ("select (selectors.py)", "_run_once (base_events.py)", "run_forever (base_events.py)")
     ranked = [(f, round(n / total, 3)) for f, n in inclusive.most_common(count * 4) if f not in idle]
     return ranked[:count]
+
+
+def _frame_name(frame: str) -> str:
+    """`function (file.py)` from py-spy's `function (path/file.py:line)`."""
+    if " (" not in frame:
+        return frame
+    function, _, where = frame.partition(" (")
+    return f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})"
 
 
 def stack_pids(stack: Any) -> dict[str, int]:

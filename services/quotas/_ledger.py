@@ -1,7 +1,8 @@
 """The quota ledger in Postgres, safe across any number of publisher processes.
 
 Rolling caps are rows taken under a per-bucket advisory lock (their reopening time needs the
-rows); daily quotas are one counter per window, raised by a conditional upsert.
+rows), by one function call (migration 006); daily quotas are one counter per window, raised by
+a conditional upsert.
 """
 
 from __future__ import annotations
@@ -35,16 +36,16 @@ class QuotaLedger:
         if not costs:
             return None
         now = self.clock()
-        if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:  # one atomic statement
+        seen = observed or {}
+        if len(costs) == 1:  # every publish: one statement, no transaction around it
             async with self.pool.acquire() as conn:
-                return await self._take_daily(conn, costs[0], now, None)
+                return await self._take(conn, costs[0], now, seen.get((costs[0].rule.bucket, costs[0].scope)))
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # locks are always taken in the same order: replicas never deadlock on them
                 for cost in sorted(costs, key=lambda c: (c.rule.bucket, c.scope)):
-                    seen = (observed or {}).get((cost.rule.bucket, cost.scope))
-                    take = self._take_rolling if cost.rule.window is Window.ROLLING_24H else self._take_daily
-                    if (denied := await take(conn, cost, now, seen)) is not None:
+                    denied = await self._take(conn, cost, now, seen.get((cost.rule.bucket, cost.scope)))
+                    if denied is not None:
                         raise _Rollback(denied)  # undoes what this call took before
         except _Rollback as rollback:
             return rollback.denied
@@ -84,40 +85,40 @@ class QuotaLedger:
                     rule.bucket, scope, start)
         return int(used or 0), limit
 
-    # -- inside the transaction ---------------------------------------------------------------
+    # -- one cost -------------------------------------------------------------------------------
+
+    async def _take(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
+                    observed: tuple[int, int] | None) -> Denied | None:
+        if cost.rule.window is Window.PACIFIC_DAY:
+            return await self._take_daily(conn, cost, now)
+        return await self._take_rolling(conn, cost, now, observed)
 
     async def _take_rolling(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
                             observed: tuple[int, int] | None) -> Denied | None:
+        """One round trip (migration 006: lock the bucket, count, take); a refusal then reads
+        the window to say when it reopens."""
         rule, start = cost.rule, window_start(cost.rule, now)
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                           f"quota:{rule.bucket}:{cost.scope}")
+        if await conn.fetchval(
+            "SELECT quota_take_rolling($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            rule.bucket, cost.scope, cost.key, cost.units, now, start, start - _KEEP, rule.limit,
+            observed[0] if observed else None, observed[1] if observed else None,
+        ):
+            return None
         # the window's reservations and the learnt limit in one round trip (one row even if none)
         rows = await conn.fetch(
-            """SELECT r.reservation_key, r.reserved_at, r.units, l.quota_total
+            """SELECT r.reserved_at, r.units, l.quota_total
                FROM (SELECT 1) AS one
                LEFT JOIN quota_limits l ON l.bucket = $1 AND l.scope = $2
                LEFT JOIN quota_reservations r ON r.bucket = $1 AND r.scope = $2 AND r.reserved_at > $3
                ORDER BY r.reserved_at""", rule.bucket, cost.scope, start)
-        taken = [(r["reserved_at"], r["units"]) for r in rows if r["reservation_key"] is not None]
-        if any(r["reservation_key"] == cost.key for r in rows):
-            return None  # this key is already counted in the window (a retry, a redelivery)
+        taken = [(r["reserved_at"], r["units"]) for r in rows if r["reserved_at"] is not None]
         limit = rows[0]["quota_total"] if rows[0]["quota_total"] is not None else rule.limit
         used = sum(units for _, units in taken)
         if observed is not None:
             used, limit = max(used, observed[0]), observed[1]
-        if used + cost.units > limit:
-            return Denied(rule, cost.scope, used, limit, opens_at(rule, now, limit, taken, cost.units, used))
-        await conn.execute(
-            """WITH aged AS (DELETE FROM quota_reservations WHERE bucket = $1 AND scope = $2 AND reserved_at < $6)
-               INSERT INTO quota_reservations (bucket, scope, reservation_key, units, reserved_at)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (bucket, scope, reservation_key) DO UPDATE
-                 SET units = EXCLUDED.units, reserved_at = EXCLUDED.reserved_at""",
-            rule.bucket, cost.scope, cost.key, cost.units, now, start - _KEEP)
-        return None
+        return Denied(rule, cost.scope, used, limit, opens_at(rule, now, limit, taken, cost.units, used))
 
-    async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
-                          observed: tuple[int, int] | None) -> Denied | None:
+    async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime) -> Denied | None:
         rule, start = cost.rule, window_start(cost.rule, now)
         # one statement: the counter's row lock orders concurrent takers, the learnt limit wins
         used = await conn.fetchval(

@@ -123,6 +123,8 @@ def opens_at(rule: QuotaRule, now: datetime, limit: int, taken: Sequence[tuple[d
     if rule.window is Window.PACIFIC_DAY:
         return next_reset(now)
     must_free = used + units - limit
+    if must_free <= 0:  # it fits now (reservations aged out or were given back meanwhile)
+        return now
     if units > limit:
         return now + ROLLING
     freed = 0

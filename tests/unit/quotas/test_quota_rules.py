@@ -66,3 +66,5 @@ def test_a_rolling_window_opens_when_enough_of_the_oldest_age_out() -> None:
     assert opens_at(rule, now, 3, taken, 2, 3) == now + timedelta(hours=14)
     # the platform counts posts this ledger never saw: when they leave is unknown, look again in an hour
     assert opens_at(rule, now, 3, [], 1, 3) == now + timedelta(hours=1)
+    # a refusal read back after some aged out (or were given back): it fits now
+    assert opens_at(rule, now, 3, taken[1:], 1, 2) == now

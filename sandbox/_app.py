@@ -191,6 +191,7 @@ def create_app(settings: SandboxSettings | None = None, faults: list[FaultRule] 
         Route("/_sandbox/engagement", engagement_truth, methods=["GET"]),
     ])
     app.state.sandbox = state
-    app.add_middleware(TokenGate, store=state.oauth, settings=state.settings)
+    # inside the gate: it sees the account an issued token stands for (the gate's rewrite)
     app.add_middleware(_CountRequests, counts=state.requests, calls=state.calls)
+    app.add_middleware(TokenGate, store=state.oauth, settings=state.settings)
     return app

@@ -2,11 +2,14 @@
 
 Publish and status requests are keyed by account id, so an account's calls reach one process
 per service, and its caps live there. A plain `AsyncLimiter(n, period)` lets a burst of n
-through and then n more within the period (up to 2n). A bucket of `b` draining at `b / tp`
-passes at most `b + b * period / tp` calls in any window of `period`; `hard_cap` picks
-`b = n // 2` and `tp = period * b / (n - b)`, so no window ever holds more than n calls and
-half the cap is still available as a burst. Daily quotas (YouTube units, Instagram's 50 posts,
-TikTok's creator cap) are not rates: they are counted in Postgres, not here.
+through and then n more within the period (up to 2n). A bucket of `b` passes `b` at once and
+then one per `1 / rate`, so a window of `period` can hold `b + rate * period`: any burst is paid
+for in sustained rate, `(n - b) / n` of the cap (a burst of half the cap halves a backlog's
+speed). `hard_cap` takes a bucket of one: calls evenly spaced `period / n` apart (plus a
+margin), never more than n in any window, and a backlog goes at 98 % of the cap. The platforms
+count a sliding window, so spacing costs nothing but a burst's first calls going at once.
+Daily quotas (YouTube units, Instagram's 50 posts, TikTok's creator cap) are not rates: they
+are counted in Postgres, not here.
 """
 
 from __future__ import annotations
@@ -53,12 +56,9 @@ SAFETY_MARGIN = 0.02
 
 
 def hard_cap(cap: Cap) -> AsyncLimiter:
-    """A limiter that never passes more than `cap.calls` in any window of `cap.period`."""
-    period = cap.period * (1 + SAFETY_MARGIN)
-    if cap.calls <= 1:
-        return AsyncLimiter(1, period)
-    burst = cap.calls // 2
-    return AsyncLimiter(burst, period * burst / (cap.calls - burst))
+    """A limiter that never passes more than `cap.calls` in any window of `cap.period`: one call
+    per `cap.period / cap.calls` (and the margin)."""
+    return AsyncLimiter(1, cap.period * (1 + SAFETY_MARGIN) / cap.calls)
 
 
 class EndpointLimits:

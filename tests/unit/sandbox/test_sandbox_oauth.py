@@ -46,6 +46,16 @@ async def test_an_issued_token_acts_as_its_account():
     assert info.json()["data"]["creator_username"] == "alice"
 
 
+async def test_the_call_log_names_the_account_an_issued_token_stands_for():
+    # the rate-cap benchmark reads one account's calls from it, with tokens the OAuth issued
+    client, _ = make(require_issued_tokens=True)
+    async with client as http:
+        token = (await tiktok_token(http, "alice"))["access_token"]
+        await http.post("/tiktok/v2/post/publish/creator_info/query/", headers={"Authorization": f"Bearer {token}"})
+        calls = (await http.get("/_sandbox/calls", params={"platform": "tiktok", "accountId": "alice"})).json()
+    assert [c["path"] for c in calls] == ["/tiktok/v2/post/publish/creator_info/query/"]
+
+
 async def test_expired_and_unknown_issued_tokens_get_each_platform_s_refusal():
     client, app = make()
     async with client as http:

@@ -17,6 +17,7 @@ from ._content import (
     target_id_for,
 )
 from ._engagement import EngagementFigures, EngagementObserved
+from ._slots import SlotChange, SlotChanged
 from ._queue import (
     DeadLetter,
     ErrorClass,
@@ -85,6 +86,8 @@ __all__ = [
     "ScheduleInput",
     "ScheduleRequest",
     "ScheduleSlot",
+    "SlotChange",
+    "SlotChanged",
     "StatusCheck",
     "StatusObserved",
     "StatusRequested",

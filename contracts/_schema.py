@@ -21,6 +21,7 @@ from ._queue import (
     StatusRequested,
 )
 from ._schedule import ScheduleInput, ScheduleSlot
+from ._slots import SlotChanged
 from ._topics import Topics
 
 # topic -> (message, what the key is, producer -> consumer)
@@ -32,6 +33,7 @@ def channels() -> dict[str, tuple[type[Message], str, str]]:
         Topics.PUBLISH_RESULT: (PublishResult, "target id", "publishers -> queue"),
         Topics.STATUS_OBSERVED: (StatusObserved, "target id", "poller -> queue"),
         Topics.ENGAGEMENT_OBSERVED: (EngagementObserved, "account id", "queue -> planner"),
+        Topics.SLOT_CHANGED: (SlotChanged, "account id", "queue -> planner"),
         Topics.DEAD_LETTER: (DeadLetter, "original key", "any consumer -> operators"),
         Topics.ALERTS: (AdminAlert, "target or account id", "queue, publishers -> notifier"),
     }

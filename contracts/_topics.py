@@ -12,6 +12,7 @@ class Topics:
     PUBLISH_RESULT = "publish.result"
     STATUS_OBSERVED = "status.observed"
     ENGAGEMENT_OBSERVED = "engagement.observed"
+    SLOT_CHANGED = "slot.changed"
     DEAD_LETTER = "dead-letter"
     ALERTS = "alerts"
 
@@ -32,6 +33,7 @@ class Topics:
             cls.PUBLISH_RESULT,
             cls.STATUS_OBSERVED,
             cls.ENGAGEMENT_OBSERVED,
+            cls.SLOT_CHANGED,
             cls.DEAD_LETTER,
             cls.ALERTS,
         ]

@@ -34,6 +34,10 @@ class PlannerService(Service):
             broker, kafka, topics=[self.ctx.topic(Topics.ENGAGEMENT_OBSERVED)],
             group_id="planner.engagement", handler=lambda records: self.handlers.engagement(records),
         )
+        subscribe_batches(
+            broker, kafka, topics=[self.ctx.topic(Topics.SLOT_CHANGED)],
+            group_id="planner.slots", handler=lambda records: self.handlers.slots(records),
+        )
 
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)

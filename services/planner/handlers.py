@@ -1,5 +1,5 @@
 """content.submitted in, post.planned or content.rejected out, one per event, in its trace;
-engagement.observed in, the planner's store updated.
+engagement.observed and slot.changed in, the planner's store updated.
 
 A batch of events is planned in one transaction: the accounts it touches are locked (so two
 replicas never plan one account at once), what is already planned for them is read, their
@@ -16,7 +16,15 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 from opentelemetry import trace
 
-from contracts import ContentRejected, ContentSubmitted, ContractError, EngagementObserved, Topics, target_id_for
+from contracts import (
+    ContentRejected,
+    ContentSubmitted,
+    ContractError,
+    EngagementObserved,
+    SlotChanged,
+    Topics,
+    target_id_for,
+)
 from services.runtime import (
     Outgoing,
     Record,
@@ -170,6 +178,26 @@ class PlannerHandlers:
                 rows = [_observation_row(o, zones.get(o.target_id)) for o in observed]
                 learnt = await store.record_observations(conn, rows)
         self.readings.forget(learnt)
+        await self.ctx.send(rejected)
+
+
+    # -- slot.changed -------------------------------------------------------------------------
+
+    async def slots(self, records: list[Record]) -> None:
+        """Slots the queue gave up or moved: spacing and daily caps count what is still held."""
+        changes: list[SlotChanged] = []
+        rejected: list[Outgoing] = []
+        for record in records:
+            try:
+                changes.append(SlotChanged.from_bytes(record.value))
+            except ContractError as error:
+                log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
+                rejected.append(dead_letter_for(record, reason=error.reason, message=error.message,
+                                                consumer="planner.slots",
+                                                topic=self.ctx.topic(Topics.DEAD_LETTER)))
+        if changes:
+            async with self.pool.acquire() as conn:
+                await store.apply_slot_changes(conn, changes)
         await self.ctx.send(rejected)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from contracts import ContentType, Platform
+from contracts import ContentType, Platform, SlotChanged
 
 from .domain import AccountKey, ChosenTime, Reading
 
@@ -83,13 +83,31 @@ async def calendars(
     rows = await conn.fetch(
         """SELECT s.platform, s.account_id, s.slot_at FROM planner_slots s
            JOIN unnest($1::text[], $2::text[]) AS k(platform, account_id) USING (platform, account_id)
-           WHERE s.slot_at >= $3 ORDER BY s.slot_at""",
+           WHERE s.slot_at >= $3 AND NOT s.released ORDER BY s.slot_at""",
         [k[0].value for k in keys], [k[1] for k in keys], since,
     )
     found: dict[AccountKey, list[float]] = {}
     for r in rows:
         found.setdefault((Platform(r["platform"]), r["account_id"]), []).append(r["slot_at"].timestamp())
     return found
+
+
+async def apply_slot_changes(conn: asyncpg.Connection, changes: Sequence[SlotChanged]) -> int:
+    """Release or move slots, each only over an older change; returns the slots changed."""
+    latest: dict[uuid.UUID, SlotChanged] = {}
+    for change in changes:  # one row per target: UPDATE ... FROM would pick any of several
+        if change.target_id not in latest or change.version > latest[change.target_id].version:
+            latest[change.target_id] = change
+    if not latest:
+        return 0
+    result = await conn.execute(
+        """UPDATE planner_slots s SET released = (u.change = 'released'),
+                  slot_at = COALESCE(u.slot_at, s.slot_at), queue_version = u.version
+           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[]) AS u(target_id, version, change, slot_at)
+           WHERE s.target_id = u.target_id AND s.queue_version < u.version""",
+        list(latest), [c.version for c in latest.values()], [c.change.value for c in latest.values()],
+        [c.slot_at for c in latest.values()])
+    return int(result.split()[-1])
 
 
 async def insert_slots(conn: asyncpg.Connection, slots: Sequence[PlannedSlot]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from contracts import (
@@ -13,14 +14,15 @@ from contracts import (
     PostContent,
     PublishRequested,
     RemoteHandle,
+    SlotChanged,
     StatusCheck,
     StatusObserved,
     StatusRequested,
     Topics,
 )
 
-from .domain import Emit, TargetState
-from .repository import DueTarget, EngagementContext
+from .domain import Emit, TargetState, slot_change
+from .repository import DueTarget, EngagementContext, LockedTarget
 
 
 def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, str, PublishRequested | StatusRequested]:
@@ -99,3 +101,24 @@ def engagement_observed_for(
         observed_at=observed.observed_at,
     )
     return Topics.ENGAGEMENT_OBSERVED, context.account_id, message
+
+
+def slot_changed_for(
+    target: DueTarget | LockedTarget, after: TargetState, now: datetime
+) -> tuple[str, str, SlotChanged] | None:
+    """(topic, key, message) telling the planner a target's slot moved or was given up, if it did."""
+    moved = slot_change(target.state, after)
+    if moved is None:
+        return None
+    change, slot_at = moved
+    message = SlotChanged(
+        message_id=uuid.uuid5(after.target_id, f"slot:{after.version}"),
+        target_id=after.target_id,
+        platform=Platform(target.platform),
+        account_id=target.account_id,
+        version=after.version,
+        change=change,
+        slot_at=slot_at,
+        changed_at=now,
+    )
+    return Topics.SLOT_CHANGED, target.account_id, message

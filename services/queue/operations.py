@@ -41,7 +41,7 @@ from .domain import (
     retry_policies,
     with_engagement_timer,
 )
-from .messages import engagement_observed_for, engagement_request_for, request_for
+from .messages import engagement_observed_for, engagement_request_for, request_for, slot_changed_for
 
 Clock = Callable[[], datetime]
 OperatorCommand = Callable[[TargetState, datetime], Change | Refused]
@@ -145,6 +145,7 @@ class QueueOperations:
                     outgoing.append(alert_for(due, change, now, self.topic))
                 if change.attempt_outcome:
                     attempts.append(_attempt_row(change, due.trace_context))
+                outgoing.extend(self._slot_messages([(due, change.state)], now))
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, outgoing)
@@ -222,7 +223,8 @@ class QueueOperations:
                        if s.version != locked[tid].state.version]
             await repo.save_changes(conn, changed)
             await repo.record_attempts(conn, attempts)
-            await repo.write_outbox(conn, alerts + await self._engagement_messages(conn, earned))
+            slots = self._slot_messages([(locked[c.state.target_id], c.state) for _, c in changed], now)
+            await repo.write_outbox(conn, alerts + slots + await self._engagement_messages(conn, earned))
             if changed:
                 await repo.notify_due(conn)
         stats.record_transitions(stats.moves(
@@ -264,6 +266,16 @@ class QueueOperations:
                 outgoing.append(Outgoing.of(self.topic(topic), key, message, current_carrier()))
         return outgoing
 
+    def _slot_messages(self, moves: Sequence[tuple[repo.DueTarget | repo.LockedTarget, TargetState]],
+                       now: datetime) -> list[Outgoing]:
+        """SlotChanged for the planner, for each change that moved a slot or gave it up."""
+        outgoing = []
+        for target, after in moves:
+            if (found := slot_changed_for(target, after, now)) is not None:
+                topic, key, message = found
+                outgoing.append(Outgoing.of(self.topic(topic), key, message, {}))
+        return outgoing
+
     # -- operator commands ------------------------------------------------------------------
 
     async def cancel(self, ref: str) -> list[CommandOutcome]:
@@ -282,6 +294,7 @@ class QueueOperations:
         outcomes: list[CommandOutcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
             changes: list[tuple[int, Change]] = []
+            applied: list[repo.LockedTarget] = []
             attempts: list[tuple] = []
             for target in await repo.lock_targets_of(conn, ref):
                 decided = command(target.state, now)
@@ -289,10 +302,13 @@ class QueueOperations:
                     outcomes.append(_outcome(target, target.state, False, decided.reason))
                     continue
                 changes.append((target.state.version, decided))
+                applied.append(target)
                 attempts.append(_attempt_row(decided, {}))
                 outcomes.append(_outcome(target, decided.state, True, decided.attempt_outcome or "done"))
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
+            await repo.write_outbox(conn, self._slot_messages(
+                [(target, change.state) for target, (_, change) in zip(applied, changes)], now))
             if changes:
                 await repo.notify_due(conn)
         stats.record_transitions(stats.moves(

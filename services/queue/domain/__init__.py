@@ -5,6 +5,7 @@ from ._in_flight import InFlightLimit
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
 from ._operator import Refused, cancel, reschedule, retry
 from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, StatusCadence, retry_policies
+from ._slots import GIVEN_UP, slot_change
 from ._transitions import (
     LEASE_EXPIRED,
     on_due,
@@ -16,6 +17,7 @@ from ._transitions import (
 )
 
 __all__ = [
+    "GIVEN_UP",
     "LEASE_EXPIRED",
     "PLATFORM_RETRY_POLICIES",
     "TERMINAL",
@@ -38,6 +40,7 @@ __all__ = [
     "post_status",
     "reschedule",
     "retry",
+    "slot_change",
     "retry_policies",
     "with_engagement_timer",
 ]

@@ -12,7 +12,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from contracts import AdminAlert, Platform, Topics
 from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
-from services.quotas import InstagramPublishingLimit, QuotaLedger, quota_rules
+from services.quotas import QuotaLedger, quota_rules
 from services.runtime import (
     Outgoing,
     Service,
@@ -28,7 +28,7 @@ from .credentials import StoredTokens, TokenSource
 from .handles import HandleStore
 from .handlers import PublishHandlers
 from .limits import Cap, EndpointLimits
-from .platforms import MediaPolicy, PlatformClient, build_client, media_client
+from .platforms import InstagramClient, MediaPolicy, PlatformClient, build_client, media_client
 from .preflight import Preflight
 
 
@@ -151,8 +151,8 @@ class PublisherService(CredentialedService):
         settings = self.ctx.settings
         self.media_http = media_http_client(self.ctx)
         client = platform_client(settings, self.platform, self.http, self.media_http, preflighted=True)
-        instagram_limit = (InstagramPublishingLimit(self.http, client.api)  # type: ignore[attr-defined]
-                           if self.platform is Platform.INSTAGRAM else None)
+        # Instagram's own count, read by its client (within the account's cap) for the ledger
+        instagram_limit = client.publishing_limit if isinstance(client, InstagramClient) else None
         preflight = Preflight(self.tokens, self.ledger, quota_rules(settings.quotas),
                               instagram_limit=instagram_limit)
         journals = HandleStore(self.pool, claim_seconds=settings.platforms.claim_seconds)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 from contracts import ErrorClass, Platform, PublishRequested
-from services.quotas import Cost, InstagramPublishingLimit, QuotaLedger, QuotaRule, publish_costs
+from services.quotas import Cost, QuotaLedger, QuotaRule, ReadPublishingLimit, publish_costs
 from services.validation import publish_problems
 
 from .credentials import TokenSource, with_token
@@ -32,7 +32,7 @@ def rule_violation(request: PublishRequested) -> PlatformError | None:
 
 class Preflight:
     def __init__(self, tokens: TokenSource, ledger: QuotaLedger, rules: dict[str, QuotaRule], *,
-                 instagram_limit: InstagramPublishingLimit | None = None,
+                 instagram_limit: ReadPublishingLimit | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.tokens, self.ledger, self.rules = tokens, ledger, rules
         self.instagram_limit = instagram_limit
@@ -60,7 +60,7 @@ class Preflight:
     async def _reserve(self, request: PublishRequested, costs: list[Cost], token: str) -> None:
         observed = None
         if request.platform is Platform.INSTAGRAM and self.instagram_limit is not None and costs:
-            limit = await self.instagram_limit.read(request.account_id, token)
+            limit = await self.instagram_limit(request.account_id, token)
             if limit is not None:
                 rule = costs[0].rule
                 # stored only when it differs: the default needs no row, and it is re-read each time

@@ -8,7 +8,7 @@
 Per-process call rates (aiolimiter) are not here: see services/publishers/limits.py.
 """
 
-from ._instagram import InstagramPublishingLimit, PublishingLimit
+from ._instagram import PublishingLimit, ReadPublishingLimit
 from ._ledger import QuotaLedger
 from ._rules import (
     PACIFIC,
@@ -28,8 +28,8 @@ __all__ = [
     "PACIFIC",
     "Cost",
     "Denied",
-    "InstagramPublishingLimit",
     "PublishingLimit",
+    "ReadPublishingLimit",
     "QuotaLedger",
     "QuotaRule",
     "Window",

@@ -8,6 +8,7 @@ account's media), FINISHED (publish again, same container), EXPIRED/ERROR (a new
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import datetime
@@ -25,6 +26,8 @@ from contracts import (
     PublishRequested,
     RemoteHandle,
 )
+
+from services.quotas import PublishingLimit
 
 from ..limits import EndpointLimits
 from ._base import (
@@ -55,6 +58,9 @@ CONTAINER_HANDLE_KIND = "instagram.container"
 CAPTION_LIMIT = 2200
 CAROUSEL_SIZE = range(2, 11)
 LIMIT_RETRY_SECONDS = 3600.0  # the publishing limit is a rolling 24 h; look again in an hour
+DEFAULT_PUBLISHING_LIMIT = 50  # when the reply leaves config.quota_total out (platforms.md §2.5)
+
+log = logging.getLogger("autopost.publisher.instagram")
 
 # platforms.md §2.4: the subcode says most; "new container" cases retry (a retry makes one)
 _SUBCODE_CLASSES = {
@@ -340,16 +346,31 @@ class InstagramClient(PlatformClientBase):
 
     # -- publishing --------------------------------------------------------------------------
 
+    async def publishing_limit(self, account: str, token: str) -> PublishingLimit | None:
+        """The account's rolling-24 h publishing limit as Instagram counts it; None when it cannot
+        be read, so an unreadable limit never blocks publishing (the ledger's count still
+        applies). A call like any other: within the account's cap, its usage header noted."""
+        try:
+            return await self._read_publishing_limit(account, token)
+        except PlatformError as error:
+            log.info("content_publishing_limit of %s unreadable: %s", account, error.code)
+            return None
+
     async def _check_publishing_limit(self, account: str, token: str) -> None:
         """Read the rolling-24 h publishing limit first: a post beyond it is deferred, not sent."""
+        limit = await self._read_publishing_limit(account, token)
+        if limit.used >= limit.total:
+            raise PlatformError(ErrorClass.QUOTA, "content_publishing_limit",
+                                f"{limit.used} of {limit.total} posts used in the last 24 hours", LIMIT_RETRY_SECONDS)
+
+    async def _read_publishing_limit(self, account: str, token: str) -> PublishingLimit:
         reply = await with_retries(self.retry, lambda: self._get(
             account, f"/{account}/content_publishing_limit", token, fields="quota_usage,config"))
         entry = (reply.get("data") or [{}])[0]
-        used = _int(entry.get("quota_usage")) or 0
-        total = _int((entry.get("config") or {}).get("quota_total")) or 50
-        if used >= total:
-            raise PlatformError(ErrorClass.QUOTA, "content_publishing_limit",
-                                f"{used} of {total} posts used in the last 24 hours", LIMIT_RETRY_SECONDS)
+        config = entry.get("config") or {}
+        return PublishingLimit(used=_int(entry.get("quota_usage")) or 0,
+                               total=_int(config.get("quota_total")) or DEFAULT_PUBLISHING_LIMIT,
+                               window_seconds=_int(config.get("quota_duration")) or 86400)
 
     async def _publish(self, account: str, container: RemoteHandle, token: str) -> str:
         """media_publish the container. Unanswered or refused as not ready: look at the

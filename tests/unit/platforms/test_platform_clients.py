@@ -31,7 +31,7 @@ from contracts import (
     PublishRequested,
     RemoteHandle,
 )
-from services.publishers.limits import EndpointLimits
+from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits
 from services.publishers.platforms import (
     ACCEPTED,
     CREATED,
@@ -648,6 +648,16 @@ class TestInstagramClient(PlatformClientSuite):
             await client.publish(publish_request(self.platform, self.account, ContentType.IMAGE,
                                                  *[IMAGE] * 11), self.token)
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "100/2207028")
+
+    async def test_the_limit_read_for_the_ledger_is_a_call_within_the_accounts_cap(self, http, policy, app):
+        limits = EndpointLimits({ANY_ENDPOINT: Cap(1, 60.0)})
+        client = self.make_client(http, policy, limits=limits)
+        limit = await client.publishing_limit(self.account, self.token)
+        assert (limit.used, limit.total, limit.window_seconds) == (0, 50, 86400)
+        assert not limits.limiter(self.account, "content_publishing_limit").has_capacity(), "it took the cap"
+        self.store(app).faults = AnswerWith(self.first_operation, Response("upstream broke", 503))
+        unreadable = self.make_client(http, policy)
+        assert await unreadable.publishing_limit(self.account, self.token) is None, "never blocks publishing"
 
     async def test_container_not_ready_in_time_is_retryable_and_resumed(self, http, policy):
         client = self.make_client(http, policy, poll_interval=0.01, poll_timeout=0.0)

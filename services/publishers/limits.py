@@ -3,11 +3,11 @@
 Publish and status requests are keyed by account id, so an account's calls reach one process
 per service, and its caps live there. A plain `AsyncLimiter(n, period)` lets a burst of n
 through and then n more within the period (up to 2n). A bucket of `b` passes `b` at once and
-then one per `1 / rate`, so a window of `period` can hold `b + rate * period`: any burst is paid
-for in sustained rate, `(n - b) / n` of the cap (a burst of half the cap halves a backlog's
-speed). `hard_cap` takes a bucket of one: calls evenly spaced `period / n` apart (plus a
-margin), never more than n in any window, and a backlog goes at 98 % of the cap. The platforms
-count a sliding window, so spacing costs nothing but a burst's first calls going at once.
+then one per `1 / rate`, so a window of `period` can hold `b + floor(rate * period)`: keeping
+that at n, any burst is paid for in sustained rate (a burst of half the cap halves a backlog's
+speed). `hard_cap` keeps the burst to 3 % of the cap (at least one call): a backlog goes at
+95-98 % of the cap, and a large cap still lets one post's calls through at once (Instagram's
+200 an hour: 6 at once, then one every 19 s).
 Daily quotas (YouTube units, Instagram's 50 posts, TikTok's creator cap) are not rates: they
 are counted in Postgres, not here.
 """
@@ -55,10 +55,15 @@ PLATFORM_CAPS: dict[Platform, dict[str, Cap]] = {
 SAFETY_MARGIN = 0.02
 
 
+# of the cap, what may go at once: a larger burst costs as much in sustained rate
+BURST_SHARE = 0.03
+
+
 def hard_cap(cap: Cap) -> AsyncLimiter:
-    """A limiter that never passes more than `cap.calls` in any window of `cap.period`: one call
-    per `cap.period / cap.calls` (and the margin)."""
-    return AsyncLimiter(1, cap.period * (1 + SAFETY_MARGIN) / cap.calls)
+    """A limiter that never passes more than `cap.calls` in any window of `cap.period`: a
+    burst of `b`, then `cap.calls - b + 1` per period (and the margin)."""
+    burst = max(1, int(cap.calls * BURST_SHARE))
+    return AsyncLimiter(burst, burst * cap.period * (1 + SAFETY_MARGIN) / (cap.calls - burst + 1))
 
 
 class EndpointLimits:

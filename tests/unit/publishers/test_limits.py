@@ -9,19 +9,18 @@ import time
 import pytest
 
 from contracts import Platform
-from services.publishers.limits import PLATFORM_CAPS, Cap, EndpointLimits, hard_cap
+from services.publishers.limits import ANY_ENDPOINT, PLATFORM_CAPS, Cap, EndpointLimits, hard_cap
 
 
 @pytest.mark.parametrize("platform, endpoint", [(p, e) for p, caps in PLATFORM_CAPS.items() for e in caps])
 def test_every_cap_allows_at_most_its_figure_per_window(platform, endpoint):
     cap = PLATFORM_CAPS[platform][endpoint]
     limiter = hard_cap(cap)
-    # a bucket of one passes a call, then one per time_period: a window of `period` holds the
-    # first and every later one that fits
-    assert limiter.max_rate == 1
-    worst = 1 + math.floor(cap.period / limiter.time_period)
-    assert worst <= cap.calls
-    assert cap.calls / cap.period * limiter.time_period <= 1.021  # a backlog: 98 % of the cap
+    # a bucket of b passes b at once, then one per time_period / b: a window of `period` holds
+    # the burst and every later one that fits
+    rate = limiter.max_rate / limiter.time_period
+    assert limiter.max_rate + math.floor(rate * cap.period) <= cap.calls
+    assert rate * cap.period / cap.calls >= 0.95, "a backlog goes at 95 % of the cap or more"
 
 
 def test_the_platforms_figures():
@@ -30,6 +29,11 @@ def test_the_platforms_figures():
         "creator_info": (20, 60.0), "video_init": (6, 60.0), "inbox_init": (6, 60.0),
         "content_init": (6, 60.0), "status_fetch": (30, 60.0)}
     assert PLATFORM_CAPS[Platform.INSTAGRAM]["*"] == Cap(200, 3600.0)
+
+
+def test_a_large_cap_lets_one_posts_calls_through_at_once():
+    assert hard_cap(PLATFORM_CAPS[Platform.INSTAGRAM][ANY_ENDPOINT]).max_rate == 6
+    assert hard_cap(Cap(6, 60.0)).max_rate == 1
 
 
 async def test_a_backlog_goes_evenly_spaced_and_never_more_than_the_cap_in_any_window():

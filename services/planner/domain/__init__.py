@@ -22,13 +22,14 @@ from ._hour_of_week import (
     zone_named,
 )
 from ._hour_scores import UNKNOWN_HOUR_DISCOUNT, hour_scores
+from ._optimal_schedule import generate_optimal_schedule
 from ._plan_content import audience_for, plan_content
 from ._population import level_of, population_curve
 from ._readings import engagement_rate, reading_from
 from ._rejection import PlanningRejected
 from ._rules import DEFAULT_LIMITS, NO_LIMITS, UNLIMITED, PlatformLimits, QuotaWindow, SlotRules
 from ._schedule_choice import AT_TIME_GRACE
-from ._schedule import generate_optimal_schedule, learned_schedule, schedule_with
+from ._schedule import learned_schedule, schedule_with
 from ._slot_search import Slot, SlotScores, choose_slot, rank_slots
 from ._strategies import (
     Exploration,

@@ -52,8 +52,8 @@ class Strategy(Protocol):
 class HeuristicStrategy:
     """The original `generateOptimalSchedule`: active hours of peak days, ranked by best times.
 
-    Through the common search it is `generate_optimal_schedule`, with the planner's rules on
-    top.
+    Through the common search it gives the very slot `generate_optimal_schedule` gives, and it
+    keeps the planner's rules on top.
     """
 
     name = "heuristic"

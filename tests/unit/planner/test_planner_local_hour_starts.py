@@ -9,7 +9,7 @@ import pytest
 from contracts import AudienceData, ScheduleInput
 from planner_schedule_oracle import occurrences
 from services.planner.domain import generate_optimal_schedule
-from services.planner.domain import _schedule
+from services.planner.domain import _optimal_schedule
 from services.planner.domain._local_hour_starts import hour_starts_in_utc
 
 D = date(2030, 6, 12)
@@ -74,7 +74,7 @@ def test_a_long_gap_over_midnight_skips_the_hours_before_midnight_too() -> None:
 def test_a_first_occurrence_past_the_end_dates_local_day_is_found(monkeypatch) -> None:
     # The window ends at 23:00 UTC, shown as 23:00 on D (after the clocks went back); the
     # 00:00 of D+1 was first shown at 22:00 UTC, inside the window.
-    monkeypatch.setattr(_schedule, "zone_named", lambda name: LONG_REPEAT_OVER_MIDNIGHT)
+    monkeypatch.setattr(_optimal_schedule, "ZoneInfo", lambda name: LONG_REPEAT_OVER_MIDNIGHT)
     schedule_input = ScheduleInput(
         platform="youtube",
         content_type="video",

@@ -1,4 +1,11 @@
-"""The original spec's `generateOptimalSchedule`, made correct: the best slots in a window."""
+"""The original spec's `generateOptimalSchedule`, made correct: the best slots in a window.
+
+It keeps a candidate loop of its own beside `rank_slots`, which `schedule_with` uses with
+blackouts and the learned strategy: without blackouts it needs none of that search's rules,
+and through it the heuristic plans at half the speed (benchmarks/planner.py --strategy
+heuristic: 4,100-4,200 plans/s against 8,800-9,100, side by side). A property test checks that
+both give the same slots.
+"""
 
 from __future__ import annotations
 

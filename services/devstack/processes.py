@@ -13,7 +13,7 @@ import inspect
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +49,9 @@ class _Child:
     env: dict[str, str] | None
     cwd: str | Path | None
     pass_fds: tuple[int, ...] = ()
-    may_fork: bool = True  # from the fork server, when the group has one and argv allows
     pid: int = 0
     exited: asyncio.Future[int] | None = None
-    closed: asyncio.Future[None] | None = None  # its output pipes are closed
+    closed: asyncio.Future[object] | None = None  # its output pipes are closed
     close: Callable[[], None] = lambda: None
     watcher: asyncio.Task[int] | None = None
     stopping: bool = False  # an exit we asked for is not reported as unexpected
@@ -67,8 +66,8 @@ class ProcessGroup:
     exits are written to the output, passed to `on_unexpected_exit` (may be async) and
     queued for `wait_unexpected_exit()`.
 
-    With `preload` (module names), `python -m services.cli ...` children are forked from one
-    child, `preload`, that imported those modules once: they share its memory (`_forkserver`).
+    With `preload` (module names), `python -m/-c` children are forked from one child,
+    `preload`, that imported those modules once: they share its memory (`_forkserver`).
     """
 
     def __init__(
@@ -100,10 +99,10 @@ class ProcessGroup:
         return await self._start(name, argv, env=env, cwd=cwd)
 
     async def _start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-                     cwd: str | Path | None = None, pass_fds: tuple[int, ...] = (), may_fork: bool = True) -> int:
+                     cwd: str | Path | None = None, pass_fds: tuple[int, ...] = ()) -> int:
         if (old := self._children.get(name)) and old.returncode is None:
             raise ValueError(f"{name!r} is already running (pid {old.pid})")
-        child = _Child(name, tuple(argv), dict(env) if env is not None else None, cwd, pass_fds, may_fork)
+        child = _Child(name, tuple(argv), dict(env) if env is not None else None, cwd, pass_fds)
         await self._spawn(child)
         self._children[name] = child
         return child.pid
@@ -144,7 +143,7 @@ class ProcessGroup:
         """Stop (as `stop`) and start again with the same argv/env/cwd. Returns the new pid."""
         old = self._child(name)
         await self.stop(name, timeout)
-        child = _Child(old.name, old.argv, old.env, old.cwd, old.pass_fds, old.may_fork)
+        child = _Child(old.name, old.argv, old.env, old.cwd, old.pass_fds)
         await self._spawn(child)
         self._children[name] = child
         return child.pid
@@ -178,7 +177,7 @@ class ProcessGroup:
 
     async def _spawn(self, child: _Child) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(child.env or {})}  # lines appear as they are written
-        if self._preload and child.may_fork and forkable(child.argv):
+        if self._preload and child.name != _FORK_SERVER and forkable(child.argv):
             await self._fork(child, env)
         else:
             await self._exec(child, env)
@@ -215,7 +214,7 @@ class ProcessGroup:
         readers = [_PipeReader(protocol, fd, loop) for fd in (1, 2)]
         transports = [(await loop.connect_read_pipe(lambda r=reader: r, open(read, "rb", 0)))[0]
                       for reader, (read, _) in zip(readers, pipes)]
-        child.closed = asyncio.ensure_future(_all_done(reader.lost for reader in readers))
+        child.closed = asyncio.gather(*(reader.lost for reader in readers))
 
         def close() -> None:
             for transport in transports:
@@ -232,7 +231,7 @@ class ProcessGroup:
         ours, theirs = ForkServer.socket_pair()
         try:
             await self._start(_FORK_SERVER, [sys.executable, "-m", "services.devstack._forkserver", *self._preload],
-                              env={SOCKET_FD_ENV: str(theirs.fileno())}, pass_fds=(theirs.fileno(),), may_fork=False)
+                              env={SOCKET_FD_ENV: str(theirs.fileno())}, pass_fds=(theirs.fileno(),))
         finally:
             theirs.close()
         self._fork_server = ForkServer(ours)
@@ -343,10 +342,6 @@ class _PipeReader(asyncio.Protocol):
         self._lines.pipe_connection_lost(self._fd, exc)
         if not self.lost.done():
             self.lost.set_result(None)
-
-
-async def _all_done(futures: Iterable[asyncio.Future[None]]) -> None:
-    await asyncio.gather(*futures)
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -36,7 +36,8 @@ DEV_ENV = {
 
 # What the stack's Python processes import, once, in the process they are forked from.
 PRELOAD = ("services.cli", "services.runtime", "services.planner.app", "services.queue.app",
-           "services.publishers.app", "services.poller.app", "services.notifier.app", "sandbox", "uvicorn", "uvloop", "httptools")
+           "services.publishers.app", "services.poller.app", "services.notifier.app", "sandbox",
+           "uvicorn", "uvloop", "httptools")
 
 
 def free_port() -> int:

@@ -161,16 +161,7 @@ class PlannerHandlers:
 
     async def engagement(self, records: list[Record]) -> None:
         """Store what posts earned (once per message id) and drop the accounts' stale readings."""
-        observed: list[EngagementObserved] = []
-        rejected: list[Outgoing] = []
-        for record in records:
-            try:
-                observed.append(EngagementObserved.from_bytes(record.value))
-            except ContractError as error:
-                log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
-                rejected.append(dead_letter_for(record, reason=error.reason, message=error.message,
-                                                consumer="planner.engagement",
-                                                topic=self.ctx.topic(Topics.DEAD_LETTER)))
+        observed, rejected = self.ctx.decode_all(records, EngagementObserved, "planner.engagement")
         learnt: set[AccountKey] = set()
         if observed:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -180,21 +171,11 @@ class PlannerHandlers:
         self.readings.forget(learnt)
         await self.ctx.send(rejected)
 
-
     # -- slot.changed -------------------------------------------------------------------------
 
     async def slots(self, records: list[Record]) -> None:
         """Slots the queue gave up or moved: spacing and daily caps count what is still held."""
-        changes: list[SlotChanged] = []
-        rejected: list[Outgoing] = []
-        for record in records:
-            try:
-                changes.append(SlotChanged.from_bytes(record.value))
-            except ContractError as error:
-                log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
-                rejected.append(dead_letter_for(record, reason=error.reason, message=error.message,
-                                                consumer="planner.slots",
-                                                topic=self.ctx.topic(Topics.DEAD_LETTER)))
+        changes, rejected = self.ctx.decode_all(records, SlotChanged, "planner.slots")
         if changes:
             async with self.pool.acquire() as conn:
                 await store.apply_slot_changes(conn, changes)

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
 
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from contracts import ContractError, Topics
+from contracts import ContractError, Message, Topics
 
 from . import _metrics as metrics
 from ._broker import ConsumerWatch, build_broker, consumers_of
@@ -24,6 +25,8 @@ from ._settings import Settings
 from ._startup import when_reachable
 from ._telemetry import build_tracer_provider
 from ._topics import ensure_topics
+
+M = TypeVar("M", bound=Message)
 
 log = logging.getLogger("autopost.service")
 
@@ -43,6 +46,17 @@ class ServiceContext:
 
     async def send(self, messages: list[Outgoing]) -> None:
         await publish_all(self.broker, messages)
+
+    def decode_all(self, records: Sequence[Record], model: type[M], consumer: str) -> tuple[list[M], list[Outgoing]]:
+        """Each record as `model`, and a dead letter for each one that is not."""
+        decoded: list[M] = []
+        rejected: list[Outgoing] = []
+        for record in records:
+            try:
+                decoded.append(model.from_bytes(record.value))
+            except ContractError as error:
+                rejected.append(self.dead_letter(record, error, consumer))
+        return decoded, rejected
 
     def dead_letter(self, record: Record, error: ContractError, consumer: str | None = None) -> Outgoing:
         """A message this service cannot read, set aside whole (reason, payload, headers)."""

@@ -37,10 +37,12 @@ async def test_a_cancelled_targets_slot_no_longer_holds_off_the_accounts_next_po
         assert await scheduled("spaced", 2) >= in_an_hour + timedelta(hours=2)
 
         held = target_id_for(post_id_for("held"), Platform.TIKTOK, "brand")
-        await wait_for(lambda: _slot(database_url, held), 15, "the queue has the held post")
+        await wait_for(lambda: _value(database_url, "SELECT count(*) FROM targets WHERE target_id = $1", held),
+                       15, "the queue has the held post")
         [outcome] = await pipeline.service("queue").ops.cancel(str(held))
         assert outcome.applied
-        await wait_for(lambda: _released(database_url, held), 15, "the planner released the slot")
+        await wait_for(lambda: _value(database_url, "SELECT released FROM planner_slots WHERE target_id = $1", held),
+                       15, "the planner released the slot")
 
         await produce(kafka_bootstrap, submitted, [post("freed")], key=b"freed")
         assert await scheduled("freed", 3) < in_an_hour, "the cancelled slot no longer counts"
@@ -78,17 +80,9 @@ async def test_slot_changes_apply_once_in_version_order(database_url):
         await conn.close()
 
 
-async def _slot(database_url, target_id):
+async def _value(database_url, query, *args):
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetchval("SELECT count(*) FROM targets WHERE target_id = $1", target_id)
-    finally:
-        await conn.close()
-
-
-async def _released(database_url, target_id):
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await conn.fetchval("SELECT released FROM planner_slots WHERE target_id = $1", target_id)
+        return await conn.fetchval(query, *args)
     finally:
         await conn.close()

@@ -8,7 +8,6 @@ import asyncpg
 import httpx
 from faststream.kafka import KafkaBroker
 from httpx_aiohttp import AiohttpTransport
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from contracts import AdminAlert, Platform, Topics
 from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
@@ -18,6 +17,7 @@ from services.runtime import (
     Service,
     ServiceContext,
     Settings,
+    TracedTransport,
     close_database,
     database_ready,
     open_database,
@@ -36,9 +36,8 @@ def platform_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
     """httpx's API on aiohttp's connection pool, which costs a fifth of the CPU per request."""
     transport = AiohttpTransport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
     timeout = ctx.settings.platforms.timeout_seconds
-    http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
-    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=ctx.tracer_provider)
-    return http
+    return httpx.AsyncClient(transport=TracedTransport(transport, ctx.tracer_provider),
+                             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
 
 def media_policy(settings: Settings) -> MediaPolicy:
@@ -52,9 +51,8 @@ def media_policy(settings: Settings) -> MediaPolicy:
 
 def media_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
     """Media is fetched apart from platform calls: every connection checked (see _media.py)."""
-    http = media_client(media_policy(ctx.settings), timeout=ctx.settings.platforms.timeout_seconds)
-    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=ctx.tracer_provider)
-    return http
+    return media_client(media_policy(ctx.settings), timeout=ctx.settings.platforms.timeout_seconds,
+                        wrap=lambda transport: TracedTransport(transport, ctx.tracer_provider))
 
 
 def endpoint_limits(settings: Settings, platform: Platform) -> EndpointLimits:

@@ -6,6 +6,7 @@ from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batche
 from ._db import close_database, create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
 from ._health import AsgiServer, health_app, run_checks
+from ._http_tracing import TracedTransport
 from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
@@ -53,6 +54,7 @@ __all__ = [
     "Service",
     "ServiceContext",
     "ServiceHost",
+    "TracedTransport",
     "Settings",
     "apply_migrations",
     "build_broker",

@@ -1,14 +1,15 @@
-"""OpenTelemetry in one place: a tracer provider per service, and trace context on messages.
+"""OpenTelemetry in one place: a tracer provider per service, and trace context on messages
+and requests.
 
-The provider is passed explicitly (FastStream's middleware, asyncpg and httpx instrumentation
-all take one), so tests can run several services in one process, each with its own
+The provider is passed explicitly (FastStream's middleware, asyncpg's instrumentation and our
+HTTP transport all take one), so tests can run several services in one process, each with its own
 `service.name`, into one in-memory exporter.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -67,6 +68,11 @@ def current_carrier() -> dict[str, str]:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier
+
+
+def inject_carrier(headers: MutableMapping[str, str]) -> None:
+    """The current trace context into outgoing headers (HTTP requests)."""
+    _PROPAGATOR.inject(headers)
 
 
 def trace_id_of(carrier: Mapping[str, str] | None) -> str | None:

@@ -154,15 +154,20 @@ class GuardedResolver(AbstractResolver):
         pass
 
 
-def media_client(policy: MediaPolicy, *, timeout: float = 30.0, max_connections: int = 50) -> httpx.AsyncClient:
+def media_client(policy: MediaPolicy, *, timeout: float = 30.0, max_connections: int = 50,
+                 wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None
+                 ) -> httpx.AsyncClient:
     """The client media is fetched with: redirects off (followed by hand), every name checked
-    when connecting (`GuardedResolver`), on aiohttp's pool like the platform calls."""
+    when connecting (`GuardedResolver`), on aiohttp's pool like the platform calls. `wrap`
+    layers a transport over it (tracing)."""
 
     def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=max_connections)
         return aiohttp.ClientSession(connector=connector)
 
-    transport = AiohttpTransport(client=session)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
+    if wrap is not None:
+        transport = wrap(transport)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 

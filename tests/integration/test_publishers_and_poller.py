@@ -49,9 +49,15 @@ async def test_each_publisher_publishes_and_the_poller_follows_to_the_url(
         results = [PublishResult.from_bytes(r.value)
                    for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.PUBLISH_RESULT, 3)]
         assert {r.target_id for r in results} == {m.target_id for m in requests.values()}
-        assert all(r.outcome is PublishOutcome.ACCEPTED and r.remote_handle for r in results)
-
         by_target = {m.target_id: m for m in requests.values()}
+        outcomes = {by_target[r.target_id].platform: r.outcome for r in results}
+        # Instagram's media is live once published: its permalink comes with the result
+        assert outcomes == {Platform.TIKTOK: PublishOutcome.ACCEPTED, Platform.YOUTUBE: PublishOutcome.ACCEPTED,
+                            Platform.INSTAGRAM: PublishOutcome.PUBLISHED}
+        assert all(r.remote_handle for r in results)
+        assert [r.url for r in results if r.outcome is PublishOutcome.PUBLISHED][0].startswith(
+            "https://www.instagram.com/")
+
         now = datetime.now(timezone.utc)
         fresh_ids = set()
         for result in results:

@@ -1,4 +1,4 @@
-"""Instagram Graph API client: containers (image, reel, story, carousel) → FINISHED → media_publish.
+"""Instagram Graph API client: containers (image, reel, story, carousel) → FINISHED → media_publish → permalink.
 
 The container is the de-duplication handle (platforms.md §2.7): it publishes once. It is
 journalled as soon as it exists; a later call resumes it. When media_publish got no answer, the
@@ -33,6 +33,7 @@ from ..limits import EndpointLimits
 from ._base import (
     Accepted,
     PlatformError,
+    Published,
     RetryRules,
     StatusReport,
     bearer,
@@ -160,13 +161,13 @@ class InstagramClient(PlatformClientBase):
         self.read_publishing_limit = read_publishing_limit
 
     async def publish(self, request: PublishRequested, token: str,
-                      journal: Journal | None = None) -> Accepted:
+                      journal: Journal | None = None) -> Accepted | Published:
         journal = journal or MemoryJournal()
         account = request.account_id
         with classified(token):
             checkpoint = await resume_point(journal, request)
             if checkpoint is not None and checkpoint.handle.kind == HANDLE_KIND:
-                return Accepted(checkpoint.handle)  # published already: the poller has the rest
+                return await self._live(account, checkpoint.handle, token)  # published already
             specs = self._specs(request)
             container, status = await self._stored_container(account, checkpoint, token, journal)
             if status == "PUBLISHED":  # media_publish went through before; its answer never got stored
@@ -181,7 +182,19 @@ class InstagramClient(PlatformClientBase):
             handle = RemoteHandle(kind=HANDLE_KIND, id=media_id,
                                   extra={"containerId": container.id, "igUserId": account})
             await journal.save(ACCEPTED, handle)
+        return await self._live(account, handle, token)
+
+    async def _live(self, account: str, handle: RemoteHandle, token: str) -> Accepted | Published:
+        """A published media is live at once: reading its permalink here spares the queue and
+        the poller a status round trip. Without one (no answer, none given) the poller asks."""
+        try:
+            with classified(token):
+                media = await self._get(account, f"/{handle.id}", token, fields="permalink,media_product_type")
+        except PlatformError as error:
+            log.info("permalink of %s not read (%s): the poller will ask", handle.id, error.code)
             return Accepted(handle)
+        permalink = media.get("permalink")
+        return Published(handle, str(permalink)) if permalink else Accepted(handle)
 
     async def check_status(self, handle: RemoteHandle, token: str,
                            account_id: str | None = None) -> StatusReport:

@@ -40,6 +40,7 @@ from services.publishers.platforms import (
     MemoryJournal,
     PlatformClient,
     PlatformError,
+    Published,
     RetryRules,
     StatusReport,
     build_client,
@@ -76,6 +77,15 @@ class AnswerWith(sandbox.Faults):
 
     async def before(self, operation: str, request: Request, account: str | None = None) -> Response | None:
         return self.response if operation == self.operation else None
+
+
+class PermalinkUnanswered(sandbox.Faults):
+    """Instagram's media node read for its permalink fails; every other call goes through."""
+
+    async def before(self, operation: str, request: Request, account: str | None = None) -> Response | None:
+        if operation == "instagram.node" and "permalink" in request.query_params.get("fields", ""):
+            return Response("upstream broke", 503)
+        return None
 
 
 class SimulatedCrash(BaseException):
@@ -235,9 +245,11 @@ class PlatformClientSuite:
     async def publish_and_follow(self, client, content_type: ContentType, *urls: str):
         outcome = await client.publish(publish_request(self.platform, self.account, content_type, *urls),
                                        self.token)
-        assert isinstance(outcome, Accepted)
+        assert isinstance(outcome, (Accepted, Published)), outcome
         report = await self.follow(client, outcome.handle)
         assert report.state is ObservedState.PUBLISHED, report
+        if isinstance(outcome, Published):  # live at once: the URL is the one the poller finds
+            assert outcome.url == report.url
         return outcome.handle, report
 
     async def published_once(self, client, http, request, journal) -> RemoteHandle:
@@ -630,6 +642,23 @@ class TestInstagramClient(PlatformClientSuite):
 
     def media_options(self, http, policy) -> dict[str, Any]:
         return {"media_policy": policy}  # Instagram fetches the media itself
+
+    async def test_a_published_media_comes_back_live_with_its_permalink(self, client, http):
+        outcome = await client.publish(
+            publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
+        assert isinstance(outcome, Published)
+        [record] = await self.published(http)
+        assert (outcome.handle.id, outcome.url) == (record["remoteId"], record["url"])
+
+    async def test_without_its_permalink_it_is_accepted_for_the_poller_to_follow(self, client, app, http):
+        self.store(app).faults = PermalinkUnanswered()
+        outcome = await client.publish(
+            publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
+        assert isinstance(outcome, Accepted), "published, but its URL is the poller's to find"
+        self.store(app).faults = sandbox.Faults()
+        report = await self.follow(client, outcome.handle)
+        [record] = await self.published(http)
+        assert (report.state, report.url) == (ObservedState.PUBLISHED, record["url"])
 
     async def test_handle_keeps_the_container(self, client):
         outcome = await client.publish(

@@ -14,6 +14,8 @@ from ._model import Account, AccountStatus, Credential, TokenGrant, first_creden
 
 _ACCOUNT_COLUMNS = """a.platform, a.account_id, a.display_name, a.status, a.status_reason, a.scopes,
     a.remote_user_id, a.connected_at, c.access_expires_at, c.refresh_expires_at, c.key_id"""
+_CREDENTIAL_COLUMNS = """a.status, a.status_reason, c.access_token, c.refresh_token, c.access_expires_at,
+    c.refresh_expires_at, c.issued_at, c.version"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +112,29 @@ class AccountStore:
             await conn.execute("SELECT 1 FROM accounts WHERE platform = $1 AND account_id = $2 FOR UPDATE",
                                platform.value, account_id)
         row = await conn.fetchrow(
-            """SELECT a.status, a.status_reason, c.access_token, c.refresh_token, c.access_expires_at,
-                      c.refresh_expires_at, c.issued_at, c.version
+            f"""SELECT {_CREDENTIAL_COLUMNS}
                FROM accounts a LEFT JOIN credentials c USING (platform, account_id)
                WHERE a.platform = $1 AND a.account_id = $2""",
             platform.value, account_id)
-        if row is None:
-            return None
+        return self._stored(row, platform, account_id) if row is not None else None
+
+    async def read_many(self, conn: asyncpg.Connection, keys: list[tuple[Platform, str]]
+                        ) -> list[StoredAccount | None]:
+        """`read` for many accounts in one statement (no locks): one answer per key, in order."""
+        rows = await conn.fetch(
+            f"""SELECT w.platform, w.account_id, {_CREDENTIAL_COLUMNS}
+               FROM unnest($1::text[], $2::text[]) AS w (platform, account_id)
+               JOIN accounts a USING (platform, account_id)
+               LEFT JOIN credentials c USING (platform, account_id)""",
+            [p.value for p, _ in keys], [a for _, a in keys])
+        found = {(row["platform"], row["account_id"]): row for row in rows}
+        answers = []
+        for platform, account_id in keys:
+            row = found.get((platform.value, account_id))
+            answers.append(self._stored(row, platform, account_id) if row is not None else None)
+        return answers
+
+    def _stored(self, row: asyncpg.Record, platform: Platform, account_id: str) -> StoredAccount:
         credential = None
         if row["access_token"] is not None:
             credential = Credential(

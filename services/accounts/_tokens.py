@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from opentelemetry import trace
 
 from contracts import AdminAlert, AlertKind, Platform
+from services.runtime import Coalesced
 
 from ._errors import AccountUnavailable, OAuthError, OAuthFailure, RefreshFailed
 from ._model import REFRESH_MARGIN, AccountStatus, Credential, can_refresh, refresh_due, refreshed
@@ -57,6 +58,8 @@ class AccessTokens:
         self.cache_seconds, self.max_cached = cache_seconds, max_cached
         self._cache: OrderedDict[tuple[Platform, str], _Cached] = OrderedDict()
         self._reminded: dict[tuple[Platform, str], datetime] = {}
+        # the accounts of one batch that are not cached are read in one statement
+        self._read = Coalesced(self._read_batch)
 
     async def current(self, platform: Platform, account_id: str) -> str:
         """A usable access token, refreshed first when it is close to expiry."""
@@ -64,14 +67,17 @@ class AccessTokens:
         cached = self._cache.get(key)
         if cached is not None and now < cached.until:
             return cached.token
-        async with self.store.pool.acquire() as conn:
-            stored = await self.store.read(conn, platform, account_id)
+        stored = await self._read(key)
         if stored is not None and stored.status is AccountStatus.NEEDS_RECONNECT:
             await self._remind(platform, account_id, stored, now)
         credential = self._usable(platform, account_id, stored)
         if refresh_due(platform, credential, now):
             return await self._refresh(platform, account_id, stale=credential.access_token, forced=False)
         return self._remember(platform, account_id, credential, now)
+
+    async def _read_batch(self, keys: list[tuple[Platform, str]]) -> list[StoredAccount | None]:
+        async with self.store.pool.acquire() as conn:
+            return await self.store.read_many(conn, keys)
 
     async def replace_rejected(self, platform: Platform, account_id: str, rejected: str) -> str:
         """The platform refused `rejected`: the token another process already refreshed, else a refresh."""

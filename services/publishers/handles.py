@@ -4,8 +4,9 @@ claim that keeps two publishers off one target at a time (table `publish_claims`
     async with store.journal_for(request) as journal:
         outcome = await client.publish(request, token, journal)
 
-Every `save` is one autocommitted statement: it is durable before the client takes its next
-step, which is what lets a killed publisher's successor resume (see platforms/_journal.py).
+Every `save` is durable (autocommitted) before the client takes its next step, which is what
+lets a killed publisher's successor resume (see platforms/_journal.py). The saves that fall at
+one moment, across a batch's targets, share one statement.
 """
 
 from __future__ import annotations
@@ -17,21 +18,27 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 import asyncpg
 
 from contracts import ErrorClass, PublishRequested, RemoteHandle
+from services.runtime import Coalesced
 
 from .platforms import Checkpoint, Journal, MemoryJournal, PlatformError
 
 log = logging.getLogger("autopost.publisher.handles")
 
+# Every save of the moment (the batch's targets, each at its own step) in one statement; at most
+# one per target (a target's steps are sequential), so ON CONFLICT never meets a row twice.
 _SAVE = """
 INSERT INTO remote_handles (target_id, generation, platform, account_id, attempt, stage, kind, remote_id, extra)
-SELECT $1, COALESCE((SELECT CASE WHEN stage = 'abandoned' THEN generation + 1 ELSE generation END
-                     FROM remote_handles WHERE target_id = $1 ORDER BY generation DESC LIMIT 1), 1),
-       $2, $3, $4, $5, $6, $7, $8
+SELECT w.target_id,
+       COALESCE((SELECT CASE WHEN stage = 'abandoned' THEN generation + 1 ELSE generation END
+                 FROM remote_handles r WHERE r.target_id = w.target_id ORDER BY generation DESC LIMIT 1), 1),
+       w.platform, w.account_id, w.attempt, w.stage, w.kind, w.remote_id, w.extra
+FROM jsonb_to_recordset($1::jsonb) AS w (target_id uuid, platform text, account_id text, attempt integer,
+                                        stage text, kind text, remote_id text, extra jsonb)
 ON CONFLICT (target_id, generation) DO UPDATE
    SET attempt = EXCLUDED.attempt, stage = EXCLUDED.stage, kind = EXCLUDED.kind,
        remote_id = EXCLUDED.remote_id, extra = EXCLUDED.extra, updated_at = now()
@@ -71,47 +78,6 @@ _RENEW = ("UPDATE publish_claims SET claimed_until = now() + make_interval(secs 
           "WHERE owner = $2 AND target_id = ANY($1::uuid[])")
 _RELEASE = "DELETE FROM publish_claims WHERE owner = $2 AND target_id = ANY($1::uuid[])"
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class Coalesced(Generic[T, R]):
-    """Calls made at about the same moment (the records of one batch) become one query."""
-
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], wait: float = 0.002):
-        self.run, self.wait = run, wait
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._flushes: set[asyncio.Task] = set()
-
-    async def __call__(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        if not self._pending:
-            loop.call_later(self.wait, self._start_flush)
-        self._pending.append((item, future))
-        return await future
-
-    def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        try:
-            results = await self.run([item for item, _ in batch])
-        except BaseException as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, future), result in zip(batch, results):
-            if not future.done():
-                future.set_result(result)
-
-
 class JournalSource(Protocol):
     def journal_for(self, request: PublishRequested): ...  # async context manager → Journal
 
@@ -127,8 +93,10 @@ def _checkpoint(row: Any) -> Checkpoint | None:
 
 
 class PostgresJournal:
-    def __init__(self, pool: asyncpg.Pool, request: PublishRequested, prefetched: Any = _NOT_READ):
+    def __init__(self, pool: asyncpg.Pool, request: PublishRequested, save: Callable[[dict], Awaitable[None]],
+                 prefetched: Any = _NOT_READ):
         self.pool, self.request = pool, request
+        self._save = save  # the store's: durable when it returns, shared with the batch's other saves
         self._prefetched = prefetched  # read together with the claim: the first load is free
 
     async def load(self) -> Checkpoint | None:
@@ -139,8 +107,9 @@ class PostgresJournal:
 
     async def save(self, stage: str, handle: RemoteHandle) -> None:
         r = self.request
-        await self.pool.execute(_SAVE, r.target_id, r.platform.value, r.account_id, r.attempt, stage,
-                                handle.kind, handle.id, handle.extra)
+        await self._save({"target_id": r.target_id, "platform": r.platform.value, "account_id": r.account_id,
+                          "attempt": r.attempt, "stage": stage, "kind": handle.kind, "remote_id": handle.id,
+                          "extra": handle.extra})
 
     async def abandon(self, reason: str) -> None:
         await self.pool.execute(_ABANDON, self.request.target_id, reason[:500])
@@ -150,8 +119,8 @@ class HandleStore:
     """Journals in Postgres, each used under a claim on its target.
 
     The targets of one batch are claimed (and their handles read) in one query, and released
-    in one; one heartbeat renews every claim this process holds. Saves stay one statement
-    each: every one must be durable before the client's next step.
+    in one; one heartbeat renews every claim this process holds. The saves made at one moment
+    are one statement: each caller still waits until its own is durable before its next step.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, claim_seconds: float = 60.0, owner: str | None = None):
@@ -161,6 +130,7 @@ class HandleStore:
         self.held: set[uuid.UUID] = set()
         self._claim = Coalesced(self._claim_batch)
         self._release = Coalesced(self._release_batch)
+        self._save = Coalesced(self._save_batch)
         self._heartbeat: asyncio.Task | None = None
 
     @asynccontextmanager
@@ -174,7 +144,7 @@ class HandleStore:
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._keep())
         try:
-            yield PostgresJournal(self.pool, request, _checkpoint(row))
+            yield PostgresJournal(self.pool, request, self._save, _checkpoint(row))
         finally:
             self.held.discard(request.target_id)
             try:
@@ -196,6 +166,13 @@ class HandleStore:
             results.append(row if r.target_id not in seen else {**dict(row), "claimed": False})
             seen.add(r.target_id)
         return results
+
+    async def _save_batch(self, rows: list[dict]) -> list[None]:
+        # one target twice at once cannot happen (its steps are sequential); if it did, the later
+        # save is the one that stands, as it would be one statement after the other
+        latest = list({row["target_id"]: row for row in rows}.values())
+        await self.pool.execute(_SAVE, latest)
+        return [None] * len(rows)
 
     async def _release_batch(self, target_ids: list[uuid.UUID]) -> list[None]:
         await self.pool.execute(_RELEASE, list(set(target_ids)), self.owner)

@@ -3,6 +3,7 @@
 from . import _metrics as metrics
 from ._background import Background, task_alive
 from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
+from ._coalesce import Coalesced
 from ._db import close_database, create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
 from ._health import AsgiServer, health_app, run_checks
@@ -39,6 +40,7 @@ __all__ = [
     "SANDBOX_OAUTH_SECRET",
     "AccountSettings",
     "AsgiServer",
+    "Coalesced",
     "ConsumerWatch",
     "LagMonitor",
     "LagProbe",

@@ -257,3 +257,32 @@ async def test_a_young_instagram_token_refused_cannot_be_refreshed_so_it_needs_r
             account = await store.get(Platform.INSTAGRAM, "1784")
     assert raised.value.code == "reconnect_needed" and account.status is AccountStatus.NEEDS_RECONNECT
     assert oauth.calls["instagram.refresh"] == 0, "Instagram refuses to refresh a token under a day old"
+
+
+async def test_tokens_read_at_the_same_moment_are_one_statement_each_its_own(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        accounts = [(p, f"batch-{i}") for i in range(4) for p in Platform]
+        await connect_accounts(settings, accounts)
+        async with token_source(settings) as (tokens, store):
+            read_batches: list[int] = []
+            read_many = store.read_many
+
+            async def counted(conn, keys):
+                read_batches.append(len(keys))
+                return await read_many(conn, keys)
+
+            store.read_many = counted
+            got = await asyncio.gather(*(tokens.current(p, a) for p, a in accounts))
+            for (platform, account), token in zip(accounts, got):
+                assert token in oauth.tokens_of(platform.value, account)["access"]
+            assert read_batches == [len(accounts)], "one read for every account asked together"
+            # an unknown account among known ones is its own refusal and spoils nothing
+            async with store.pool.acquire() as conn:
+                answers = await read_many(conn, [(Platform.TIKTOK, "batch-0"), (Platform.TIKTOK, "nobody"),
+                                                 (Platform.YOUTUBE, "batch-3")])
+            assert [a is not None for a in answers] == [True, False, True]
+            assert answers[2].credential.access_token in oauth.tokens_of("youtube", "batch-3")["access"]
+            with pytest.raises(AccountUnavailable) as raised:
+                await tokens.current(Platform.TIKTOK, "nobody")
+            assert raised.value.code == "account_not_connected"

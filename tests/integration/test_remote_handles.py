@@ -84,3 +84,36 @@ async def test_a_second_publisher_keeps_off_a_claimed_target_until_the_claim_lap
     async with other.journal_for(dead):
         pass
     assert await pool.fetchval("SELECT count(*) FROM publish_claims") == 0
+
+
+async def test_saves_of_a_batchs_targets_at_one_moment_are_one_statement_each_kept(pool):
+    store = HandleStore(pool)
+    statements: list[int] = []
+    save_batch = store._save.run
+
+    async def counted(rows):
+        statements.append(len(rows))
+        return await save_batch(rows)
+
+    store._save.run = counted
+    abandoned = request()
+    async with store.journal_for(abandoned) as journal:
+        await journal.save(CREATED, RemoteHandle(kind="tiktok.publish_id", id="old"))
+        await journal.abandon("FAILED: internal")
+    statements.clear()
+    requests = [request(), request(), request(2, abandoned.target_id)]
+
+    async def publish(r: PublishRequested) -> None:
+        async with store.journal_for(r) as journal:
+            await journal.save(CREATED, RemoteHandle(kind="tiktok.publish_id", id=f"c-{r.target_id}",
+                                                     extra={"n": r.attempt}))
+            await journal.save(ACCEPTED, RemoteHandle(kind="tiktok.publish_id", id=f"a-{r.target_id}"))
+
+    await asyncio.gather(*(publish(r) for r in requests))
+    assert statements == [3, 3], "each step of the three targets in one statement"
+    for r in requests:
+        rows = await pool.fetch("SELECT generation, stage, remote_id FROM remote_handles WHERE target_id = $1 "
+                                "ORDER BY generation", r.target_id)
+        expected = [(1, "accepted", f"a-{r.target_id}")] if r is not requests[2] else \
+            [(1, "abandoned", "old"), (2, "accepted", f"a-{r.target_id}")]
+        assert [tuple(row) for row in rows] == expected

@@ -66,6 +66,10 @@ class PublishError(WireModel):
     code: str
     message: str
     retry_after_sec: float | None = Field(default=None, ge=0)
+    # the platform is still preparing what it was given (an Instagram container): look again
+    # after `retry_after_sec`, spending no attempt. Absent means false, and a queue that predates
+    # the field treats it as an ordinary retryable failure.
+    pending: bool | None = None
 
 
 class PublishRequested(Message):

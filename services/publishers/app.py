@@ -76,6 +76,7 @@ def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncCli
     elif platform is Platform.INSTAGRAM:
         options.update(media_policy=media_policy(settings),
                        poll_timeout=platforms.instagram_poll_timeout_seconds,
+                       recheck_after=platforms.instagram_container_recheck_seconds,
                        read_publishing_limit=not preflighted)
     else:
         options.update(privacy_status=platforms.youtube_privacy,

@@ -31,7 +31,8 @@ RECORD_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 # --- outcomes --------------------------------------------------------------------------
 PUBLISH_RESULTS = Counter(
     "autopost_publish_results",
-    "Publish attempts answered by a publisher: outcome accepted | published | failed, with the error class",
+    "Publish attempts answered by a publisher: outcome accepted | published | failed | pending "
+    "(still processing on the platform, looked at again), with the error class",
     ["platform", "outcome", "error_class"],
 )
 STATUS_OBSERVATIONS = Counter(
@@ -219,7 +220,9 @@ def record_publish_result(request: Any, result: Any) -> None:
     that went through, how late it was against its slot."""
     platform = request.platform.value
     error_class = result.error.error_class.value if result.error else ""
-    PUBLISH_RESULTS.labels(platform, result.outcome.value, error_class).inc()
+    # still processing on the platform is not a failure: kept out of the error-rate alert
+    outcome = "pending" if result.error is not None and result.error.pending else result.outcome.value
+    PUBLISH_RESULTS.labels(platform, outcome, error_class).inc()
     if request.attempt == 1 and result.error is None:
         PUBLISH_LATENESS.labels(platform).observe((result.occurred_at - request.scheduled_time).total_seconds())
 

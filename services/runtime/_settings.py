@@ -227,7 +227,8 @@ class PlatformSettings:
     tiktok_unaudited: bool = False  # unaudited TikTok clients may post SELF_ONLY only
     youtube_privacy: str = "public"
     youtube_schedule_lead_seconds: float = 900.0  # publishAt when the slot is this far ahead
-    instagram_poll_timeout_seconds: float = 120.0
+    instagram_poll_timeout_seconds: float = 30.0
+    instagram_container_recheck_seconds: float = 60.0  # a container still processing, looked at again
 
     @classmethod
     def from_env(cls, *, sandbox_url: str | None = None) -> "PlatformSettings":
@@ -250,6 +251,8 @@ class PlatformSettings:
                                                      cls.youtube_schedule_lead_seconds),
             instagram_poll_timeout_seconds=_env_float("AUTOPOST_INSTAGRAM_POLL_TIMEOUT_SECONDS",
                                                       cls.instagram_poll_timeout_seconds),
+            instagram_container_recheck_seconds=_env_float("AUTOPOST_INSTAGRAM_CONTAINER_RECHECK_SECONDS",
+                                                           cls.instagram_container_recheck_seconds),
         )
 
 

@@ -62,7 +62,9 @@ class PlatformError(Exception):
     a container, an upload session), so a caller can keep it rather than create a second one.
     `maybe_processed` is set when the request may have reached the platform and been carried
     out although no answer came back (a timeout, a dropped connection): repeating a call that
-    creates something is then unsafe.
+    creates something is then unsafe. `pending` (with RETRYABLE) says the platform is still
+    processing what it was sent: the queue comes back after `retry_after` without spending an
+    attempt, and the next try resumes from the handle.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class PlatformError(Exception):
         *,
         handle: RemoteHandle | None = None,
         maybe_processed: bool = False,
+        pending: bool = False,
     ):
         super().__init__(f"{error_class.value} {code}: {message}")
         self.error_class = error_class
@@ -82,6 +85,7 @@ class PlatformError(Exception):
         self.retry_after = retry_after
         self.handle = handle
         self.maybe_processed = maybe_processed
+        self.pending = pending
 
     def to_contract(self) -> PublishError:
         return PublishError(
@@ -89,11 +93,13 @@ class PlatformError(Exception):
             code=self.code,
             message=self.message,
             retry_after_sec=max(0.0, self.retry_after) if self.retry_after is not None else None,
+            pending=True if self.pending else None,
         )
 
     def redacted(self, secret: str) -> "PlatformError":
         return PlatformError(self.error_class, self.code, self.message.replace(secret, REDACTED),
-                             self.retry_after, handle=self.handle, maybe_processed=self.maybe_processed)
+                             self.retry_after, handle=self.handle, maybe_processed=self.maybe_processed,
+                             pending=self.pending)
 
 
 class PlatformClient(Protocol):

@@ -150,13 +150,16 @@ class InstagramClient(PlatformClientBase):
 
     def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL, *,
                  api_version: str = DEFAULT_API_VERSION, poll_interval: float = 1.0,
-                 poll_max_interval: float = 10.0, poll_timeout: float = 120.0,
+                 poll_max_interval: float = 10.0, poll_timeout: float = 30.0, recheck_after: float = 60.0,
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, read_publishing_limit: bool = True):
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.api = f"{self.base_url}/{api_version}"
         self.poll_interval, self.poll_max_interval = poll_interval, max(poll_interval, poll_max_interval)
         self.poll_timeout = poll_timeout
+        # a container not FINISHED within poll_timeout is looked at again this much later, in
+        # another attempt (platforms.md §2.3: poll once per minute)
+        self.recheck_after = recheck_after
         # False when the caller has just read it (the publishers' preflight feeds it to the ledger)
         self.read_publishing_limit = read_publishing_limit
 
@@ -336,9 +339,12 @@ class InstagramClient(PlatformClientBase):
                 await journal.abandon(f"container {container_id} {status}")
                 raise self._container_failed(status, detail)
             if time.monotonic() + interval > deadline:
+                # the publisher's slot (and its batch's results) is not held for a long reel:
+                # the queue comes back, spending no attempt, and the next try resumes this container
                 raise PlatformError(
                     ErrorClass.RETRYABLE, "container_not_ready",
-                    f"container {container_id} not FINISHED after {self.poll_timeout:.0f}s", handle=handle)
+                    f"container {container_id} not FINISHED after {self.poll_timeout:.0f}s",
+                    self.recheck_after, handle=handle, pending=True)
             await self.retry.sleep(interval)
             interval = min(self.poll_max_interval, interval * 2)
 

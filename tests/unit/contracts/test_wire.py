@@ -89,3 +89,12 @@ def test_schema_export_writes_every_message_and_an_asyncapi_document(tmp_path):
     refs = [m for m in json.dumps(doc).split('"$ref": "')[1:]]
     names = {r.split('"')[0].rsplit("/", 1)[-1] for r in refs if r.startswith("#/components/schemas/")}
     assert names <= doc["components"]["schemas"].keys()
+
+
+def test_a_pending_error_says_so_on_the_wire_and_an_ordinary_one_has_no_such_field():
+    pending = contracts.PublishError(error_class=contracts.ErrorClass.RETRYABLE, code="container_not_ready",
+                                     message="m", retry_after_sec=60, pending=True)
+    ordinary = contracts.PublishError(error_class=contracts.ErrorClass.RETRYABLE, code="timeout", message="m")
+    assert pending.to_wire()["pending"] is True
+    assert "pending" not in ordinary.to_wire(), "what a queue that predates the field receives unchanged"
+    assert contracts.PublishError.model_validate(pending.to_wire()).pending is True

@@ -688,13 +688,16 @@ class TestInstagramClient(PlatformClientSuite):
         unreadable = self.make_client(http, policy)
         assert await unreadable.publishing_limit(self.account, self.token) is None, "never blocks publishing"
 
-    async def test_container_not_ready_in_time_is_retryable_and_resumed(self, http, policy):
+    async def test_container_not_ready_in_time_is_pending_and_resumed(self, http, policy):
         client = self.make_client(http, policy, poll_interval=0.01, poll_timeout=0.0)
         journal = MemoryJournal()
         request = publish_request(self.platform, self.account, ContentType.REEL, VIDEO)
         with pytest.raises(PlatformError) as raised:
             await client.publish(request, self.token, journal)
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "container_not_ready")
+        # not a failure: the queue looks again in a minute (platforms.md's cadence) at no attempt's cost
+        wire = raised.value.to_contract()
+        assert (wire.pending, wire.retry_after_sec) == (True, 60.0)
         assert raised.value.handle.kind == "instagram.container"
         await asyncio.sleep(0.06)
         handle = await self.published_once(self.make_client(http, policy), http, request, journal)

@@ -168,6 +168,26 @@ def test_rate_limits_do_not_spend_the_attempt_budget():
     assert change.state.status is TargetStatus.RETRY_WAIT and change.state.failures == POLICY.max_attempts - 1
 
 
+def test_a_platform_still_processing_spends_no_attempt_and_its_wait_does_not_grow():
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="container_not_ready", message="x",
+                         retry_after_sec=60, pending=True)
+    for attempt in (1, 12):
+        state = target(TargetStatus.PUBLISHING, attempt=attempt, failures=POLICY.max_attempts - 1)
+        change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+        assert change.state.status is TargetStatus.RETRY_WAIT
+        assert change.state.failures == POLICY.max_attempts - 1, "no attempt spent"
+        assert NOW + timedelta(seconds=60) <= change.state.due_at <= NOW + timedelta(seconds=60 + POLICY.base_seconds)
+        assert change.state.last_error["code"] == "container_not_ready" and change.alert is None
+    late = target(TargetStatus.PUBLISHING, attempt=30,
+                  scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds - 30))
+    change = apply(late, result(late, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.FAILED and change.alert is AlertKind.ATTEMPTS_EXHAUSTED
+    # the same error without the flag (from a publisher that predates it) is an ordinary failure
+    plain = target(TargetStatus.PUBLISHING, attempt=1)
+    ordinary = error.model_copy(update={"pending": None})
+    assert apply(plain, result(plain, PublishOutcome.FAILED, error=ordinary)).state.failures == 1
+
+
 def test_a_retry_past_the_time_budget_fails_instead():
     late = target(TargetStatus.PUBLISHING, attempt=1,
                   scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds - 30))

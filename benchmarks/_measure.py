@@ -104,25 +104,27 @@ def cpu_seconds(pid: int, apart: Collection[int] = ()) -> float:
 
 def rss_mb(pid: int, apart: Collection[int] = ()) -> float:
     """Resident memory, shared pages included: what one service would hold on its own."""
-    return _memory_mb(pid, apart, "rss")
-
-
-def pss_mb(pid: int, apart: Collection[int] = ()) -> float:
-    """Proportional set size: each shared page divided among the processes sharing it, so
-    the sum over processes is the memory they hold together (a sum of RSS counts a page once
-    per process mapping it)."""
-    return _memory_mb(pid, apart, "pss")
-
-
-def _memory_mb(pid: int, apart: Collection[int], field: str) -> float:
     total = 0
     for proc in tree(pid, apart):
         try:
-            info = proc.memory_full_info() if field == "pss" else proc.memory_info()
-            total += getattr(info, field)
+            total += proc.memory_info().rss
         except psutil.NoSuchProcess:
             pass
     return round(total / 2**20, 1)
+
+
+def rss_and_pss_mb(pid: int, apart: Collection[int] = ()) -> tuple[float, float]:
+    """(RSS, PSS) in one walk of the tree. Proportional set size divides each shared page among
+    the processes sharing it, so the sum over processes is the memory they hold together (a sum
+    of RSS counts a page once per process mapping it)."""
+    rss = pss = 0
+    for proc in tree(pid, apart):
+        try:
+            info = proc.memory_full_info()
+        except psutil.NoSuchProcess:
+            continue
+        rss, pss = rss + info.rss, pss + info.pss
+    return round(rss / 2**20, 1), round(pss / 2**20, 1)
 
 
 class CpuWindow:
@@ -148,7 +150,7 @@ class CpuWindow:
     def stop(self) -> dict[str, float]:
         """Cores busy by name; "machine" is every process on it, ours or not."""
         elapsed = time.monotonic() - self._started
-        return {name: round((used - self._before.get(name, 0.0)) / elapsed, 2) for name, used in self._read().items()}
+        return {name: round((used - self._before.get(name, 0.0)) / elapsed, 3) for name, used in self._read().items()}
 
 
 def _own_cpu(proc: psutil.Process) -> float:

@@ -28,7 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _measure import content_events, produce_all, pss_mb, rss_mb, stack_pids, wait_rows  # noqa: E402
+from _measure import content_events, produce_all, rss_and_pss_mb, stack_pids, wait_rows  # noqa: E402
 from contracts import Platform, Topics  # noqa: E402
 from services.devstack.stack import DevStack, StackOptions  # noqa: E402
 
@@ -37,8 +37,9 @@ PLATFORMS = [p.value for p in Platform]
 
 def _memory(pids: dict[str, int]) -> dict[str, dict[str, float]]:
     apart = list(pids.values())
-    return {"rss_mb": {name: rss_mb(pid, apart) for name, pid in pids.items()},
-            "pss_mb": {name: pss_mb(pid, apart) for name, pid in pids.items()}}
+    both = {name: rss_and_pss_mb(pid, apart) for name, pid in pids.items()}
+    return {"rss_mb": {name: rss for name, (rss, _) in both.items()},
+            "pss_mb": {name: pss for name, (_, pss) in both.items()}}
 
 
 async def run(targets: int, timeout: float, preload: bool) -> dict:

@@ -6,7 +6,15 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
-from services.runtime import Service, close_database, database_ready, open_database, subscribe_batches, task_alive
+from services.runtime import (
+    ConsumerWatch,
+    Service,
+    close_database,
+    database_ready,
+    open_database,
+    subscribe_batches,
+    task_alive,
+)
 
 from .dispatcher import Dispatcher
 from .handlers import QueueHandlers
@@ -27,6 +35,7 @@ class QueueService(Service):
         self.dispatcher: Dispatcher | None = None
         self.relay: OutboxRelay | None = None
         self.stats: QueueStats | None = None
+        self.results_watch: ConsumerWatch | None = None
 
     def register(self, broker: KafkaBroker) -> None:
         kafka = self.ctx.settings.kafka
@@ -34,7 +43,7 @@ class QueueService(Service):
             broker, kafka, topics=[self.ctx.topic(Topics.POST_PLANNED)],
             group_id="queue.planned", handler=lambda r: self.handlers.planned(r),
         )
-        subscribe_batches(
+        self.results_watch = subscribe_batches(
             broker, kafka,
             topics=[self.ctx.topic(Topics.PUBLISH_RESULT), self.ctx.topic(Topics.STATUS_OBSERVED)],
             group_id="queue.results", handler=lambda r: self.handlers.results(r),
@@ -45,6 +54,9 @@ class QueueService(Service):
         self.ops = QueueOperations(
             self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic, **self._ops_options
         )
+        if self.results_watch is not None:  # replicas split the results by partition (keyed by target)
+            watch, topic = self.results_watch, self.ctx.topic(Topics.PUBLISH_RESULT)
+            self.ops.results_share = lambda: watch.share_of(topic)
         self.relay = OutboxRelay(self.pool, self.ctx.send)
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)

@@ -98,8 +98,9 @@ class QueueOperations:
         self.rng = rng or random.Random()
         self.platforms = [p.value for p in Platform]
         self.held_back: list[str] = []  # platforms at their in-flight limit in the last round
-        # learnt from the results this replica applies
+        # learnt from the results this replica applies, which are `results_share()` of them all
         self.in_flight = {p: InFlightLimit(settings.max_in_flight, settings.lease_seconds) for p in self.platforms}
+        self.results_share: Callable[[], float] = lambda: 1.0
 
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()
@@ -128,6 +129,7 @@ class QueueOperations:
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
+            moves: list[tuple[repo.DueTarget, TargetState]] = []
             for due in claimed:
                 if due.state.status in WAITING_TO_PUBLISH and due.platform in room:
                     if room[due.platform] <= 0:
@@ -145,7 +147,8 @@ class QueueOperations:
                     outgoing.append(alert_for(due, change, now, self.topic))
                 if change.attempt_outcome:
                     attempts.append(_attempt_row(change, due.trace_context))
-                outgoing.extend(self._slot_messages([(due, change.state)], now))
+                moves.append((due, change.state))
+            outgoing.extend(self._slot_messages(moves, now))
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, outgoing)
@@ -231,9 +234,10 @@ class QueueOperations:
             (locked[tid].platform, locked[tid].state.status, s.status) for tid, s in states.items()))
         answered = Counter(locked[tid].platform for tid, s in states.items()
                            if locked[tid].state.status is TargetStatus.PUBLISHING and s.status is not TargetStatus.PUBLISHING)
+        share = self.results_share() if answered else 1.0
         for platform, count in answered.items():
             if platform in self.in_flight:
-                self.in_flight[platform].completed(now.timestamp(), count)
+                self.in_flight[platform].completed(now.timestamp(), count, share)
         return len(changed)
 
     def _decide(self, state, event, now, policy: RetryPolicy) -> Change | None:

@@ -67,7 +67,7 @@ def subscribe_batches(
     group_id: str,
     handler: BatchHandler,
     max_records: int | None = None,
-) -> None:
+) -> "ConsumerWatch":
     """Consume `topics` in batches; offsets are committed only after `handler` returns."""
     subscriber = broker.subscriber(
         *topics,
@@ -100,6 +100,8 @@ def subscribe_batches(
             watch.completed(records)
         finally:
             watch.batch_started = None
+
+    return watch
 
 
 # The consumers each broker runs, for readiness and lag (a broker is one service's).
@@ -134,6 +136,16 @@ class ConsumerWatch:
         metrics.CONSUMER_LAST_BATCH.labels(self.group).set(time.time())
         for topic, count in Counter(r.topic for r in records).items():
             metrics.CONSUMER_RECORDS.labels(self.group, topic).inc(count)
+
+    def share_of(self, topic: str) -> float:
+        """The share of `topic`'s partitions assigned here: what part of a keyed stream this
+        replica sees. 1.0 while it is not known (before the first assignment, mid-rebalance)."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None:
+            return 1.0
+        total = len(consumer.partitions_for_topic(topic) or ())
+        mine = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+        return mine / total if total and mine else 1.0
 
     @property
     def running(self) -> bool:

@@ -144,3 +144,28 @@ async def test_a_platform_gets_no_more_than_max_in_flight_requests_out_at_once(
                       key=str(done.target_id).encode())
         await wait_for(lambda: rows_with(database_url, "posted", 1), 15, "posted")
         await wait_for(lambda: rows_with(database_url, "publishing", 2), 5, "the waiting target dispatched")
+
+
+async def test_two_queue_replicas_each_count_results_as_their_share_of_all(kafka_bootstrap, topic_prefix,
+                                                                           database_url):
+    # requests out are counted across replicas, so each must scale the results it applies
+    from services.queue.app import QueueService
+    from services.queue.domain import InFlightLimit
+    from services.runtime import ServiceContext, ServiceHost
+
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    replicas = [QueueService(ServiceContext("queue", settings)) for _ in range(2)]
+    async with ServiceHost(replicas[0]), ServiceHost(replicas[1]):
+        async def split():
+            shares = sorted(r.ops.results_share() for r in replicas)
+            return shares if shares[1] < 1.0 else None
+
+        shares = await wait_for(split, 30, "publish.result's partitions split between the two")
+        assert shares == [1 / 3, 2 / 3], "3 partitions: one replica holds one, the other two"
+        # what one replica sees, scaled, is the rate of the two together
+        seen, alone = replicas[0].ops.in_flight["tiktok"], InFlightLimit(500, 600)
+        share = replicas[0].ops.results_share()
+        for second in range(6):
+            seen.completed(1000.0 + second, 10, share)
+            alone.completed(1000.0 + second, 10)
+        assert seen.rate == pytest.approx(alone.rate / share)

@@ -5,6 +5,10 @@ work is done twice (resumed, not posted twice, but paid for) and counted as a fa
 Little's law the requests out = completion rate × time each spends out, so keeping
 `rate × share × lease` out keeps the time out near `share` of the lease, whatever the
 platform's speed: a slow platform gets few, a fast one up to the ceiling.
+
+The requests out are counted across every queue replica (in Postgres), so the rate must be
+theirs together too: a replica applies the results of its share of the partitions, and
+scales what it sees by that share.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ class InFlightLimit:
     lease_seconds: float
     floor: int = FLOOR
     rate: float | None = None  # completions per second, smoothed; None until a window has passed
-    _count: int = 0
+    _count: float = 0.0
     _window_start: float | None = None
 
-    def completed(self, at: float, count: int = 1) -> None:
-        """`count` requests of this platform came back at `at` (epoch seconds)."""
+    def completed(self, at: float, count: int = 1, share: float = 1.0) -> None:
+        """`count` requests of this platform came back at `at` (epoch seconds), seen by a
+        replica that sees `share` of all results."""
         if self._window_start is None:
             self._window_start = at
-        self._count += count
+        self._count += count / share
         elapsed = at - self._window_start
         if elapsed >= WINDOW_SECONDS:
             measured = self._count / elapsed

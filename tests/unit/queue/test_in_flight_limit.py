@@ -1,5 +1,7 @@
 """The in-flight limit keeps a platform's publish requests out for about a quarter of a lease."""
 
+import pytest
+
 from services.queue.domain import InFlightLimit
 
 
@@ -45,3 +47,15 @@ def test_a_ceiling_under_the_floor_wins():
     limit = InFlightLimit(ceiling=2, lease_seconds=600)
     _complete_at_rate(limit, per_second=0.2, seconds=60)
     assert limit.limit == 2
+
+
+def test_a_replica_seeing_half_the_results_learns_the_limit_of_all():
+    alone, half = InFlightLimit(ceiling=5000, lease_seconds=60), InFlightLimit(ceiling=5000, lease_seconds=60)
+    at, step = 1000.0, 0.1
+    while at < 1030.0:  # 10 a second in all; the replica with half the partitions sees every other
+        alone.completed(at)
+        if round(at / step) % 2 == 0:
+            half.completed(at, share=0.5)
+        at += step
+    assert half.limit == pytest.approx(alone.limit, rel=0.1)
+    assert 130 <= alone.limit <= 160

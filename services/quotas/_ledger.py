@@ -2,15 +2,21 @@
 
 Rolling caps are rows taken under a per-bucket advisory lock (their reopening time needs the
 rows), by one function call (migration 006); daily quotas are one counter per window, raised by
-a conditional upsert.
+a conditional upsert. The daily takes that arrive together (a batch of YouTube status checks,
+a unit each) raise the counter once, by their sum; only when the sum does not fit is each taken
+on its own, so the ones that fit still do.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
+
+from services.runtime import Coalesced
 
 from ._rules import Cost, Denied, QuotaRule, Window, opens_at, window_start
 
@@ -25,6 +31,7 @@ def _utcnow() -> datetime:
 class QuotaLedger:
     def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime] = _utcnow):
         self.pool, self.clock = pool, clock
+        self._daily = Coalesced(self._take_daily_together)
 
     async def reserve(self, costs: Sequence[Cost], *,
                       observed: dict[tuple[str, str], tuple[int, int]] | None = None) -> Denied | None:
@@ -37,6 +44,8 @@ class QuotaLedger:
             return None
         now = self.clock()
         seen = observed or {}
+        if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:
+            return await self._daily(costs[0])
         if len(costs) == 1:  # every publish: one statement, no transaction around it
             async with self.pool.acquire() as conn:
                 return await self._take(conn, costs[0], now, seen.get((costs[0].rule.bucket, costs[0].scope)))
@@ -117,6 +126,21 @@ class QuotaLedger:
         if observed is not None:
             used, limit = max(used, observed[0]), observed[1]
         return Denied(rule, cost.scope, used, limit, opens_at(rule, now, limit, taken, cost.units, used))
+
+    async def _take_daily_together(self, costs: list[Cost]) -> list[Denied | None]:
+        now = self.clock()
+        answers: list[Denied | None] = [None] * len(costs)
+        groups: dict[tuple[QuotaRule, str], list[int]] = defaultdict(list)
+        for i, cost in enumerate(costs):
+            groups[(cost.rule, cost.scope)].append(i)
+        async with self.pool.acquire() as conn:
+            for members in groups.values():
+                first = costs[members[0]]
+                together = replace(first, units=sum(costs[i].units for i in members))
+                if len(members) == 1 or await self._take_daily(conn, together, now) is not None:
+                    for i in members:  # near the limit: each on its own, so what fits is taken
+                        answers[i] = await self._take_daily(conn, costs[i], now)
+        return answers
 
     async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime) -> Denied | None:
         rule, start = cost.rule, window_start(cost.rule, now)

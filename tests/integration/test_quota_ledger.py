@@ -94,3 +94,33 @@ async def test_all_or_nothing_and_what_the_platform_says_counts(database_url):
     finally:
         for pool in pools:
             await pool.close()
+
+
+async def test_daily_units_taken_together_are_one_statement_and_what_fits_is_taken(database_url):
+    rules = quota_rules(QuotaSettings(youtube_daily_units=12))
+    units = rules["youtube.units"]
+    clock = Clock(START)
+    pools, [ledger, other] = await ledgers(database_url, 2, clock)
+    statements: list[int] = []
+    take = ledger._take_daily
+
+    async def counted(conn, cost, now):
+        statements.append(cost.units)
+        return await take(conn, cost, now)
+
+    ledger._take_daily = counted
+    try:
+        checks = [Cost(units, "", f"check-{i}", 1) for i in range(5)]
+        assert await asyncio.gather(*(ledger.reserve([c]) for c in checks)) == [None] * 5
+        assert statements == [5], "five status checks, one raise of the counter"
+        assert await other.reserve([Cost(units, "", "engagement", 2)]) is None  # another poller: 7 of 12
+        statements.clear()
+        # six more, only five fit: the sum is refused, then each is taken on its own, in order
+        answers = await asyncio.gather(*(ledger.reserve([Cost(units, "", f"late-{i}", 1)]) for i in range(6)))
+        assert answers[:5] == [None] * 5 and answers[5] is not None
+        assert (answers[5].used, answers[5].limit) == (12, 12)
+        assert statements == [6, 1, 1, 1, 1, 1, 1]
+        assert await ledger.usage(units) == (12, 12)
+    finally:
+        for pool in pools:
+            await pool.close()

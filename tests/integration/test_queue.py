@@ -1,6 +1,7 @@
 """The queue against real Postgres and the real broker."""
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -146,16 +147,23 @@ async def test_a_platform_gets_no_more_than_max_in_flight_requests_out_at_once(
         await wait_for(lambda: rows_with(database_url, "publishing", 2), 5, "the waiting target dispatched")
 
 
-async def test_two_queue_replicas_each_count_results_as_their_share_of_all(kafka_bootstrap, topic_prefix,
-                                                                           database_url):
+async def test_two_queue_replicas_each_count_results_as_their_share_of_all(database_url, tmp_path):
     # requests out are counted across replicas, so each must scale the results it applies
+    from services.devstack import start_tansu
     from services.queue.app import QueueService
     from services.queue.domain import InFlightLimit
     from services.runtime import ServiceContext, ServiceHost
 
-    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    # a broker of its own: the services' group ids are fixed, and the local broker keeps a group
+    # that two members left one after the other mid-rebalance from assigning the next test's queue
+    broker = await start_tansu(log_path=tmp_path / "tansu.log")
+    settings = settings_for(broker.bootstrap, "", database_url)
     replicas = [QueueService(ServiceContext("queue", settings)) for _ in range(2)]
-    async with ServiceHost(replicas[0]), ServiceHost(replicas[1]):
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(broker.stop)
+        await stack.enter_async_context(ServiceHost(replicas[0]))
+        await stack.enter_async_context(ServiceHost(replicas[1]))
+
         async def split():
             shares = sorted(r.ops.results_share() for r in replicas)
             return shares if shares[1] < 1.0 else None

@@ -347,6 +347,10 @@ class TikTokClient(PlatformClientBase):
         except PlatformError as error:
             if error.maybe_processed:
                 raise self._needs_review() from None
+            if error.code != "invalid_response":  # an unreadable 2xx may have been taken; the rest were not
+                # TikTok answered that it did not take it: nothing was made, so the next try may
+                # send a new init instead of stopping for review
+                await journal.abandon(f"init refused: {error.code}")
             raise
         handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"),
                               extra={**extra, "source": "PULL_FROM_URL"})

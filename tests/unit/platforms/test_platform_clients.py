@@ -594,6 +594,17 @@ class TestTikTokClient(PlatformClientSuite):
             rules = (await http.get(f"{ROOT}/_sandbox/faults")).json()["rules"]
         assert rules[0]["hits"] == 1, "the second attempt did not send the init again"
 
+    async def test_a_pull_init_tiktok_refused_is_sent_again_on_the_next_try_not_reviewed(self, client, http):
+        await self.inject(http, kind="server_error", operation="video_init", count=FAST.attempts)
+        journal = MemoryJournal()
+        request = publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO)
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(request, self.token, journal)
+        assert raised.value.error_class is ErrorClass.RETRYABLE, "every init answered 5xx: none was taken"
+        outcome = await client.publish(again(request), self.token, journal)
+        assert outcome.handle.id.startswith("v_pub_url~")
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+
     async def test_the_sandboxes_minute_limit_is_rate_limited_for_a_minute(self, client, http):
         for _ in range(6):
             await client.publish(publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from datetime import datetime, timedelta, timezone
@@ -12,7 +11,7 @@ import asyncpg
 import httpx
 
 from services.queue.domain import RetryPolicy
-from services.runtime import Background, NotifierSettings
+from services.runtime import Background, NotifierSettings, wait_or_timeout
 
 from . import store
 from .webhooks import Webhook, body_for
@@ -84,8 +83,7 @@ class DeliveryLoop(Background):
                 timeout = MAX_IDLE_SECONDS
                 if next_at is not None:
                     timeout = min(timeout, max(0.0, (next_at - datetime.now(timezone.utc)).total_seconds()))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout)
+                await wait_or_timeout(self.wake, timeout)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.runtime import Background
+from services.runtime import Background, wait_or_timeout
 
 from . import repository as repo
 from .operations import QueueOperations
@@ -77,5 +77,4 @@ class Dispatcher(Background):
             timeout = min(timeout, max(0.0, (next_due - self.ops.clock()).total_seconds()))
         if timeout <= 0:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+        await wait_or_timeout(self.wake, timeout)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from services.runtime import Background, Outgoing, metrics
+from services.runtime import Background, Outgoing, metrics, wait_or_timeout
 
 from . import repository as repo
 
@@ -52,8 +51,7 @@ class OutboxRelay(Background):
                 self.wake.clear()
                 while await self.relay_once() >= self.batch:
                     pass
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), SWEEP_SECONDS)
+                await wait_or_timeout(self.wake, SWEEP_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -1,7 +1,7 @@
 """What every service is built from: settings, telemetry, broker, database, health."""
 
 from . import _metrics as metrics
-from ._background import Background, task_alive
+from ._background import Background, task_alive, wait_or_timeout
 from ._broker import ConsumerWatch, build_broker, consumers_of, subscribe_batches
 from ._coalesce import Coalesced
 from ._db import close_database, create_pool, database_ready, instrument_asyncpg, open_database
@@ -91,4 +91,5 @@ __all__ = [
     "subscribe_batches",
     "trace_carrier",
     "trace_id_of",
+    "wait_or_timeout",
 ]

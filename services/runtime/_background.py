@@ -9,6 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 
+# how long a stop waits for the task to end before it asks again
+_CANCEL_AGAIN_SECONDS = 1.0
+
+
 class Background:
     task_name: ClassVar[str]
     _task: asyncio.Task[None] | None = None
@@ -17,10 +21,17 @@ class Background:
         self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Cancel the task and wait for it to end, asking again while it has not: a cancellation
+        a library swallows (as asyncio.wait_for can on Python 3.11) must not leave stop() waiting
+        on a loop that went on."""
+        task = self._task
+        if task is None:
+            return
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=_CANCEL_AGAIN_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()
 
     @property
     def alive(self) -> bool:
@@ -29,6 +40,17 @@ class Background:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` was set within `seconds`. A cancellation that arrives as the event is
+    set is raised: asyncio.wait_for on Python 3.11 returns instead, and swallows it."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 def task_alive(task_of: Callable[[], Background | None]) -> Callable[[], Awaitable[bool]]:

@@ -234,7 +234,7 @@ class QueueOperations:
             (locked[tid].platform, locked[tid].state.status, s.status) for tid, s in states.items()))
         answered = Counter(locked[tid].platform for tid, s in states.items()
                            if locked[tid].state.status is TargetStatus.PUBLISHING and s.status is not TargetStatus.PUBLISHING)
-        share = self.results_share() if answered else 1.0
+        share = self.results_share()
         for platform, count in answered.items():
             if platform in self.in_flight:
                 self.in_flight[platform].completed(now.timestamp(), count, share)

@@ -42,10 +42,10 @@ class QuotaLedger:
         """
         if not costs:
             return None
-        now = self.clock()
-        seen = observed or {}
         if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:
             return await self._daily(costs[0])
+        now = self.clock()
+        seen = observed or {}
         if len(costs) == 1:  # every publish: one statement, no transaction around it
             async with self.pool.acquire() as conn:
                 return await self._take(conn, costs[0], now, seen.get((costs[0].rule.bucket, costs[0].scope)))

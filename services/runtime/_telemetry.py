@@ -66,7 +66,7 @@ def context_from(carrier: Mapping[str, str] | None) -> Context:
 
 def current_carrier() -> dict[str, str]:
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    inject_carrier(carrier)
     return carrier
 
 

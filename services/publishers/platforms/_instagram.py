@@ -192,24 +192,26 @@ class InstagramClient(PlatformClientBase):
         the poller a status round trip. Without one (no answer, none given) the poller asks."""
         try:
             with classified(token):
-                media = await self._get(account, f"/{handle.id}", token, fields="permalink,media_product_type")
+                permalink = await self._permalink(account, handle.id, token)
         except PlatformError as error:
             log.info("permalink of %s not read (%s): the poller will ask", handle.id, error.code)
             return Accepted(handle)
+        return Published(handle, permalink) if permalink else Accepted(handle)
+
+    async def _permalink(self, account: str, media_id: str, token: str) -> str | None:
+        media = await self._get(account, f"/{media_id}", token, fields="permalink,media_product_type")
         permalink = media.get("permalink")
-        return Published(handle, str(permalink)) if permalink else Accepted(handle)
+        return str(permalink) if permalink else None
 
     async def check_status(self, handle: RemoteHandle, token: str,
                            account_id: str | None = None) -> StatusReport:
         require_kind(handle, HANDLE_KIND)
         account = account_id or str(handle.extra.get("igUserId") or "")
         with classified(token):
-            media = await with_retries(self.retry, lambda: self._get(
-                account, f"/{handle.id}", token, fields="permalink,media_product_type"))
-            permalink = media.get("permalink")
+            permalink = await with_retries(self.retry, lambda: self._permalink(account, handle.id, token))
             if not permalink:
                 return StatusReport(ObservedState.PUBLISHED, detail="published; no permalink given")
-            return StatusReport(ObservedState.PUBLISHED, url=str(permalink))
+            return StatusReport(ObservedState.PUBLISHED, url=permalink)
 
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:

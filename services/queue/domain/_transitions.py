@@ -148,19 +148,15 @@ def _after_failure(
         if now + timedelta(seconds=policy.reconnect_wait_seconds) > deadline:
             return _failed(state, wire, AlertKind.ATTEMPTS_EXHAUSTED)
         return _wait(state, TargetStatus.DEFERRED, now, policy.reconnect_wait_seconds, wire)
-    if error.error_class is ErrorClass.RETRYABLE and error.pending:
-        # the platform is still processing what it has (a container): not a failure, so no
-        # attempt is spent and the wait does not grow; only the time budget bounds it
-        wait = policy.backoff(1, rng, error.retry_after_sec)
-        if now + timedelta(seconds=wait) > deadline:
-            return _failed(state, wire, AlertKind.ATTEMPTS_EXHAUSTED)
-        return _wait(state, TargetStatus.RETRY_WAIT, now, wait, wire)
     if error.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED):
-        # a rate limit is the platform's pacing, not this post's fault: it spends no attempt, and
-        # only the time budget bounds it; its back-off still grows with every try
-        retryable = error.error_class is ErrorClass.RETRYABLE
+        # a rate limit is the platform's pacing, and a pending error its processing (a
+        # container), not this post's fault: neither spends an attempt, and only the time budget
+        # bounds them; a rate limit's back-off still grows with every try, a pending wait does not
+        pending = error.error_class is ErrorClass.RETRYABLE and bool(error.pending)
+        retryable = error.error_class is ErrorClass.RETRYABLE and not pending
         failures = state.failures + retryable
-        wait = policy.backoff(failures if retryable else state.attempt, rng, error.retry_after_sec)
+        tries = failures if retryable else 1 if pending else state.attempt
+        wait = policy.backoff(tries, rng, error.retry_after_sec)
         if policy.exhausted(failures) or now + timedelta(seconds=wait) > deadline:
             return _failed(replace(state, failures=failures), wire, AlertKind.ATTEMPTS_EXHAUSTED)
         return _wait(replace(state, failures=failures), TargetStatus.RETRY_WAIT, now, wait, wire)

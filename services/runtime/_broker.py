@@ -68,10 +68,14 @@ def subscribe_batches(
     handler: BatchHandler,
     max_records: int | None = None,
 ) -> "ConsumerWatch":
-    """Consume `topics` in batches; offsets are committed only after `handler` returns."""
+    """Consume `topics` in batches; offsets are committed only after `handler` returns.
+    The group id takes the topic prefix too: deployments (and tests) that share a cluster under
+    different prefixes must not share consumer groups, or one's members rebalance the other's.
+    Dead letters name the consumer without the prefix, as the handlers' own do."""
+    group = settings.topic_prefix + group_id
     subscriber = broker.subscriber(
         *topics,
-        group_id=group_id,
+        group_id=group,
         batch=True,
         max_records=max_records or settings.max_poll_records,
         batch_timeout_ms=50,
@@ -83,7 +87,7 @@ def subscribe_batches(
     )
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER
-    watch = ConsumerWatch(group_id, list(topics), subscriber)
+    watch = ConsumerWatch(group, list(topics), subscriber)
     _watches.setdefault(broker, []).append(watch)
 
     @subscriber
@@ -94,7 +98,7 @@ def subscribe_batches(
             try:
                 await handler(records)
             except Exception as exc:
-                metrics.CONSUMER_BATCHES.labels(group_id, "error").inc()
+                metrics.CONSUMER_BATCHES.labels(group, "error").inc()
                 await _wait_out_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
                 await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
             watch.completed(records)

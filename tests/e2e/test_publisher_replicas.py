@@ -52,7 +52,7 @@ def replica_env(settings, port: int) -> dict[str, str]:
     }
 
 
-async def assigned(http: httpx.AsyncClient, port: int) -> int:
+async def assigned(http: httpx.AsyncClient, port: int, group: str) -> int:
     """Partitions the replica holds, as its /readyz reports them."""
     try:
         body = (await http.get(f"http://127.0.0.1:{port}/readyz")).json()
@@ -60,7 +60,7 @@ async def assigned(http: httpx.AsyncClient, port: int) -> int:
         return -1
     consumers = body["checks"]["consumers"]
     details = consumers["detail"] if isinstance(consumers, dict) else []
-    return sum(c["assigned"] for c in details if c["group"] == GROUP)
+    return sum(c["assigned"] for c in details if c["group"] == group)
 
 
 async def results_sent(http: httpx.AsyncClient, port: int) -> float:
@@ -85,7 +85,7 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
                               env=replica_env(settings, port))
 
         async def shared():
-            held = {name: await assigned(http, port) for name, port in ports.items()}
+            held = {name: await assigned(http, port, topic_prefix + GROUP) for name, port in ports.items()}
             return held if all(n > 0 for n in held.values()) and sum(held.values()) == 3 else None
 
         await wait_for(shared, 30, "both replicas holding partitions")
@@ -105,7 +105,7 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
         group.kill("a", signal.SIGKILL)
 
         async def taken_over():
-            return await assigned(http, ports["b"]) == 3
+            return await assigned(http, ports["b"], topic_prefix + GROUP) == 3
 
         await wait_for(taken_over, 30, "the survivor holding every partition")
 

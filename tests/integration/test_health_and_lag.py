@@ -85,11 +85,11 @@ async def _status(http: httpx.AsyncClient, path: str) -> tuple[int, dict]:
 async def test_readiness_fails_while_a_consumer_is_stalled_and_liveness_when_its_task_died(
     kafka_bootstrap, topic_prefix
 ):
-    topic, group = topic_prefix + "held", topic_prefix + "holding"
+    topic, group = topic_prefix + "held", topic_prefix + "holding"  # the group takes the prefix
     await create_missing_topics(kafka_bootstrap, [topic], partitions=1)
     settings = settings_for(kafka_bootstrap, topic_prefix, "postgresql://unused", stall_seconds=1.5,
                             lag_interval_seconds=0.3)
-    service = Holding(ServiceContext("holding", settings), topic, group)
+    service = Holding(ServiceContext("holding", settings), topic, "holding")
     port = free_port()
     async with ServiceHost(service, http_port=port) as host, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:

@@ -154,8 +154,8 @@ async def test_two_queue_replicas_each_count_results_as_their_share_of_all(datab
     from services.queue.domain import InFlightLimit
     from services.runtime import ServiceContext, ServiceHost
 
-    # a broker of its own: the services' group ids are fixed, and the local broker keeps a group
-    # that two members left one after the other mid-rebalance from assigning the next test's queue
+    # a broker of its own: the local broker may keep a group that two members left one after the
+    # other mid-rebalance from assigning anyone; no other test should meet that broker
     broker = await start_tansu(log_path=tmp_path / "tansu.log")
     settings = settings_for(broker.bootstrap, "", database_url)
     replicas = [QueueService(ServiceContext("queue", settings)) for _ in range(2)]

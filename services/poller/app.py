@@ -29,6 +29,6 @@ class PollerService(CredentialedService):
     async def setup(self) -> None:
         await super().setup()
         # the poller never reads media: no media client
-        clients = {p: platform_client(self.ctx.settings, p, self.http) for p in Platform}
+        clients = {p: platform_client(self.ctx.settings, p, self.http, poller=True) for p in Platform}
         self.handlers = PollHandlers(self.ctx, clients, self.tokens, self.ledger,
                                      quota_rules(self.ctx.settings.quotas))

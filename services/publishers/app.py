@@ -55,20 +55,23 @@ def media_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
                         wrap=lambda transport: TracedTransport(transport, ctx.tracer_provider))
 
 
-def endpoint_limits(settings: Settings, platform: Platform) -> EndpointLimits:
-    """The platform's per-account caps, or one cap for every endpoint when the settings give one
-    (benchmarks and tests pace an account faster or slower than the platform would)."""
+def endpoint_limits(settings: Settings, platform: Platform, *, poller: bool = False) -> EndpointLimits:
+    """The platform's per-account caps (the publisher's part, or the poller's), or one cap for
+    every endpoint when the settings give one (benchmarks and tests pace an account faster or
+    slower than the platform would)."""
     override = settings.publish_rates.get(platform)
-    return EndpointLimits.for_platform(platform, Cap(*override) if override else None)
+    return EndpointLimits.for_platform(platform, Cap(*override) if override else None, poller=poller)
 
 
 def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncClient,
-                    media_http: httpx.AsyncClient | None = None, *, preflighted: bool = False) -> PlatformClient:
+                    media_http: httpx.AsyncClient | None = None, *, preflighted: bool = False,
+                    poller: bool = False) -> PlatformClient:
     """The client for `platform`, configured from settings, with its per-account caps.
     `preflighted`: a Preflight reads Instagram's publishing limit just before each publish, so
-    the client does not read it a second time."""
+    the client does not read it a second time. `poller`: the client makes the poller's calls,
+    within the poller's part of each cap it shares with the publisher."""
     platforms = settings.platforms
-    options: dict = {"limits": endpoint_limits(settings, platform)}
+    options: dict = {"limits": endpoint_limits(settings, platform, poller=poller)}
     if platform is not Platform.INSTAGRAM:  # Instagram downloads media itself
         options.update(media_http=media_http, media_policy=media_policy(settings))
     if platform is Platform.TIKTOK:

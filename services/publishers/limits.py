@@ -10,6 +10,9 @@ so they go one at a time and a backlog uses 98 % of the cap; its status checks c
 while a post processes (a burst of 10, 70 % of 30 a minute sustained); Instagram's 200 calls an
 hour never hold a backlog back (its 50 posts a day do), but a carousel makes 20 calls or more,
 so half its cap may go at once.
+An account's cap is one budget, but two services spend some of it, each with limiters of its own:
+the publisher and the status poller. Where both call an endpoint, its cap is split between them
+(`POLLER_SHARES`), so that together they never pass the platform's figure.
 Daily quotas (YouTube units, Instagram's 50 posts, TikTok's creator cap) are not rates: they
 are counted in Postgres, not here.
 """
@@ -34,6 +37,15 @@ class Cap:
     period: float  # seconds
     burst: int = 1  # calls that may go at once (see the module doc)
 
+    def split(self, share: float) -> tuple["Cap", "Cap"]:
+        """(what is kept, what is given): `share` of the calls and of the burst given away, at
+        least one of each on both sides; the two never add up to more than this cap."""
+        given = min(self.calls - 1, max(1, int(self.calls * share)))
+        given_burst = min(given, max(1, int(self.burst * share)))
+        kept = self.calls - given
+        return (Cap(kept, self.period, max(1, min(kept, self.burst - given_burst))),
+                Cap(given, self.period, given_burst))
+
 
 ANY_ENDPOINT = "*"
 
@@ -50,6 +62,16 @@ PLATFORM_CAPS: dict[Platform, dict[str, Cap]] = {
     },
     Platform.INSTAGRAM: {ANY_ENDPOINT: Cap(200, 3600.0, burst=100)},
     Platform.YOUTUBE: {},
+}
+
+# The poller's part of the caps it shares with the publisher. On TikTok it makes nearly every
+# status check (the publisher checks only to resume an upload); on Instagram it makes few calls
+# (a status check when a container outlasts the publisher's wait, insights and followers a few
+# times in a post's life), while a carousel's publish makes twenty or more. Endpoints that only
+# one of them calls keep the whole cap.
+POLLER_SHARES: dict[Platform, dict[str, float]] = {
+    Platform.TIKTOK: {"status_fetch": 0.8},
+    Platform.INSTAGRAM: {ANY_ENDPOINT: 0.25},
 }
 
 
@@ -77,12 +99,19 @@ class EndpointLimits:
         self._paused_until: dict[str, float] = {}
 
     @classmethod
-    def for_platform(cls, platform: Platform, override: Cap | None = None) -> "EndpointLimits":
-        """The platform's caps; `override` puts one cap on each of its endpoints instead."""
-        caps = PLATFORM_CAPS[Platform(platform)]
+    def for_platform(cls, platform: Platform, override: Cap | None = None, *,
+                     poller: bool = False) -> "EndpointLimits":
+        """The publisher's part of the platform's caps, or the poller's with `poller`;
+        `override` puts one cap on each of its endpoints instead, whole."""
+        platform = Platform(platform)
+        caps = PLATFORM_CAPS[platform]
         if override is not None:
             caps = {name: override for name in caps} or {ANY_ENDPOINT: override}
-        return cls(caps, platform=Platform(platform).value)
+        else:
+            shares = POLLER_SHARES.get(platform, {})
+            caps = {name: cap.split(shares[name])[poller] if name in shares else cap
+                    for name, cap in caps.items()}
+        return cls(caps, platform=platform.value)
 
     def slot(self, account_id: str, endpoint: str) -> AbstractAsyncContextManager[None]:
         """`async with limits.slot(account, endpoint):` around one call; waits for the cap (the

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from contracts import Platform
-from services.publishers.limits import ANY_ENDPOINT, PLATFORM_CAPS, Cap, EndpointLimits, hard_cap
+from services.publishers.limits import ANY_ENDPOINT, PLATFORM_CAPS, POLLER_SHARES, Cap, EndpointLimits, hard_cap
 
 
 @pytest.mark.parametrize("platform, endpoint", [(p, e) for p, caps in PLATFORM_CAPS.items() for e in caps])
@@ -32,10 +32,40 @@ def test_the_platforms_figures():
     assert PLATFORM_CAPS[Platform.INSTAGRAM]["*"] == Cap(200, 3600.0, burst=100)
 
 
+@pytest.mark.parametrize("platform, endpoint", [(p, e) for p, shares in POLLER_SHARES.items() for e in shares])
+def test_the_publisher_and_the_poller_together_stay_within_a_shared_cap(platform, endpoint):
+    cap = PLATFORM_CAPS[platform][endpoint]
+    parts = [EndpointLimits.for_platform(platform, poller=poller).caps[endpoint] for poller in (False, True)]
+    assert sum(part.calls for part in parts) == cap.calls and all(part.period == cap.period for part in parts)
+    windows = 0
+    for part in parts:
+        limiter = hard_cap(part)
+        windows += limiter.max_rate + math.floor(limiter.max_rate / limiter.time_period * cap.period)
+    assert windows <= cap.calls, "in any window, both services' calls together"
+
+
+def test_each_service_gets_its_part_of_what_both_call_and_the_whole_of_the_rest():
+    publisher = EndpointLimits.for_platform(Platform.TIKTOK).caps
+    poller = EndpointLimits.for_platform(Platform.TIKTOK, poller=True).caps
+    assert (publisher["status_fetch"], poller["status_fetch"]) == (Cap(6, 60.0, 2), Cap(24, 60.0, 8))
+    assert publisher["video_init"] == poller["video_init"] == Cap(6, 60.0)  # only the publisher inits
+    instagram = [EndpointLimits.for_platform(Platform.INSTAGRAM, poller=p).caps[ANY_ENDPOINT] for p in (False, True)]
+    assert instagram == [Cap(150, 3600.0, 75), Cap(50, 3600.0, 25)]
+    # a rate from the settings paces this service alone: it is not split
+    assert EndpointLimits.for_platform(Platform.INSTAGRAM, Cap(5, 1.0), poller=True).caps == {ANY_ENDPOINT: Cap(5, 1.0)}
+
+
+def test_a_split_keeps_one_call_on_each_side():
+    assert Cap(2, 60.0).split(0.01) == (Cap(1, 60.0), Cap(1, 60.0))
+    assert Cap(10, 60.0, burst=10).split(0.99) == (Cap(1, 60.0), Cap(9, 60.0, 9))
+
+
 def test_instagram_lets_a_carousels_calls_through_at_once_and_tiktok_one_call_at_a_time():
-    assert hard_cap(PLATFORM_CAPS[Platform.INSTAGRAM][ANY_ENDPOINT]).max_rate == 100
-    tiktok = {endpoint: hard_cap(cap).max_rate for endpoint, cap in PLATFORM_CAPS[Platform.TIKTOK].items()}
-    assert tiktok == {"creator_info": 1, "video_init": 1, "inbox_init": 1, "content_init": 1, "status_fetch": 10}
+    assert hard_cap(EndpointLimits.for_platform(Platform.INSTAGRAM).caps[ANY_ENDPOINT]).max_rate == 75
+    tiktok = {endpoint: hard_cap(cap).max_rate for endpoint, cap in EndpointLimits.for_platform(Platform.TIKTOK).caps.items()}
+    assert tiktok == {"creator_info": 1, "video_init": 1, "inbox_init": 1, "content_init": 1, "status_fetch": 2}
+    poller = EndpointLimits.for_platform(Platform.TIKTOK, poller=True).caps
+    assert hard_cap(poller["status_fetch"]).max_rate == 8  # a post is checked many times while it processes
 
 
 async def test_a_backlog_goes_evenly_spaced_and_never_more_than_the_cap_in_any_window():

@@ -51,12 +51,12 @@ class QueueService(Service):
 
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
+        # replicas split the results by partition (keyed by target)
+        watch, results = self.results_watch, self.ctx.topic(Topics.PUBLISH_RESULT)
         self.ops = QueueOperations(
-            self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic, **self._ops_options
+            self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic,
+            results_share=lambda: watch.share_of(results) if watch is not None else 1.0, **self._ops_options
         )
-        if self.results_watch is not None:  # replicas split the results by partition (keyed by target)
-            watch, topic = self.results_watch, self.ctx.topic(Topics.PUBLISH_RESULT)
-            self.ops.results_share = lambda: watch.share_of(topic)
         self.relay = OutboxRelay(self.pool, self.ctx.send)
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)

@@ -82,6 +82,7 @@ class QueueOperations:
         policies: Mapping[str, RetryPolicy] | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        results_share: Callable[[], float] = lambda: 1.0,
     ):
         self.pool = pool
         self.settings = settings
@@ -100,7 +101,7 @@ class QueueOperations:
         self.held_back: list[str] = []  # platforms at their in-flight limit in the last round
         # learnt from the results this replica applies, which are `results_share()` of them all
         self.in_flight = {p: InFlightLimit(settings.max_in_flight, settings.lease_seconds) for p in self.platforms}
-        self.results_share: Callable[[], float] = lambda: 1.0
+        self.results_share = results_share
 
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()

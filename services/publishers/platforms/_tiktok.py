@@ -9,6 +9,7 @@ that one is simply made again.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import nullcontext
 from typing import Any
@@ -51,6 +52,10 @@ UPLOAD_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
 # most visible first; an unaudited client may only post SELF_ONLY (§1.7)
 PRIVACY_PREFERENCE = ("PUBLIC_TO_EVERYONE", "FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY")
 _RESYNCS = 3
+# Pull inits between a durable intent and their answer, at once. One caught there by a crash goes
+# to review, as an init that may have posted, though most were never sent: they were waiting for
+# a connection behind the rest of a batch. Few at once keeps those few.
+PULL_INITS_AT_ONCE = 8
 
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
@@ -164,6 +169,7 @@ class TikTokClient(PlatformClientBase):
         # streamed through this client and uploaded in chunks
         self.pull_prefixes = pull_prefixes
         self.unaudited = unaudited
+        self._pull_inits = asyncio.Semaphore(PULL_INITS_AT_ONCE)
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: Journal | None = None) -> Accepted:
@@ -338,12 +344,20 @@ class TikTokClient(PlatformClientBase):
 
     async def _init_pull(self, path: str, endpoint: str, request: PublishRequested, token: str,
                          journal: Journal, body: dict[str, Any], extra: dict[str, Any]) -> Accepted:
-        """An init TikTok acts on by itself (it fetches the media): journalled before it is sent."""
-        await journal.save(INTENT, RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL"}))
+        """An init TikTok acts on by itself (it fetches the media): journalled before it is sent,
+        once the cap lets it go and one of the few places for a journalled init is free, so that
+        it is sent as soon as its intent is durable."""
+        intent = RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL"})
+
+        async def init() -> dict[str, Any]:
+            async with self.limits.slot(request.account_id, endpoint), self._pull_inits:
+                await journal.save(INTENT, intent)
+                response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
+            return _data(response)
+
         try:
             # repeated only when TikTok answered that it did not take it (429, 5xx)
-            data = await with_retries(self.retry, lambda: self._call(path, endpoint, request.account_id, token, body),
-                                      if_processed=False)
+            data = await with_retries(self.retry, init, if_processed=False)
         except PlatformError as error:
             if error.maybe_processed:
                 raise self._needs_review() from None
@@ -435,21 +449,22 @@ class TikTokClient(PlatformClientBase):
         """POST one endpoint within its cap; the `data` object on success (`error.code == "ok"`)."""
         async with self.limits.slot(account, endpoint):
             response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
-        payload = json_body(response)
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if response.status_code != 200 or not isinstance(error, dict) or error.get("code") != "ok":
-            raise classify(response, payload)  # TikTok may report errors inside HTTP 200
-        return payload.get("data") or {}
+        return _data(response)
 
     async def _get(self, path: str, endpoint: str, account: str, token: str) -> dict[str, Any]:
         """GET one endpoint (the Display API's user info) within its cap; its `data` on success."""
         async with self.limits.slot(account, endpoint):
             response = await send(self.http, "GET", self.base_url + path, headers=bearer(token))
-        payload = json_body(response)
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if response.status_code != 200 or not isinstance(error, dict) or error.get("code") != "ok":
-            raise classify(response, payload)
-        return payload.get("data") or {}
+        return _data(response)
+
+
+def _data(response: httpx.Response) -> dict[str, Any]:
+    """The `data` object of an answer whose `error.code` is "ok"; else its error, classified."""
+    payload = json_body(response)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if response.status_code != 200 or not isinstance(error, dict) or error.get("code") != "ok":
+        raise classify(response, payload)  # TikTok may report errors inside HTTP 200
+    return payload.get("data") or {}
 
 def _upload_type(stream: MediaStream) -> str:
     return stream.content_type if stream.content_type in UPLOAD_TYPES else "video/mp4"

@@ -35,6 +35,7 @@ from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits
 from services.publishers.platforms import (
     ACCEPTED,
     CREATED,
+    INTENT,
     Accepted,
     MediaPolicy,
     MemoryJournal,
@@ -45,6 +46,7 @@ from services.publishers.platforms import (
     StatusReport,
     build_client,
 )
+from services.publishers.platforms._tiktok import PULL_INITS_AT_ONCE
 
 ROOT = "http://sandbox"
 VIDEO = f"{ROOT}/media/clip.mp4?bytes=700000"
@@ -604,6 +606,48 @@ class TestTikTokClient(PlatformClientSuite):
         outcome = await client.publish(again(request), self.token, journal)
         assert outcome.handle.id.startswith("v_pub_url~")
         assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+
+    async def test_a_pull_init_waiting_for_its_cap_is_not_journalled_yet(self, http, policy):
+        client = self.make_client(http, policy, limits=EndpointLimits({"video_init": Cap(1, 60.0)}))
+        await client.publish(publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token)
+        journal = MemoryJournal()
+        waiting = asyncio.create_task(client.publish(
+            publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token, journal))
+        await asyncio.sleep(0.2)  # the minute's one init is spent: this one waits for the next
+        try:
+            assert not waiting.done()
+            assert await journal.load() is None, "a crash while it waits leaves nothing to review"
+        finally:
+            waiting.cancel()
+
+    async def test_only_a_few_pull_inits_wait_between_their_intent_and_their_answer(self, app, policy):
+        held, release = [], asyncio.Event()
+
+        class HoldInits(httpx.AsyncBaseTransport):  # TikTok slow to answer inits
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                if request.url.path.endswith("/video/init/"):
+                    held.append(request)
+                    await release.wait()
+                return await httpx.ASGITransport(app=app).handle_async_request(request)
+
+        async with httpx.AsyncClient(transport=HoldInits()) as http:
+            client = self.make_client(http, policy)
+            journals = [MemoryJournal() for _ in range(3 * PULL_INITS_AT_ONCE)]
+            publishes = [asyncio.create_task(client.publish(
+                publish_request(self.platform, f"acct_{i}", ContentType.VIDEO, VIDEO), f"sandbox:acct_{i}", journal))
+                for i, journal in enumerate(journals)]
+            for _ in range(100):  # until the first inits are out, and a while longer
+                await asyncio.sleep(0.02)
+                if len(held) >= PULL_INITS_AT_ONCE:
+                    break
+            await asyncio.sleep(0.1)
+            journalled = [j for j in journals if j.generations and j.generations[-1].stage == INTENT]
+            # a crash now would send these, and only these, to review
+            assert len(held) == len(journalled) == PULL_INITS_AT_ONCE
+            release.set()
+            outcomes = await asyncio.gather(*publishes)
+        assert len({o.handle.id for o in outcomes}) == len(journals)
+        assert all(j.generations[-1].stage == ACCEPTED for j in journals)
 
     async def test_the_sandboxes_minute_limit_is_rate_limited_for_a_minute(self, client, http):
         for _ in range(6):

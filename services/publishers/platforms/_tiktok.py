@@ -3,7 +3,7 @@
 Every post starts with creator_info (platforms.md §1.2) and uses a privacy level from its
 options. The publish id is journalled before any byte is sent (§1.9). A pull or photo init that
 got no answer may have posted and cannot be looked up: it is failed as `needs_review` rather
-than sent again. A chunked upload that never got its answer is harmless (no bytes, no post), so
+than sent again; only an intent whose own save raised is known here never to have been sent. A chunked upload that never got its answer is harmless (no bytes, no post), so
 that one is simply made again.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
+from collections import OrderedDict
 from contextlib import nullcontext
 from typing import Any
 
@@ -56,6 +58,8 @@ _RESYNCS = 3
 # to review, as an init that may have posted, though most were never sent: they were waiting for
 # a connection behind the rest of a batch. Few at once keeps those few.
 PULL_INITS_AT_ONCE = 8
+# Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
+_UNSENT_REMEMBERED = 10_000
 
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
@@ -170,6 +174,7 @@ class TikTokClient(PlatformClientBase):
         self.pull_prefixes = pull_prefixes
         self.unaudited = unaudited
         self._pull_inits = asyncio.Semaphore(PULL_INITS_AT_ONCE)
+        self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: Journal | None = None) -> Accepted:
@@ -220,6 +225,12 @@ class TikTokClient(PlatformClientBase):
         if not handle.id:  # the init was sent; its answer never got stored
             if handle.extra.get("source") == "FILE_UPLOAD":
                 await journal.abandon("init answer lost before any byte was sent")
+                return None
+            intent = handle.extra.get("intent")
+            if intent is not None and self._unsent.pop(request.target_id, None) == intent:
+                # the save of this very intent raised (stored all the same, its answer lost with
+                # a database cut): this process never sent its init
+                await journal.abandon("intent stored, init never sent")
                 return None
             raise self._needs_review()
         data = await self._status(request.account_id, token, handle.id)
@@ -347,11 +358,16 @@ class TikTokClient(PlatformClientBase):
         """An init TikTok acts on by itself (it fetches the media): journalled before it is sent,
         once the cap lets it go and one of the few places for a journalled init is free, so that
         it is sent as soon as its intent is durable."""
-        intent = RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL"})
+        nonce = uuid.uuid4().hex  # tells this intent from any other stored for the target
+        intent = RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL", "intent": nonce})
 
         async def init() -> dict[str, Any]:
             async with self.limits.slot(request.account_id, endpoint), self._pull_inits:
-                await journal.save(INTENT, intent)
+                try:
+                    await journal.save(INTENT, intent)
+                except BaseException:
+                    self._remember_unsent(request.target_id, nonce)
+                    raise
                 response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
             return _data(response)
 
@@ -370,6 +386,12 @@ class TikTokClient(PlatformClientBase):
                               extra={**extra, "source": "PULL_FROM_URL"})
         await journal.save(ACCEPTED, handle)
         return Accepted(_wire(handle))
+
+    def _remember_unsent(self, target_id: uuid.UUID, nonce: str) -> None:
+        self._unsent[target_id] = nonce
+        self._unsent.move_to_end(target_id)
+        if len(self._unsent) > _UNSENT_REMEMBERED:
+            self._unsent.popitem(last=False)
 
     def _pulls(self, url: str) -> bool:
         return self.pull_prefixes is None or url.startswith(self.pull_prefixes)

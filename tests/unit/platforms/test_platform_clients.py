@@ -37,6 +37,7 @@ from services.publishers.platforms import (
     CREATED,
     INTENT,
     Accepted,
+    Checkpoint,
     MediaPolicy,
     MemoryJournal,
     PlatformClient,
@@ -606,6 +607,27 @@ class TestTikTokClient(PlatformClientSuite):
         outcome = await client.publish(again(request), self.token, journal)
         assert outcome.handle.id.startswith("v_pub_url~")
         assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+
+    async def test_an_intent_stored_though_its_save_failed_is_sent_again_not_reviewed(self, client, http):
+        class CommitAnswerLost(MemoryJournal):  # the database cut after the commit, before the reply
+            async def save(self, stage, handle):
+                await super().save(stage, handle)
+                if stage == INTENT and len(self.generations) == 1:
+                    raise ConnectionResetError("connection lost")
+
+        journal = CommitAnswerLost()
+        request = publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO)
+        with pytest.raises(ConnectionResetError):
+            await client.publish(request, self.token, journal)
+        assert (await journal.load()).stage == INTENT and await self.published(http) == []
+        outcome = await client.publish(again(request), self.token, journal)
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+        # an intent this process did not fail to save stays a matter for review
+        other = MemoryJournal([Checkpoint(INTENT, RemoteHandle(
+            kind="tiktok.publish_id", id="", extra={"source": "PULL_FROM_URL", "intent": "another"}))])
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(again(request), self.token, other)
+        assert raised.value.code == "needs_review"
 
     async def test_a_pull_init_waiting_for_its_cap_is_not_journalled_yet(self, http, policy):
         client = self.make_client(http, policy, limits=EndpointLimits({"video_init": Cap(1, 60.0)}))

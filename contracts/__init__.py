@@ -19,6 +19,7 @@ from ._content import (
 from ._engagement import EngagementFigures, EngagementObserved
 from ._slots import SlotChange, SlotChanged
 from ._queue import (
+    NEEDS_REVIEW,
     DeadLetter,
     ErrorClass,
     ObservedState,
@@ -79,6 +80,7 @@ __all__ = [
     "PostContent",
     "PostPlanned",
     "PublishError",
+    "NEEDS_REVIEW",
     "PublishOutcome",
     "PublishRequested",
     "PublishResult",

@@ -61,6 +61,11 @@ class ErrorClass(str, Enum):
     PERMANENT = "permanent"
 
 
+# The code of a failure only a person can settle: the platform may have the post and cannot be
+# asked (a TikTok pull init whose answer was lost). Checked and not there: `autopost retry`.
+NEEDS_REVIEW = "needs_review"
+
+
 class PublishError(WireModel):
     error_class: ErrorClass
     code: str

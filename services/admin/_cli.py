@@ -184,10 +184,14 @@ def _command(name: str) -> Handler:
     async def run(args, conn, context) -> int:
         from opentelemetry import trace
 
+        from services.publishers.handles import set_aside_reviewed_intents
         from services.queue.operations import QueueOperations
 
         settings, pool = context
-        ops = QueueOperations(pool, settings.queue, trace.get_tracer("autopost.cli"), settings.topic)
+        # re-armed by an operator, a target that awaited review was checked: its unanswered init
+        # is not on the platform, so the publisher may send a new one
+        ops = QueueOperations(pool, settings.queue, trace.get_tracer("autopost.cli"), settings.topic,
+                              settle_review=set_aside_reviewed_intents)
         if name == "reschedule":
             outcomes = await ops.reschedule(args.ref, args.at)
         else:

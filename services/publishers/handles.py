@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -51,6 +51,11 @@ _ABANDON = """
 UPDATE remote_handles SET stage = 'abandoned', abandoned_reason = $2, updated_at = now()
 WHERE target_id = $1 AND stage <> 'abandoned'
   AND generation = (SELECT max(generation) FROM remote_handles WHERE target_id = $1)
+"""
+_SET_ASIDE_INTENTS = """
+UPDATE remote_handles r SET stage = 'abandoned', abandoned_reason = $2, updated_at = now()
+WHERE r.target_id = ANY($1::uuid[]) AND r.stage = 'intent'
+  AND r.generation = (SELECT max(generation) FROM remote_handles WHERE target_id = r.target_id)
 """
 # Claim the targets not claimed by someone else (or claimed by us), and read each one's
 # latest remote handle, in one round trip for every target that arrived together.
@@ -187,6 +192,12 @@ class HandleStore:
                 log.warning("could not renew %d claims", len(self.held), exc_info=True)
 
 
+async def set_aside_reviewed_intents(conn: asyncpg.Connection, target_ids: Sequence[uuid.UUID]) -> None:
+    """An operator looked on the platform for these targets' unanswered inits and did not find
+    the posts: their open intents are abandoned, so that the next try sends a new init."""
+    await conn.execute(_SET_ASIDE_INTENTS, list(target_ids), "not on the platform: an operator retried it")
+
+
 class MemoryJournals:
     """Journals in memory, one per target: for tests and one-off publishes."""
 
@@ -198,4 +209,4 @@ class MemoryJournals:
         yield self.journals.setdefault(request.target_id, MemoryJournal())
 
 
-__all__ = ["HandleStore", "JournalSource", "MemoryJournals", "PostgresJournal"]
+__all__ = ["HandleStore", "JournalSource", "MemoryJournals", "PostgresJournal", "set_aside_reviewed_intents"]

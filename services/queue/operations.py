@@ -5,8 +5,9 @@ written in the same transaction."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -30,6 +31,7 @@ from .domain import (
     TargetState,
     TargetStatus,
     WAITING_TO_PUBLISH,
+    awaited_review,
     cancel,
     on_due,
     on_engagement_due,
@@ -83,7 +85,10 @@ class QueueOperations:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         results_share: Callable[[], float] = lambda: 1.0,
+        settle_review: Callable[[asyncpg.Connection, list[uuid.UUID]], Awaitable[None]] | None = None,
     ):
+        """`settle_review`: what else re-arming targets that awaited review does, in the same
+        transaction (the operator's tool sets the publishers' unanswered intents aside)."""
         self.pool = pool
         self.settings = settings
         self.tracer = tracer
@@ -102,6 +107,7 @@ class QueueOperations:
         # learnt from the results this replica applies, which are `results_share()` of them all
         self.in_flight = {p: InFlightLimit(settings.max_in_flight, settings.lease_seconds) for p in self.platforms}
         self.results_share = results_share
+        self.settle_review = settle_review
 
     def policy(self, platform: str) -> RetryPolicy:
         return self.policies.get(platform) or RetryPolicy()
@@ -310,6 +316,10 @@ class QueueOperations:
                 applied.append(target)
                 attempts.append(_attempt_row(decided, {}))
                 outcomes.append(_outcome(target, decided.state, True, decided.attempt_outcome or "done"))
+            reviewed = [target.state.target_id for target, (_, change) in zip(applied, changes)
+                        if awaited_review(target.state) and change.state.status is TargetStatus.PENDING]
+            if reviewed and self.settle_review is not None:
+                await self.settle_review(conn, reviewed)
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, self._slot_messages(

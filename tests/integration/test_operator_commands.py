@@ -2,24 +2,48 @@
 
 import asyncio
 import uuid
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import orjson
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from contracts import (
+    NEEDS_REVIEW,
     AdminAlert,
     AlertKind,
+    ContentType,
     ErrorClass,
+    MediaRef,
     Platform,
     PublishError,
     PublishOutcome,
     PublishRequested,
     PublishResult,
+    RemoteHandle,
     Topics,
+    post_id_for,
+    target_id_for,
 )
-from harness import Pipeline, planned_post, produce, read_topic, rows_with, settings_for, target_rows, wait_for
+from harness import (
+    Pipeline,
+    connect_accounts,
+    event_json,
+    planned_post,
+    produce,
+    read_topic,
+    rows_with,
+    serve_sandbox,
+    settings_for,
+    target_rows,
+    wait_for,
+)
 from services.cli import main
+from services.publishers.handles import HandleStore
+from services.publishers.platforms import INTENT
+from services.runtime import open_database
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +119,49 @@ async def test_cancel_reschedule_and_retry(autopost, kafka_bootstrap, topic_pref
     assert [r.attempt for r in requests] == [1, 2]
     assert tiktok_requests == [], "a target cancelled before its time is never sent"
     assert code == 0 and "2207026" in out and "retry_requested" in out and "timeline" in out
+
+
+async def test_a_target_for_review_retried_by_an_operator_is_posted_once(
+    autopost, kafka_bootstrap, topic_prefix, database_url
+):
+    account = ("tiktok", "review-acct")
+    target_id = target_id_for(post_id_for("review-me"), Platform.TIKTOK, account[1])
+    async with AsyncExitStack() as stack:
+        sandbox_url = await serve_sandbox(stack, processing_seconds=0.0)
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
+        await connect_accounts(settings, [account])
+        await stack.enter_async_context(Pipeline(settings, ["planner", "queue", "publisher-tiktok", "poller"]))
+        # what a publisher killed just before its pull init left leaves: an intent, no answer
+        pool = await open_database(database_url, TracerProvider(), max_size=2)
+        stack.push_async_callback(pool.close)
+        left_behind = PublishRequested(
+            message_id=uuid.uuid4(), target_id=target_id, post_id=post_id_for("review-me"), platform=Platform.TIKTOK,
+            account_id=account[1], attempt=1, content_type=ContentType.VIDEO, caption="c",
+            media=[MediaRef(url=f"{sandbox_url}/media/r.mp4")], scheduled_time=datetime.now(timezone.utc))
+        async with HandleStore(pool).journal_for(left_behind) as journal:
+            await journal.save(INTENT, RemoteHandle(kind="tiktok.publish_id", id="", extra={"source": "PULL_FROM_URL"}))
+
+        await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED,
+                      [event_json("review-me", [account], f"{sandbox_url}/media/r.mp4?bytes=4096")])
+
+        async def status(wanted):
+            rows = await target_rows(database_url)
+            return rows[0] if rows and rows[0]["status"] == wanted else None
+
+        failed = await wait_for(lambda: status("failed"), 30, "the target failed for review")
+        async with httpx.AsyncClient(base_url=sandbox_url) as http:
+            assert (await http.get("/_sandbox/published")).json() == [], "the init never left"
+            code, out = await autopost("retry", "review-me")
+            assert code == 0 and "retry_requested" in out
+            posted = await wait_for(lambda: status("posted"), 30, "the target posted after the retry")
+            published = (await http.get("/_sandbox/published")).json()
+        generations = await pool.fetch(
+            "SELECT stage, abandoned_reason FROM remote_handles WHERE target_id = $1 ORDER BY generation", target_id)
+
+    assert orjson.loads(failed["last_error"])["code"] == NEEDS_REVIEW
+    assert [p["url"] for p in published] == [posted["url"]], "posted once"
+    assert [g["stage"] for g in generations] == ["abandoned", "accepted"]
+    assert "operator" in generations[0]["abandoned_reason"]
 
 
 async def _stored(database_url, count):

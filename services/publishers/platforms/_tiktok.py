@@ -18,7 +18,15 @@ from typing import Any
 
 import httpx
 
-from contracts import EngagementFigures, ErrorClass, ObservedState, Platform, PublishRequested, RemoteHandle
+from contracts import (
+    NEEDS_REVIEW,
+    EngagementFigures,
+    ErrorClass,
+    ObservedState,
+    Platform,
+    PublishRequested,
+    RemoteHandle,
+)
 
 from ..limits import EndpointLimits
 from ._base import (
@@ -254,9 +262,9 @@ class TikTokClient(PlatformClientBase):
     @staticmethod
     def _needs_review() -> PlatformError:
         return PlatformError(
-            ErrorClass.PERMANENT, "needs_review",
+            ErrorClass.PERMANENT, NEEDS_REVIEW,
             "TikTok's answer to a pull init never arrived: the post may exist, and TikTok cannot "
-            "look it up. Check the account before publishing this target again.")
+            "look it up. Check the account; if the post is not there, `autopost retry` this target.")
 
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from contracts import NEEDS_REVIEW
+
 from ._model import WAITING_TO_PUBLISH, Change, TargetState, TargetStatus
 
 
@@ -37,6 +39,11 @@ def retry(state: TargetState, now: datetime) -> Change | Refused:
         return Refused(f"not due yet: it is scheduled for {state.due_at:%Y-%m-%d %H:%M:%S %Z}; "
                        "use reschedule to move it")
     return Refused(_too_late(state))
+
+
+def awaited_review(state: TargetState) -> bool:
+    """Failed for a person to check on the platform: re-armed by one, it was checked."""
+    return state.status is TargetStatus.FAILED and (state.last_error or {}).get("code") == NEEDS_REVIEW
 
 
 def _armed(state: TargetState, due: datetime, *, scheduled_time: datetime) -> TargetState:

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.queue.domain import Refused, TargetState, TargetStatus, cancel, reschedule, retry
+from contracts import NEEDS_REVIEW
+from services.queue.domain import Refused, TargetState, TargetStatus, awaited_review, cancel, reschedule, retry
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 LATER = NOW + timedelta(hours=3)
@@ -59,3 +60,11 @@ def test_retry_publishes_a_failed_target_now_with_a_fresh_budget():
 def test_retry_of_a_target_not_due_yet_points_to_reschedule():
     refused = retry(target(TargetStatus.PENDING), NOW)
     assert isinstance(refused, Refused) and "reschedule" in refused.reason
+
+
+def test_only_a_target_failed_for_review_awaited_one():
+    review = {"error_class": "permanent", "code": NEEDS_REVIEW, "message": "check the account"}
+    assert awaited_review(target(TargetStatus.FAILED, last_error=review))
+    assert not awaited_review(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}))
+    assert not awaited_review(target(TargetStatus.FAILED))
+    assert not awaited_review(target(TargetStatus.RETRY_WAIT, last_error=review)), "not settled by anyone yet"

@@ -64,7 +64,11 @@ PRIVACY_PREFERENCE = ("PUBLIC_TO_EVERYONE", "FOLLOWER_OF_CREATOR", "MUTUAL_FOLLO
 _RESYNCS = 3
 # Pull inits between a durable intent and their answer, at once. One caught there by a crash goes
 # to review, as an init that may have posted, though most were never sent: they were waiting for
-# a connection behind the rest of a batch. Few at once keeps those few.
+# a connection behind the rest of a batch. Few at once keeps those few. A place is waited for
+# after the cap's slot (waiting for the cap must not hold a place others could use), so a long
+# wait would bring two of one account's inits closer than the cap spaces them: only a backlog of
+# one account meets the cap, the planner spaces an account's posts hours apart, and the places
+# are free in a backlog of one account.
 PULL_INITS_AT_ONCE = 8
 # Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
 _UNSENT_REMEMBERED = 10_000

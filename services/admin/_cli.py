@@ -1,4 +1,4 @@
-"""`autopost posts | retry | cancel | reschedule | dlq`: the operator's commands.
+"""`autopost posts | retry | cancel | reschedule | found | dlq`: the operator's commands.
 
 They talk to Postgres (the record) directly; changes go through the queue's own operations,
 under the same row locks and version checks as the services, so a command racing the
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -47,6 +48,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     reschedule.add_argument("--at", required=True, type=parse_time,
                             help="ISO 8601 with a zone (2026-12-24T18:00:00+01:00), or +30m / +2h / +1d")
     _json_flag(reschedule).set_defaults(run=_run(_command("reschedule")))
+    found = commands.add_parser("found", help="a target that failed for review is on the platform after all")
+    found.add_argument("ref", help="post id, target id or upstream id")
+    found.add_argument("--url", required=True, type=public_url, help="the post's address on the platform")
+    _json_flag(found).set_defaults(run=_run(_command("found")))
 
     dlq = commands.add_parser("dlq", help="messages a consumer set aside")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -74,6 +79,13 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a zone (Z or an offset such as +01:00)")
     return moment.astimezone(timezone.utc)
+
+
+def public_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an https address")
+    return parts.geturl()
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -194,6 +206,8 @@ def _command(name: str) -> Handler:
                               settle_review=set_aside_reviewed_intents)
         if name == "reschedule":
             outcomes = await ops.reschedule(args.ref, args.at)
+        elif name == "found":
+            outcomes = await ops.found(args.ref, args.url)
         else:
             outcomes = await getattr(ops, name)(args.ref)
         if args.json:

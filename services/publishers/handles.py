@@ -186,6 +186,8 @@ class HandleStore:
     async def _keep(self) -> None:
         while self.held:
             await asyncio.sleep(self.claim_seconds / 3)
+            if not self.held:  # released while it slept: nothing to renew
+                return
             try:
                 await self.pool.execute(_RENEW, list(self.held), self.owner, float(self.claim_seconds))
             except Exception:

@@ -33,6 +33,7 @@ from .domain import (
     WAITING_TO_PUBLISH,
     awaited_review,
     cancel,
+    found,
     on_due,
     on_engagement_due,
     on_engagement_observed,
@@ -297,6 +298,9 @@ class QueueOperations:
 
     async def retry(self, ref: str) -> list[CommandOutcome]:
         return await self._command(ref, retry)
+
+    async def found(self, ref: str, url: str) -> list[CommandOutcome]:
+        return await self._command(ref, lambda state, now: found(state, url, now))
 
     async def _command(self, ref: str, command: OperatorCommand) -> list[CommandOutcome]:
         """Apply `command` to every target `ref` names (target, post or upstream id), each under

@@ -121,47 +121,75 @@ async def test_cancel_reschedule_and_retry(autopost, kafka_bootstrap, topic_pref
     assert code == 0 and "2207026" in out and "retry_requested" in out and "timeline" in out
 
 
+REVIEWED = ("tiktok", "review-acct")
+
+
+async def _failed_for_review(stack: AsyncExitStack, kafka_bootstrap, topic_prefix, database_url):
+    """A TikTok target failed for review: a publisher killed just before its pull init left
+    had left an intent with no answer. Returns (sandbox url, pool, target id)."""
+    target_id = target_id_for(post_id_for("review-me"), Platform.TIKTOK, REVIEWED[1])
+    sandbox_url = await serve_sandbox(stack, processing_seconds=0.0)
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
+    await connect_accounts(settings, [REVIEWED])
+    await stack.enter_async_context(Pipeline(settings, ["planner", "queue", "publisher-tiktok", "poller"]))
+    pool = await open_database(database_url, TracerProvider(), max_size=2)
+    stack.push_async_callback(pool.close)
+    left_behind = PublishRequested(
+        message_id=uuid.uuid4(), target_id=target_id, post_id=post_id_for("review-me"), platform=Platform.TIKTOK,
+        account_id=REVIEWED[1], attempt=1, content_type=ContentType.VIDEO, caption="c",
+        media=[MediaRef(url=f"{sandbox_url}/media/r.mp4")], scheduled_time=datetime.now(timezone.utc))
+    async with HandleStore(pool).journal_for(left_behind) as journal:
+        await journal.save(INTENT, RemoteHandle(kind="tiktok.publish_id", id="", extra={"source": "PULL_FROM_URL"}))
+    await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED,
+                  [event_json("review-me", [REVIEWED], f"{sandbox_url}/media/r.mp4?bytes=4096")])
+    failed = await wait_for(lambda: _only_target("failed", database_url), 30, "the target failed for review")
+    assert orjson.loads(failed["last_error"])["code"] == NEEDS_REVIEW
+    return sandbox_url, pool, target_id
+
+
+async def _only_target(wanted: str, database_url):
+    rows = await target_rows(database_url)
+    return rows[0] if rows and rows[0]["status"] == wanted else None
+
+
 async def test_a_target_for_review_retried_by_an_operator_is_posted_once(
     autopost, kafka_bootstrap, topic_prefix, database_url
 ):
-    account = ("tiktok", "review-acct")
-    target_id = target_id_for(post_id_for("review-me"), Platform.TIKTOK, account[1])
     async with AsyncExitStack() as stack:
-        sandbox_url = await serve_sandbox(stack, processing_seconds=0.0)
-        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, sandbox_url)
-        await connect_accounts(settings, [account])
-        await stack.enter_async_context(Pipeline(settings, ["planner", "queue", "publisher-tiktok", "poller"]))
-        # what a publisher killed just before its pull init left leaves: an intent, no answer
-        pool = await open_database(database_url, TracerProvider(), max_size=2)
-        stack.push_async_callback(pool.close)
-        left_behind = PublishRequested(
-            message_id=uuid.uuid4(), target_id=target_id, post_id=post_id_for("review-me"), platform=Platform.TIKTOK,
-            account_id=account[1], attempt=1, content_type=ContentType.VIDEO, caption="c",
-            media=[MediaRef(url=f"{sandbox_url}/media/r.mp4")], scheduled_time=datetime.now(timezone.utc))
-        async with HandleStore(pool).journal_for(left_behind) as journal:
-            await journal.save(INTENT, RemoteHandle(kind="tiktok.publish_id", id="", extra={"source": "PULL_FROM_URL"}))
-
-        await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED,
-                      [event_json("review-me", [account], f"{sandbox_url}/media/r.mp4?bytes=4096")])
-
-        async def status(wanted):
-            rows = await target_rows(database_url)
-            return rows[0] if rows and rows[0]["status"] == wanted else None
-
-        failed = await wait_for(lambda: status("failed"), 30, "the target failed for review")
+        sandbox_url, pool, target_id = await _failed_for_review(stack, kafka_bootstrap, topic_prefix, database_url)
         async with httpx.AsyncClient(base_url=sandbox_url) as http:
             assert (await http.get("/_sandbox/published")).json() == [], "the init never left"
             code, out = await autopost("retry", "review-me")
             assert code == 0 and "retry_requested" in out
-            posted = await wait_for(lambda: status("posted"), 30, "the target posted after the retry")
+            posted = await wait_for(lambda: _only_target("posted", database_url), 30, "posted after the retry")
             published = (await http.get("/_sandbox/published")).json()
         generations = await pool.fetch(
             "SELECT stage, abandoned_reason FROM remote_handles WHERE target_id = $1 ORDER BY generation", target_id)
 
-    assert orjson.loads(failed["last_error"])["code"] == NEEDS_REVIEW
     assert [p["url"] for p in published] == [posted["url"]], "posted once"
     assert [g["stage"] for g in generations] == ["abandoned", "accepted"]
     assert "operator" in generations[0]["abandoned_reason"]
+
+
+async def test_a_target_for_review_found_on_the_platform_is_marked_posted(
+    autopost, kafka_bootstrap, topic_prefix, database_url
+):
+    url = "https://www.tiktok.com/@review/video/7300000000000000001"
+    async with AsyncExitStack() as stack:
+        sandbox_url, pool, _ = await _failed_for_review(stack, kafka_bootstrap, topic_prefix, database_url)
+        code, out = await autopost("found", "review-me", "--url", url)
+        assert code == 0 and "found" in out
+        code, out = await autopost("found", "review-me", "--url", url)
+        assert code == 1 and "already posted" in out
+        posted = await _only_target("posted", database_url)
+        async with httpx.AsyncClient(base_url=sandbox_url) as http:
+            await asyncio.sleep(1.0)  # time enough for a dispatch, were one to come
+            published = (await http.get("/_sandbox/published")).json()
+        code, out = await autopost("posts", "show", "review-me")
+
+    assert posted is not None and posted["url"] == url and posted["published_at"] is not None
+    assert published == [], "nothing was sent to the platform"
+    assert code == 0 and "found" in out
 
 
 async def _stored(database_url, count):

@@ -3,7 +3,7 @@ operators may do."""
 
 from ._in_flight import InFlightLimit
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
-from ._operator import Refused, awaited_review, cancel, reschedule, retry
+from ._operator import Refused, awaited_review, cancel, found, reschedule, retry
 from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, StatusCadence, retry_policies
 from ._slots import GIVEN_UP, slot_change
 from ._transitions import (
@@ -40,6 +40,7 @@ __all__ = [
     "post_status",
     "reschedule",
     "awaited_review",
+    "found",
     "retry",
     "slot_change",
     "retry_policies",

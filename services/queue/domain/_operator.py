@@ -41,6 +41,17 @@ def retry(state: TargetState, now: datetime) -> Change | Refused:
     return Refused(_too_late(state))
 
 
+def found(state: TargetState, url: str, now: datetime) -> Change | Refused:
+    """An operator found on the platform the post of a target that failed for review: posted, at
+    `url`. Its engagement is not collected: the platform's handle on it was never stored."""
+    if awaited_review(state):
+        return Change(replace(state, status=TargetStatus.POSTED, version=state.version + 1, due_at=None,
+                              url=url, published_at=now), attempt_outcome="found")
+    if state.status is TargetStatus.FAILED:
+        return Refused("it did not fail for review: the platform said why; nothing was changed")
+    return Refused(_too_late(state))
+
+
 def awaited_review(state: TargetState) -> bool:
     """Failed for a person to check on the platform: re-armed by one, it was checked."""
     return state.status is TargetStatus.FAILED and (state.last_error or {}).get("code") == NEEDS_REVIEW

@@ -6,7 +6,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from contracts import NEEDS_REVIEW
-from services.queue.domain import Refused, TargetState, TargetStatus, awaited_review, cancel, reschedule, retry
+from services.queue.domain import (
+    Refused,
+    TargetState,
+    TargetStatus,
+    awaited_review,
+    cancel,
+    found,
+    reschedule,
+    retry,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 LATER = NOW + timedelta(hours=3)
@@ -68,3 +77,14 @@ def test_only_a_target_failed_for_review_awaited_one():
     assert not awaited_review(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}))
     assert not awaited_review(target(TargetStatus.FAILED))
     assert not awaited_review(target(TargetStatus.RETRY_WAIT, last_error=review)), "not settled by anyone yet"
+
+
+def test_found_marks_a_target_for_review_posted_at_the_address_given():
+    review = {"error_class": "permanent", "code": NEEDS_REVIEW, "message": "check the account"}
+    change = found(target(TargetStatus.FAILED, last_error=review), "https://www.tiktok.com/@a/video/1", NOW)
+    assert change.state.status is TargetStatus.POSTED and change.state.url == "https://www.tiktok.com/@a/video/1"
+    assert change.state.published_at == NOW and change.state.due_at is None and change.attempt_outcome == "found"
+    refused = found(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}), "https://x/1", NOW)
+    assert isinstance(refused, Refused) and "did not fail for review" in refused.reason
+    refused = found(target(TargetStatus.PUBLISHING), "https://x/1", NOW)
+    assert isinstance(refused, Refused) and "already dispatched" in refused.reason

@@ -68,7 +68,7 @@ _RESYNCS = 3
 # after the cap's slot (waiting for the cap must not hold a place others could use), so a long
 # wait would bring two of one account's inits closer than the cap spaces them: only a backlog of
 # one account meets the cap, the planner spaces an account's posts hours apart, and the places
-# are free in a backlog of one account.
+# are free in a backlog of one account. More places suit a platform slower to answer.
 PULL_INITS_AT_ONCE = 8
 # Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
 _UNSENT_REMEMBERED = 10_000
@@ -175,7 +175,7 @@ class TikTokClient(PlatformClientBase):
                  chunk_size: int = DEFAULT_CHUNK, media_http: httpx.AsyncClient | None = None,
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, pull_prefixes: tuple[str, ...] | None = None,
-                 unaudited: bool = False):
+                 unaudited: bool = False, pull_inits_at_once: int = PULL_INITS_AT_ONCE):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
@@ -185,7 +185,7 @@ class TikTokClient(PlatformClientBase):
         # streamed through this client and uploaded in chunks
         self.pull_prefixes = pull_prefixes
         self.unaudited = unaudited
-        self._pull_inits = asyncio.Semaphore(PULL_INITS_AT_ONCE)
+        self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
     async def publish(self, request: PublishRequested, token: str,

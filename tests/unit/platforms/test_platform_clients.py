@@ -47,7 +47,6 @@ from services.publishers.platforms import (
     StatusReport,
     build_client,
 )
-from services.publishers.platforms._tiktok import PULL_INITS_AT_ONCE
 
 ROOT = "http://sandbox"
 VIDEO = f"{ROOT}/media/clip.mp4?bytes=700000"
@@ -643,7 +642,7 @@ class TestTikTokClient(PlatformClientSuite):
             waiting.cancel()
 
     async def test_only_a_few_pull_inits_wait_between_their_intent_and_their_answer(self, app, policy):
-        held, release = [], asyncio.Event()
+        held, release, places = [], asyncio.Event(), 3
 
         class HoldInits(httpx.AsyncBaseTransport):  # TikTok slow to answer inits
             async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -653,19 +652,19 @@ class TestTikTokClient(PlatformClientSuite):
                 return await httpx.ASGITransport(app=app).handle_async_request(request)
 
         async with httpx.AsyncClient(transport=HoldInits()) as http:
-            client = self.make_client(http, policy)
-            journals = [MemoryJournal() for _ in range(3 * PULL_INITS_AT_ONCE)]
+            client = self.make_client(http, policy, pull_inits_at_once=places)
+            journals = [MemoryJournal() for _ in range(3 * places)]
             publishes = [asyncio.create_task(client.publish(
                 publish_request(self.platform, f"acct_{i}", ContentType.VIDEO, VIDEO), f"sandbox:acct_{i}", journal))
                 for i, journal in enumerate(journals)]
             for _ in range(100):  # until the first inits are out, and a while longer
                 await asyncio.sleep(0.02)
-                if len(held) >= PULL_INITS_AT_ONCE:
+                if len(held) >= places:
                     break
             await asyncio.sleep(0.1)
             journalled = [j for j in journals if j.generations and j.generations[-1].stage == INTENT]
             # a crash now would send these, and only these, to review
-            assert len(held) == len(journalled) == PULL_INITS_AT_ONCE
+            assert len(held) == len(journalled) == places
             release.set()
             outcomes = await asyncio.gather(*publishes)
         assert len({o.handle.id for o in outcomes}) == len(journals)

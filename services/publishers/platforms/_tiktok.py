@@ -3,8 +3,9 @@
 Every post starts with creator_info (platforms.md §1.2) and uses a privacy level from its
 options. The publish id is journalled before any byte is sent (§1.9). A pull or photo init that
 got no answer may have posted and cannot be looked up: it is failed as `needs_review` rather
-than sent again; only an intent whose own save raised is known here never to have been sent. A chunked upload that never got its answer is harmless (no bytes, no post), so
-that one is simply made again.
+than sent again (only an intent whose own save raised is known here never to have been sent).
+A chunked upload that never got its answer is harmless (no bytes, no post), so that one is
+simply made again.
 """
 
 from __future__ import annotations

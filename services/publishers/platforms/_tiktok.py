@@ -269,7 +269,8 @@ class TikTokClient(PlatformClientBase):
         return PlatformError(
             ErrorClass.PERMANENT, NEEDS_REVIEW,
             "TikTok's answer to a pull init never arrived: the post may exist, and TikTok cannot "
-            "look it up. Check the account; if the post is not there, `autopost retry` this target.")
+            "look it up. Check the account: if the post is there, `autopost found` this target "
+            "with its address; if not, `autopost retry` it.")
 
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:

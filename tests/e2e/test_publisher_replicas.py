@@ -4,15 +4,18 @@ nothing is posted twice."""
 import os
 import signal
 import sys
+from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 
 import httpx
+import orjson
 import pytest
 
-from contracts import Topics
+from contracts import NEEDS_REVIEW, Topics
 from services.devstack import ProcessGroup
 from services.devstack.stack import free_port
+from services.publishers.platforms._tiktok import PULL_INITS_AT_ONCE
 from harness import (
     Pipeline,
     connect_accounts,
@@ -31,6 +34,10 @@ ACCOUNTS, POSTS_EACH = 12, 5
 POSTS = ACCOUNTS * POSTS_EACH
 
 
+def for_review(row) -> bool:
+    return row["status"] == "failed" and orjson.loads(row["last_error"] or b"{}").get("code") == NEEDS_REVIEW
+
+
 def replica_env(settings, port: int) -> dict[str, str]:
     kafka = settings.kafka
     return {
@@ -42,6 +49,9 @@ def replica_env(settings, port: int) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "AUTOPOST_CREDENTIAL_KEYS": settings.accounts.credential_keys,
         "AUTOPOST_SANDBOX_URL": settings.sandbox_url,
+        # the tests' claim, as the services in this process have it: a killed replica's claims
+        # lapse in seconds, not the production minute, and its leases decide when the rest goes
+        "AUTOPOST_PUBLISH_CLAIM_SECONDS": str(settings.platforms.claim_seconds),
         "AUTOPOST_HTTP_PORT": str(port),
         "AUTOPOST_LAG_INTERVAL_SECONDS": "0",
         "AUTOPOST_LOG_LEVEL": "WARNING",
@@ -109,17 +119,32 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
 
         await wait_for(taken_over, 30, "the survivor holding every partition")
 
-        async def all_posted():
+        async def settled():
             rows = await target_rows(database_url)
-            return len(rows) == POSTS and all(r["status"] == "posted" for r in rows)
+            done = len(rows) == POSTS and all(r["status"] == "posted" or for_review(r) for r in rows)
+            return rows if done else None
 
-        # the killed replica's leases (30 s) run out first: its requests are sent again
-        await wait_for(all_posted, 120, "every target posted")
+        # the survivor reads the killed replica's uncommitted requests again: they wait out its
+        # claims, then resume from what it journalled
+        try:
+            rows = await wait_for(settled, 120, "every target posted, or failed for review")
+        except AssertionError as timed_out:  # say where the others stopped, and why
+            rows = await target_rows(database_url)
+            left = Counter((r["status"], r["attempt"], (r["last_error"] or "")[:160]) for r in rows
+                           if r["status"] != "posted")
+            raise AssertionError(f"{timed_out}; not posted: {dict(left)}") from None
         published = (await http.get(f"{sandbox_url}/_sandbox/published")).json()
 
     captions = [p["caption"] for p in published]
     duplicates = sorted({c for c in captions if captions.count(c) > 1})
-    assert len(set(captions)) == POSTS, "every target published"
+    # a pull init the kill caught between its intent and its answer may or may not have posted,
+    # and TikTok cannot be asked (platforms.md §1.9): such a target waits for a person, and only
+    # a few can be there at once
+    reviews = [r for r in rows if for_review(r)]
+    assert len(reviews) <= PULL_INITS_AT_ONCE, reviews
+    posted = {f"post {r['upstream_id']}" for r in rows if r["status"] == "posted"}
+    named = {caption.split(" #", 1)[0] for caption in captions}  # the platform appends the hashtags
+    assert posted <= named and len(named) <= POSTS, "every posted target published"
     # the survivor re-reads the killed replica's uncommitted batch: the remote handles it stored
     # (and its claims) make that a resume or a check, never a second post
     assert not duplicates, f"{len(duplicates)} of {POSTS} posted twice: {duplicates}"

@@ -147,11 +147,16 @@ def transport_failure(exc: httpx.TransportError) -> PlatformError:
 
 
 async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """One HTTP request; transport failures come back as PlatformErrors (see `transport_failure`)."""
+    """One HTTP request; transport failures come back as PlatformErrors (see `transport_failure`),
+    and so does an answer httpx cannot read (a 3xx whose Location is no URL: httpx parses it even
+    when it does not follow it), which arrived after the request was taken."""
     try:
         return await http.request(method, url, **kwargs)
     except httpx.TransportError as exc:
         raise transport_failure(exc) from None
+    except httpx.InvalidURL as exc:
+        raise PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"unreadable reply: {exc}",
+                            maybe_processed=True) from None
 
 
 @dataclass(frozen=True)

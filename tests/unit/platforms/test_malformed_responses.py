@@ -26,6 +26,7 @@ from services.publishers.platforms import (
     StatusReport,
     build_client,
 )
+from services.publishers.platforms._base import send
 
 ROOT = "http://sandbox"
 FAST = RetryRules(base_delay=0.001, max_delay=0.005)
@@ -126,3 +127,13 @@ async def run_once(platform: Platform, draw) -> None:
 @given(data=st.data())
 def test_garbled_answers_end_in_a_result_or_a_classified_error(platform, data):
     asyncio.run(run_once(platform, data.draw))
+
+
+async def test_a_redirect_to_no_url_is_an_unreadable_reply_not_a_crash():
+    # httpx parses a 3xx's Location even when it does not follow it (found by the test above)
+    answer = httpx.MockTransport(lambda request: httpx.Response(308, headers={"location": "A:0"}))
+    async with httpx.AsyncClient(transport=answer) as http:
+        with pytest.raises(PlatformError) as raised:
+            await send(http, "PUT", "https://upload.example/session")
+    assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "invalid_response")
+    assert raised.value.maybe_processed, "the request was taken: an upload is checked before it is sent again"

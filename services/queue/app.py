@@ -53,9 +53,10 @@ class QueueService(Service):
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
         # replicas split the results by partition (keyed by target)
         watch, results = self.results_watch, self.ctx.topic(Topics.PUBLISH_RESULT)
+        share = (lambda: watch.share_of(results)) if watch is not None else (lambda: 1.0)
         self.ops = QueueOperations(
             self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic,
-            results_share=lambda: watch.share_of(results) if watch is not None else 1.0, **self._ops_options
+            results_share=share, **self._ops_options
         )
         self.relay = OutboxRelay(self.pool, self.ctx.send)
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)

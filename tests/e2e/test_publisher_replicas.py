@@ -15,7 +15,6 @@ import pytest
 from contracts import NEEDS_REVIEW, Topics
 from services.devstack import ProcessGroup
 from services.devstack.stack import free_port
-from services.publishers.platforms._tiktok import PULL_INITS_AT_ONCE
 from harness import (
     Pipeline,
     connect_accounts,
@@ -141,7 +140,7 @@ async def test_replicas_share_partitions_and_a_killed_one_hands_them_over_withou
     # and TikTok cannot be asked (platforms.md §1.9): such a target waits for a person, and only
     # a few can be there at once
     reviews = [r for r in rows if for_review(r)]
-    assert len(reviews) <= PULL_INITS_AT_ONCE, reviews
+    assert len(reviews) <= settings.platforms.tiktok_pull_inits_at_once, reviews
     posted = {f"post {r['upstream_id']}" for r in rows if r["status"] == "posted"}
     named = {caption.split(" #", 1)[0] for caption in captions}  # the platform appends the hashtags
     assert posted <= named and len(named) <= POSTS, "every posted target published"

@@ -19,6 +19,7 @@ from ._content import (
 from ._engagement import EngagementFigures, EngagementObserved
 from ._slots import SlotChange, SlotChanged
 from ._queue import (
+    FOUND_HANDLE_KIND,
     NEEDS_REVIEW,
     DeadLetter,
     ErrorClass,
@@ -80,6 +81,7 @@ __all__ = [
     "PostContent",
     "PostPlanned",
     "PublishError",
+    "FOUND_HANDLE_KIND",
     "NEEDS_REVIEW",
     "PublishOutcome",
     "PublishRequested",

@@ -64,6 +64,10 @@ class ErrorClass(str, Enum):
 # The code of a failure only a person can settle: the platform may have the post and cannot be
 # asked (a TikTok pull init whose answer was lost). Checked and not there: `autopost retry`.
 NEEDS_REVIEW = "needs_review"
+# The handle of a post an operator found on the platform (`autopost found`): its id is the
+# post's public address, all that is known of it. A platform that can find a post by its
+# address (TikTok) collects its engagement from that; others cannot use it.
+FOUND_HANDLE_KIND = "operator.found"
 
 
 class PublishError(WireModel):

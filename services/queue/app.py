@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-
 from faststream.kafka import KafkaBroker
 
 from contracts import Platform, Topics
+from services.quotas import quota_rules
 from services.runtime import (
     ConsumerWatch,
     Service,
@@ -62,7 +62,8 @@ class QueueService(Service):
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
         self.housekeeping = Housekeeping(self.pool)
-        self.stats = QueueStats(self.pool, self.ctx.settings.stats_interval_seconds, [p.value for p in Platform])
+        self.stats = QueueStats(self.pool, self.ctx.settings.stats_interval_seconds, [p.value for p in Platform],
+                                list(quota_rules(self.ctx.settings.quotas).values()))
 
     async def started(self) -> None:
         await self.relay.start()

@@ -316,6 +316,7 @@ class QueueOperations:
                 if isinstance(decided, Refused):
                     outcomes.append(_outcome(target, target.state, False, decided.reason))
                     continue
+                decided = with_engagement_timer(decided, self.engagement)  # a target found posted
                 changes.append((target.state.version, decided))
                 applied.append(target)
                 attempts.append(_attempt_row(decided, {}))
@@ -331,7 +332,8 @@ class QueueOperations:
             if changes:
                 await repo.notify_due(conn)
         stats.record_transitions(stats.moves(
-            (o.platform, TargetStatus.PENDING, TargetStatus(o.status)) for o in outcomes if o.applied))
+            (target.platform, target.state.status, change.state.status)
+            for target, (_, change) in zip(applied, changes)))
         return outcomes
 
 

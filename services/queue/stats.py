@@ -1,8 +1,10 @@
-"""The queue's length, computed from Postgres every few seconds into the `autopost_queue_*` gauges.
+"""The queue's length, computed from Postgres every few seconds into the `autopost_queue_*` gauges,
+with the other figures only Postgres knows: accounts to reconnect and app-wide quota left.
 
 One grouped query over the unfinished targets (the `targets_status` index keeps finished ones
-out of it) and a count of the outbox. Every replica computes the same figures: read them with
-`max by (platform, ...)`.
+out of it), a count of the outbox, of the accounts needing reconnection (a partial index) and
+the day's counters of the app-wide quotas. Every replica computes the same figures: read them
+with `max by (platform, ...)` (`min by` for quota left).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 
 import asyncpg
 
+from services.quotas import QuotaRule, app_wide_quota_left
 from services.runtime import Background, metrics
 
 from .domain import TargetStatus
@@ -34,9 +38,17 @@ GROUP BY platform, status
 """
 
 
-async def collect(conn: asyncpg.Connection, platforms: list[str]) -> None:
+_RECONNECT = "SELECT platform, count(*) AS n FROM accounts WHERE status = 'needs_reconnect' GROUP BY platform"
+
+
+async def collect(conn: asyncpg.Connection, platforms: list[str], quotas: Sequence[QuotaRule] = ()) -> None:
     rows = await conn.fetch(_QUERY, UNFINISHED)
     outbox = await conn.fetchval("SELECT count(*) FROM outbox")
+    reconnect = {r["platform"]: r["n"] for r in await conn.fetch(_RECONNECT)}
+    for platform in platforms:
+        metrics.ACCOUNTS_NEEDING_RECONNECT.labels(platform).set(reconnect.get(platform, 0))
+    for rule, left in await app_wide_quota_left(conn, quotas, datetime.now(timezone.utc)):
+        metrics.QUOTA_REMAINING.labels(rule.bucket.split(".")[0], rule.bucket).set(left)
     counts = {(p, s): 0 for p in platforms for s in UNFINISHED}
     due = dict.fromkeys(platforms, 0)
     scheduled = dict.fromkeys(platforms, 0)
@@ -61,10 +73,11 @@ async def collect(conn: asyncpg.Connection, platforms: list[str]) -> None:
 class QueueStats(Background):
     task_name = "queue-stats"
 
-    def __init__(self, pool: asyncpg.Pool, interval: float, platforms: list[str]):
+    def __init__(self, pool: asyncpg.Pool, interval: float, platforms: list[str], quotas: Sequence[QuotaRule] = ()):
         self.pool = pool
         self.interval = interval
         self.platforms = platforms
+        self.quotas = quotas
 
     async def start(self) -> None:
         if self.interval > 0:
@@ -74,7 +87,7 @@ class QueueStats(Background):
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await collect(conn, self.platforms)
+                    await collect(conn, self.platforms, self.quotas)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: readiness says so

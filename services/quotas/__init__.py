@@ -9,7 +9,7 @@ Per-process call rates (aiolimiter) are not here: see services/publishers/limits
 """
 
 from ._instagram import PublishingLimit, ReadPublishingLimit
-from ._ledger import QuotaLedger
+from ._ledger import QuotaLedger, app_wide_quota_left
 from ._rules import (
     PACIFIC,
     Cost,
@@ -33,6 +33,7 @@ __all__ = [
     "QuotaLedger",
     "QuotaRule",
     "Window",
+    "app_wide_quota_left",
     "next_reset",
     "opens_at",
     "publish_costs",

@@ -169,6 +169,28 @@ class QuotaLedger:
         return int(learned) if learned is not None else rule.limit
 
 
+async def app_wide_quota_left(conn: asyncpg.Connection, rules: Sequence[QuotaRule],
+                              now: datetime) -> list[tuple[QuotaRule, int]]:
+    """What is left in the current window of each app-wide daily quota (YouTube's units and
+    uploads), the learnt limit winning: one round trip, for the queue's figures."""
+    daily = [r for r in rules if not r.per_account and r.window is Window.PACIFIC_DAY]
+    if not daily:
+        return []
+    rows = await conn.fetch(
+        """SELECT b.bucket, c.used, l.quota_total
+           FROM unnest($1::text[], $2::timestamptz[]) AS b(bucket, window_start)
+           LEFT JOIN quota_counters c ON c.bucket = b.bucket AND c.scope = '' AND c.window_start = b.window_start
+           LEFT JOIN quota_limits l ON l.bucket = b.bucket AND l.scope = ''""",
+        [r.bucket for r in daily], [window_start(r, now) for r in daily])
+    found = {r["bucket"]: r for r in rows}
+    left = []
+    for rule in daily:
+        row = found[rule.bucket]
+        limit = row["quota_total"] if row["quota_total"] is not None else rule.limit
+        left.append((rule, max(0, limit - (row["used"] or 0))))
+    return left
+
+
 class _Rollback(Exception):
     def __init__(self, denied: Denied):
         self.denied = denied

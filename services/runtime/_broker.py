@@ -88,6 +88,9 @@ def subscribe_batches(
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER
     watch = ConsumerWatch(group, list(topics), subscriber)
+    # a process that never completes a batch reports its start: "no batch for N minutes"
+    # then counts from there, instead of never, for a consumer stuck from the outset
+    metrics.CONSUMER_LAST_BATCH.labels(group).set(time.time())
     _watches.setdefault(broker, []).append(watch)
 
     @subscriber

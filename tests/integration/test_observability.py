@@ -9,6 +9,8 @@ from prometheus_client import REGISTRY
 
 from contracts import Platform, Topics
 from services.queue.stats import collect
+from services.quotas import quota_rules, window_start
+from services.runtime import QuotaSettings, apply_migrations
 from harness import Pipeline, connect_accounts, event_json, produce, serve_sandbox, settings_for, target_rows, wait_for
 
 pytestmark = pytest.mark.integration
@@ -106,3 +108,29 @@ async def test_queue_length_counts_due_scheduled_and_publishing_targets(kafka_bo
     assert 3500 < sample("autopost_queue_oldest_due_age_seconds", platform="instagram") < 3700
     assert sample("autopost_queue_oldest_due_age_seconds", platform="youtube") == 0
     assert sample("autopost_outbox_messages") == 0
+
+
+async def test_accounts_to_reconnect_and_app_wide_quota_left_come_from_postgres(database_url):
+    rules = quota_rules(QuotaSettings(youtube_daily_units=10_000, youtube_daily_uploads=100))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        await conn.executemany(
+            "INSERT INTO accounts (platform, account_id, status) VALUES ($1, $2, $3)",
+            [("tiktok", "r-1", "needs_reconnect"), ("tiktok", "r-2", "needs_reconnect"),
+             ("instagram", "r-3", "connected")])
+        start = window_start(rules["youtube.units"], datetime.now(timezone.utc))
+        await conn.execute("INSERT INTO quota_counters (bucket, scope, window_start, used) VALUES"
+                           " ('youtube.units', '', $1, 2500), ('youtube.units', '', $2, 9000)",
+                           start, start - timedelta(days=1))  # yesterday's does not count
+        await conn.execute("INSERT INTO quota_limits (bucket, scope, quota_total, learned_at)"
+                           " VALUES ('youtube.uploads', '', 60, now())")  # the learnt limit wins
+        await collect(conn, PLATFORMS, list(rules.values()))
+    finally:
+        await conn.close()
+    assert sample("autopost_accounts_needing_reconnect", platform="tiktok") == 2
+    assert REGISTRY.get_sample_value("autopost_accounts_needing_reconnect", {"platform": "instagram"}) == 0
+    assert sample("autopost_quota_remaining", platform="youtube", quota="youtube.units") == 7500
+    assert sample("autopost_quota_remaining", platform="youtube", quota="youtube.uploads") == 60
+    assert REGISTRY.get_sample_value("autopost_quota_remaining", {"platform": "tiktok",
+                                                                  "quota": "tiktok.direct_posts"}) is None

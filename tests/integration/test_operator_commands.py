@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts import (
+    FOUND_HANDLE_KIND,
     NEEDS_REVIEW,
     AdminAlert,
     AlertKind,
@@ -43,7 +44,7 @@ from harness import (
 from services.cli import main
 from services.publishers.handles import HandleStore
 from services.publishers.platforms import INTENT
-from services.runtime import open_database
+from services.runtime import QueueSettings, open_database
 
 pytestmark = pytest.mark.integration
 
@@ -188,6 +189,9 @@ async def test_a_target_for_review_found_on_the_platform_is_marked_posted(
         code, out = await autopost("posts", "show", "review-me")
 
     assert posted is not None and posted["url"] == url and posted["published_at"] is not None
+    first_collection = posted["published_at"] + timedelta(seconds=QueueSettings().engagement_ages_seconds[0])
+    assert posted["due_at"] == first_collection, "its engagement is collected, by its address"
+    assert orjson.loads(posted["remote_handle"]) == {"kind": FOUND_HANDLE_KIND, "id": url}
     assert published == [], "nothing was sent to the platform"
     assert code == 0 and "found" in out
 

@@ -10,8 +10,10 @@ queries are parsed as PromQL and every metric and label they name must be one th
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -346,6 +348,26 @@ def _selectors_and_groupings(node: Any) -> tuple[list[Any], list[tuple[list[str]
     return selectors, groupings
 
 
+@functools.cache
+def fed_metrics() -> frozenset[str]:
+    """The metrics some code of the services sets, increments or observes. One registered and
+    never fed exports no sample at all (a labelled one), so an alert on it could never fire."""
+    tree = ast.parse((ROOT / "services/runtime/_metrics.py").read_text())
+    variables = {
+        node.targets[0].id: node.value.args[0].value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args
+        and isinstance(node.value.args[0], ast.Constant) and str(node.value.args[0].value).startswith("autopost_")
+    }
+    code = "\n".join(path.read_text() for path in (ROOT / "services").rglob("*.py"))
+    return frozenset(name for variable, name in variables.items()
+                     if re.search(rf"\b{variable}\.(labels|inc|dec|set|observe|info)\b", code))
+
+
+def _fed(sample: str) -> bool:
+    return sample in fed_metrics() or re.sub(r"_(total|bucket|sum|count)$", "", sample) in fed_metrics()
+
+
 def check_promql(expr: str, where: str) -> None:
     exported: dict[str, list[str]] = code_facts()["metrics"]
     tree = promql_parser.parse(expr)
@@ -357,6 +379,7 @@ def check_promql(expr: str, where: str) -> None:
             available = {"job", "instance"} | SCRAPE_LABELS
         else:
             assert name in exported, f"{where}: {name} is not a metric the services export"
+            assert _fed(name), f"{where}: {name} is registered but no code sets it"
             available = set(exported[name]) | SCRAPE_LABELS | ({"le"} if name.endswith("_bucket") else set())
         for matcher in selector.matchers.matchers:
             assert matcher.name in available, f"{where}: {name} has no label {matcher.name!r}"
@@ -378,6 +401,9 @@ def test_alert_rules_cover_what_operators_need_and_name_real_metrics():
     assert {"AutopostFailureRateHigh", "AutopostBacklogGrowing", "AutopostDispatchLate", "AutopostDeadLetters",
             "AutopostAccountNeedsReconnect", "AutopostConsumerNoProgress"} <= set(alerts)
     assert len(alerts) == len(rules), "an alert name is used twice"
+    absent = set(re.findall(r'absent\(up\{part_of="autopost", service="([a-z-]+)"\}\)',
+                            alerts["AutopostServiceAbsent"]["expr"]))
+    assert absent == set(SERVICES), "every service is missed when no target of it is scraped at all"
     for rule in rules:
         check_promql(rule["expr"], rule["alert"])
         assert rule["labels"]["severity"] in {"warning", "critical"}
@@ -387,6 +413,8 @@ def test_alert_rules_cover_what_operators_need_and_name_real_metrics():
 def test_check_promql_catches_a_misspelt_metric_and_label():
     with pytest.raises(AssertionError, match="not a metric"):
         check_promql("rate(autopost_publish_result_total[5m])", "typo")
+    assert _fed("autopost_dispatch_lateness_seconds_bucket") and _fed("autopost_dead_letters_total")
+    assert not _fed("autopost_no_such_metric")
     with pytest.raises(AssertionError, match="no label"):
         check_promql('rate(autopost_publish_results_total{status="failed"}[5m])', "typo")
     with pytest.raises(AssertionError, match="grouping by"):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from contracts import (
+    FOUND_HANDLE_KIND,
     NEEDS_REVIEW,
     EngagementFigures,
     ErrorClass,
@@ -275,8 +276,10 @@ class TikTokClient(PlatformClientBase):
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:
         """Display API: `POST /v2/video/query/` for the post's counts, `GET /v2/user/info/` for
-        the followers. The post is found by its public id, the last part of its URL."""
-        require_kind(handle, HANDLE_KIND)
+        the followers. The post is found by its public id, the last part of its URL, so a post
+        an operator found (its handle only that URL) is read the same way."""
+        if handle.kind != FOUND_HANDLE_KIND:
+            require_kind(handle, HANDLE_KIND)
         post_id = public_post_id(url)
         if post_id is None:
             raise PlatformError(ErrorClass.PERMANENT, "no_public_post",

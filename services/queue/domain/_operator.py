@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from contracts import NEEDS_REVIEW
+from contracts import FOUND_HANDLE_KIND, NEEDS_REVIEW
 
 from ._model import WAITING_TO_PUBLISH, Change, TargetState, TargetStatus
 
@@ -43,10 +43,12 @@ def retry(state: TargetState, now: datetime) -> Change | Refused:
 
 def found(state: TargetState, url: str, now: datetime) -> Change | Refused:
     """An operator found on the platform the post of a target that failed for review: posted, at
-    `url`. Its engagement is not collected: the platform's handle on it was never stored."""
+    `url`. The platform's handle on it was never stored: the address stands in for it, so a
+    platform that finds posts by address still gives the post's engagement."""
     if awaited_review(state):
         return Change(replace(state, status=TargetStatus.POSTED, version=state.version + 1, due_at=None,
-                              url=url, published_at=now), attempt_outcome="found")
+                              url=url, published_at=now, remote_handle={"kind": FOUND_HANDLE_KIND, "id": url}),
+                      attempt_outcome="found")
     if state.status is TargetStatus.FAILED:
         return Refused("it did not fail for review: the platform said why; nothing was changed")
     return Refused(_too_late(state))

@@ -12,7 +12,7 @@ import pytest
 from starlette.responses import JSONResponse
 
 import sandbox
-from contracts import ContentType, ErrorClass, MediaRef, ObservedState, Platform, PublishRequested, RemoteHandle
+from contracts import FOUND_HANDLE_KIND, ContentType, ErrorClass, MediaRef, ObservedState, Platform, PublishRequested, RemoteHandle
 from services.publishers.platforms import Accepted, MediaPolicy, PlatformError, Published, build_client
 from test_platform_clients import AnswerWith
 
@@ -27,6 +27,7 @@ class EngagementSuite:
     client_options: ClassVar[dict] = {}
     has_shares: ClassVar[bool] = True
     first_operation: ClassVar[str]  # the fault-hook name of the first engagement call
+    finds_by_address: ClassVar[bool] = False  # a post's public URL is enough to read its figures
 
     @property
     def token(self) -> str:
@@ -95,6 +96,19 @@ class EngagementSuite:
             await client.fetch_engagement(handle, self.token, self.account, url)
         assert raised.value.error_class is ErrorClass.RETRYABLE
 
+    async def test_a_post_an_operator_found_is_read_by_its_address_where_that_finds_it(self, client, app):
+        _, url = await self.published(client)
+        await asyncio.sleep(3 * TIMESCALE)
+        found = RemoteHandle(kind=FOUND_HANDLE_KIND, id=url)  # `autopost found`: only the address is known
+        if not self.finds_by_address:
+            with pytest.raises(PlatformError) as raised:
+                await client.fetch_engagement(found, self.token, self.account, url)
+            assert raised.value.error_class is ErrorClass.PERMANENT, "its collections are skipped, not retried"
+            return
+        figures = await client.fetch_engagement(found, self.token, self.account, url)
+        assert figures.audience_size == app.state.sandbox.engagement.audience(self.platform.value, self.account)
+        assert figures.interactions > 0
+
     async def test_another_platforms_handle_is_refused(self, client):
         with pytest.raises(PlatformError) as raised:
             await client.fetch_engagement(RemoteHandle(kind="elsewhere", id="1"), self.token, self.account, None)
@@ -104,6 +118,7 @@ class EngagementSuite:
 class TestTikTokEngagement(EngagementSuite):
     platform = Platform.TIKTOK
     first_operation = "tiktok.video_query"
+    finds_by_address = True
 
     async def test_a_post_without_public_id_has_no_figures(self, client):
         handle, _ = await self.published(client)

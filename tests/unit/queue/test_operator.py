@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from contracts import NEEDS_REVIEW
+from contracts import FOUND_HANDLE_KIND, NEEDS_REVIEW
 from services.queue.domain import (
     Refused,
     TargetState,
@@ -84,6 +84,7 @@ def test_found_marks_a_target_for_review_posted_at_the_address_given():
     change = found(target(TargetStatus.FAILED, last_error=review), "https://www.tiktok.com/@a/video/1", NOW)
     assert change.state.status is TargetStatus.POSTED and change.state.url == "https://www.tiktok.com/@a/video/1"
     assert change.state.published_at == NOW and change.state.due_at is None and change.attempt_outcome == "found"
+    assert change.state.remote_handle == {"kind": FOUND_HANDLE_KIND, "id": "https://www.tiktok.com/@a/video/1"}
     refused = found(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}), "https://x/1", NOW)
     assert isinstance(refused, Refused) and "did not fail for review" in refused.reason
     refused = found(target(TargetStatus.PUBLISHING), "https://x/1", NOW)

@@ -27,6 +27,9 @@ from services.runtime import Coalesced
 
 from .platforms import Checkpoint, Journal, MemoryJournal, PlatformError
 
+# the code of a publish refused because another publisher holds the target's claim
+PUBLISH_IN_PROGRESS = "publish_in_progress"
+
 log = logging.getLogger("autopost.publisher.handles")
 
 # Every save of the moment (the batch's targets, each at its own step) in one statement; at most
@@ -142,7 +145,7 @@ class HandleStore:
     async def journal_for(self, request: PublishRequested) -> AsyncIterator[Journal]:
         row = await self._claim(request)
         if not row["claimed"]:
-            raise PlatformError(ErrorClass.RETRYABLE, "publish_in_progress",
+            raise PlatformError(ErrorClass.RETRYABLE, PUBLISH_IN_PROGRESS,
                                 "another publisher is working on this target",
                                 max(1.0, float(row["left_seconds"] or 0)))
         self.held.add(request.target_id)

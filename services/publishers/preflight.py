@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from contracts import ErrorClass, Platform, PublishRequested
+from contracts import NEEDS_REVIEW, ErrorClass, Platform, PublishRequested
 from services.quotas import Cost, QuotaLedger, QuotaRule, ReadPublishingLimit, publish_costs
 from services.validation import publish_problems
 
 from .credentials import TokenSource, with_token
+from .handles import PUBLISH_IN_PROGRESS
 from .platforms import PlatformError
 
 T = TypeVar("T")
@@ -28,6 +29,14 @@ def rule_violation(request: PublishRequested) -> PlatformError | None:
         return None
     message = "; ".join(p.message for p in problems[:5])
     return PlatformError(ErrorClass.PERMANENT, problems[0].reason, message)
+
+
+def created_nothing(error: PlatformError) -> bool:
+    """Surely nothing was made on the platform by this attempt: no remote object, no request
+    that may have been taken, no post left for review, and not another publisher's attempt at
+    the same target (the reservation, one per target, is that publisher's too)."""
+    return (error.handle is None and not error.maybe_processed
+            and error.code not in (NEEDS_REVIEW, PUBLISH_IN_PROGRESS))
 
 
 class Preflight:
@@ -51,7 +60,7 @@ class Preflight:
             try:
                 return await send(request, token)
             except PlatformError as error:
-                if error.handle is None:  # nothing was created remotely: the post did not count
+                if created_nothing(error):  # the post did not count
                     await self.ledger.release(costs)
                 raise
 

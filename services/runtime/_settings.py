@@ -11,7 +11,7 @@ from contracts import Platform
 
 REAL_API_BASES = {
     Platform.TIKTOK: "https://open.tiktokapis.com",
-    Platform.INSTAGRAM: "https://graph.facebook.com",
+    Platform.INSTAGRAM: "https://graph.instagram.com",  # Instagram Login (platforms.md §2.1)
     Platform.YOUTUBE: "https://www.googleapis.com",
 }
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import aiohttp
 import httpx
 import orjson
 
@@ -137,13 +138,22 @@ def classified(token: str) -> Iterator[None]:
 
 
 def transport_failure(exc: httpx.TransportError) -> PlatformError:
-    """A request that got no answer. Only a refused connection is sure not to have arrived."""
+    """A request that got no answer. Only one that never left is sure not to have arrived."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.UnsupportedProtocol):
         return PlatformError(ErrorClass.PERMANENT, "unsupported_url", text)
     code = "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
-    return PlatformError(ErrorClass.RETRYABLE, code, text,
-                         maybe_processed=not isinstance(exc, httpx.ConnectError))
+    return PlatformError(ErrorClass.RETRYABLE, code, text, maybe_processed=not never_sent(exc))
+
+
+def never_sent(exc: httpx.TransportError) -> bool:
+    """No connection was made (refused, no such host, connect timeout) or none came free from
+    the pool: the request never left. httpx-aiohttp raises ConnectTimeout for every aiohttp
+    connection error, a disconnect after the request was written too, so its cause decides."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -52,7 +52,9 @@ from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, check_kind, check_url, is_remote, is_video
 
-DEFAULT_BASE_URL = "https://graph.facebook.com"
+# Instagram Login, the setup `autopost accounts connect` uses (platforms.md §2.1); Page tokens of
+# Facebook Login for Business go to graph.facebook.com instead (INSTAGRAM_API_BASE)
+DEFAULT_BASE_URL = "https://graph.instagram.com"
 DEFAULT_API_VERSION = "v25.0"
 HANDLE_KIND = "instagram.media"
 CONTAINER_HANDLE_KIND = "instagram.container"
@@ -288,6 +290,7 @@ class InstagramClient(PlatformClientBase):
         children = list(stored.extra.get("children", [])) if stored is not None else []
         handle = RemoteHandle(kind=CONTAINER_HANDLE_KIND, id="", extra={
             "igUserId": account, "children": children, "caption": specs[-1].get("caption", ""),
+            "story": specs[-1].get("media_type") == "STORIES",
             "createdAt": time.time() if stored is None else stored.extra.get("createdAt", time.time())})
         for spec in specs[len(children):-1]:  # carousel children not made yet
             children.append(await self._create(account, spec, token))
@@ -421,7 +424,8 @@ class InstagramClient(PlatformClientBase):
     async def _recover_media(self, account: str, container: RemoteHandle, token: str) -> str:
         """The container was published but its media id never reached us: find the media by
         its caption among the account's newest media (§2.7)."""
-        stories = not container.extra.get("caption")
+        caption = container.extra.get("caption") or ""
+        stories = container.extra.get("story", not caption)  # a handle stored before "story" was kept
         edge = "stories" if stories else "media"
         listing = await with_retries(self.retry, lambda: self._get(
             account, f"/{account}/{edge}", token, fields="id,timestamp,caption"))
@@ -429,7 +433,7 @@ class InstagramClient(PlatformClientBase):
         for media in listing.get("data") or []:
             if _graph_timestamp(media.get("timestamp")) < since:
                 continue
-            if stories or media.get("caption") == container.extra.get("caption"):
+            if stories or (media.get("caption") or "") == caption:  # no caption: Graph gives none
                 return _id(media)
         raise PlatformError(ErrorClass.RETRYABLE, "published_media_unknown",
                             f"container {container.id} is published but its media is not listed yet",

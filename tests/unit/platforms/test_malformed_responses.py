@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -137,3 +138,41 @@ async def test_a_redirect_to_no_url_is_an_unreadable_reply_not_a_crash():
             await send(http, "PUT", "https://upload.example/session")
     assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "invalid_response")
     assert raised.value.maybe_processed, "the request was taken: an upload is checked before it is sent again"
+
+
+async def _refused_port() -> int:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
+
+
+async def test_a_connection_never_made_was_never_sent_through_aiohttp_too():
+    # httpx-aiohttp raises ConnectTimeout for a refused connection: it must not read as "maybe taken",
+    # or a TikTok pull init that never left would go to review
+    url = f"http://127.0.0.1:{await _refused_port()}/v2/post/publish/video/init/"
+    for transport in (AiohttpTransport(), httpx.AsyncHTTPTransport()):
+        async with httpx.AsyncClient(transport=transport) as http:
+            with pytest.raises(PlatformError) as raised:
+                await send(http, "POST", url, json={})
+        assert raised.value.error_class is ErrorClass.RETRYABLE
+        assert not raised.value.maybe_processed, type(transport).__name__
+
+
+async def test_a_connection_dropped_after_the_request_was_written_may_have_been_taken():
+    async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v2/post/publish/video/init/"
+    try:
+        for transport in (AiohttpTransport(), httpx.AsyncHTTPTransport()):
+            async with httpx.AsyncClient(transport=transport) as http:
+                with pytest.raises(PlatformError) as raised:
+                    await send(http, "POST", url, json={})
+            assert raised.value.maybe_processed, type(transport).__name__
+    finally:
+        server.close()
+        await server.wait_closed()

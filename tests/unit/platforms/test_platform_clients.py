@@ -736,6 +736,18 @@ class TestInstagramClient(PlatformClientSuite):
         [record] = await self.published(http)
         assert (report.state, report.url) == (ObservedState.PUBLISHED, record["url"])
 
+    @pytest.mark.parametrize("content_type", [ContentType.IMAGE, ContentType.STORY])
+    async def test_a_post_without_caption_whose_publish_answer_was_lost_is_found(
+            self, content_type, app, http, policy):
+        # found among the account's media (or its stories, for a story) although no caption tells it
+        request = publish_request(self.platform, self.account, content_type, IMAGE, caption="", hashtags=())
+        journal = MemoryJournal()
+        lost = CrashingTransport(httpx.ASGITransport(app=app), lambda r: r.url.path.endswith("/media_publish"), 1)
+        async with httpx.AsyncClient(transport=lost) as dying:
+            with pytest.raises(SimulatedCrash):
+                await self.make_client(dying, policy).publish(request, self.token, journal)
+        await self.published_once(self.make_client(http, policy), http, request, journal)
+
     async def test_handle_keeps_the_container(self, client):
         outcome = await client.publish(
             publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)

@@ -21,7 +21,7 @@ NOTIFY_CHANNEL = "autopost_targets_due"
 _STATE_COLUMNS = (
     "t.target_id, t.status, t.version, t.attempt, t.due_at, t.status_checks, t.remote_handle,"
     " t.url, t.last_error, t.published_at, t.scheduled_time, t.failures, t.deferred_since,"
-    " t.quota_alerted, t.engagement_checks"
+    " t.quota_alerted, t.engagement_checks, t.processing_since"
 )
 # what an alert or an operator needs to say about a target besides its state
 _IDENTITY_COLUMNS = "t.post_id, t.platform, t.account_id, p.upstream_id, p.trace_context"
@@ -60,6 +60,7 @@ def _state(row: asyncpg.Record) -> TargetState:
         deferred_since=row["deferred_since"],
         quota_alerted=row["quota_alerted"],
         engagement_checks=row["engagement_checks"],
+        processing_since=row["processing_since"],
     )
 
 
@@ -231,13 +232,15 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
                   last_error = u.last_error::jsonb, published_at = u.published_at,
                   scheduled_time = u.scheduled_time, failures = u.failures,
                   deferred_since = u.deferred_since, quota_alerted = u.quota_alerted,
-                  engagement_checks = u.engagement_checks, updated_at = now()
+                  engagement_checks = u.engagement_checks, processing_since = u.processing_since,
+                  updated_at = now()
            FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
                        $7::int[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                       $12::timestamptz[], $13::int[], $14::timestamptz[], $15::bool[], $16::int[])
+                       $12::timestamptz[], $13::int[], $14::timestamptz[], $15::bool[], $16::int[],
+                       $17::timestamptz[])
                 AS u(target_id, expected_version, status, version, attempt, due_at, status_checks,
                      remote_handle, url, last_error, published_at, scheduled_time, failures,
-                     deferred_since, quota_alerted, engagement_checks)
+                     deferred_since, quota_alerted, engagement_checks, processing_since)
            WHERE t.target_id = u.target_id AND t.version = u.expected_version""",
         [s.target_id for s in states],
         [expected for expected, _ in changes],
@@ -255,6 +258,7 @@ async def save_changes(conn: asyncpg.Connection, changes: Sequence[tuple[int, Ch
         [s.deferred_since for s in states],
         [s.quota_alerted for s in states],
         [s.engagement_checks for s in states],
+        [s.processing_since for s in states],
     )
     return int(result.split()[-1])
 

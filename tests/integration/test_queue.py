@@ -105,8 +105,8 @@ async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(
         assert reasons == ["invalid_field", "invalid_json"]
 
 
-async def test_inbox_forgets_message_ids_only_after_their_retention(database_url):
-    from services.queue.housekeeping import prune_inbox
+async def test_inbox_and_attempts_forget_only_after_their_retention(database_url):
+    from services.queue.housekeeping import prune
     from services.runtime import create_pool
 
     pool = await create_pool(database_url)
@@ -117,9 +117,23 @@ async def test_inbox_forgets_message_ids_only_after_their_retention(database_url
                 """INSERT INTO inbox (consumer, message_id, seen_at)
                    SELECT 'c', gen_random_uuid(), now() - make_interval(days => d)
                    FROM generate_series(0, 29) AS d""")
-        assert await prune_inbox(pool, retention_days=14.5) == 15
+            post_id = uuid.uuid4()
+            await conn.execute("INSERT INTO posts (post_id, upstream_id, content, trace_context)"
+                               " VALUES ($1, 'u', '{}'::jsonb, '{}'::jsonb)", post_id)
+            target_id = uuid.uuid4()
+            await conn.execute(
+                """INSERT INTO targets (target_id, post_id, platform, account_id, caption, scheduled_time, strategy,
+                                       status) VALUES ($1, $2, 'tiktok', 'a', '', now(), 'asap', 'posted')""",
+                target_id, post_id)
+            await conn.execute(
+                """INSERT INTO attempts (target_id, attempt, outcome, at)
+                   SELECT $1, d, 'failed', now() - make_interval(days => d * 10) FROM generate_series(0, 19) AS d""",
+                target_id)
+        assert await prune(pool, "inbox", retention_days=14.5) == 15
+        assert await prune(pool, "attempts", retention_days=95) == 10
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM inbox") == 15
+            assert await conn.fetchval("SELECT max(attempt) FROM attempts") == 9
     finally:
         await pool.close()
 

@@ -44,6 +44,8 @@ class TargetState:
     deferred_since: datetime | None = None  # start of the current wait on a quota
     quota_alerted: bool = False
     engagement_checks: int = 0  # engagement collections of a posted target done (or given up)
+    # when the platform accepted it: its processing there is given the platform's budget from then
+    processing_since: datetime | None = None
 
 
 class Emit(str, Enum):

@@ -8,6 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 
+MAX_WAIT_SECONDS = 30 * 86400.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     base_seconds: float = 2.0
@@ -25,9 +28,15 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Full jitter (uniform in [0, min(cap, base * 2^(attempt-1))]), never under Retry-After."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(max(0, attempt - 1), 64))
         wait = rng.uniform(0, ceiling)
-        return max(wait, retry_after or 0.0)
+        return self.capped_wait(max(wait, retry_after or 0.0))
+
+    @staticmethod
+    def capped_wait(seconds: float) -> float:
+        """A platform's Retry-After is taken as given, up to a bound no real one reaches (a
+        garbled one must not overflow a date)."""
+        return min(seconds, MAX_WAIT_SECONDS)
 
     def exhausted(self, failures: int) -> bool:
         return failures >= self.max_attempts

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import (
+    NEEDS_REVIEW,
     AlertKind,
     ErrorClass,
     ObservedState,
@@ -27,6 +28,11 @@ from ._policy import EngagementCadence, RetryPolicy, StatusCadence
 
 LEASE_EXPIRED = {"errorClass": ErrorClass.RETRYABLE.value, "code": "lease_expired",
                  "message": "no result within the lease: driven again with the stored remote handle"}
+ACCEPTED_WITHOUT_HANDLE = {
+    "errorClass": ErrorClass.PERMANENT.value, "code": NEEDS_REVIEW,
+    "message": "the platform accepted the post but the publisher gave no handle to follow it by. "
+               "Check the account: if the post is there, `autopost found` this target with its "
+               "address; if not, `autopost retry` it."}
 
 
 def on_due(
@@ -55,7 +61,7 @@ def on_due(
         change = _start_attempt(replace(state, failures=failures, last_error=LEASE_EXPIRED), now, lease_seconds)
         return replace(change, attempt_outcome="lease_expired", error=LEASE_EXPIRED)
     if state.status is TargetStatus.PROCESSING:
-        if now >= _deadline(state, policy, now):
+        if now >= _processing_deadline(state, policy, now):
             error = {"errorClass": ErrorClass.PERMANENT.value, "code": "processing_timeout",
                      "message": f"still processing on the platform after {state.status_checks} checks"}
             return _failed(state, error, AlertKind.PUBLISH_FAILED)
@@ -76,18 +82,21 @@ def on_publish_result(
     cadence: StatusCadence,
     rng: random.Random,
 ) -> Change | None:
-    if state.status in (TargetStatus.POSTED, TargetStatus.CANCELLED, TargetStatus.PROCESSING):
+    if state.status in (TargetStatus.POSTED, TargetStatus.PROCESSING):
         return None
     current = state.status is TargetStatus.PUBLISHING and result.attempt == state.attempt
     success = result.outcome is not PublishOutcome.FAILED
     # A late success of an earlier attempt is still a post on the platform (even one we gave up
-    # on): keep it, so the target is not published a second time. A late failure changes nothing.
+    # on, or an operator cancelled after it was sent): keep it, so the target is not published a
+    # second time and says where it is. A late failure changes nothing.
     if not success and not current:
         return None
     handle = result.remote_handle.to_wire() if result.remote_handle else state.remote_handle
     if result.outcome is PublishOutcome.PUBLISHED:
         return _posted(state, result.url, result.occurred_at, handle)
     if result.outcome is PublishOutcome.ACCEPTED:
+        if handle is None:  # nothing to follow it by, and sending it again could post it twice
+            return _failed(state, ACCEPTED_WITHOUT_HANDLE, AlertKind.PUBLISH_FAILED)
         return Change(
             replace(
                 state,
@@ -98,6 +107,7 @@ def on_publish_result(
                 due_at=now + timedelta(seconds=cadence.first_seconds),
                 deferred_since=None,
                 quota_alerted=False,
+                processing_since=now,
             ),
             attempt_outcome="accepted",
         )
@@ -142,6 +152,7 @@ def _after_failure(
     deadline = _deadline(state, policy, now)
     if error.error_class is ErrorClass.QUOTA:
         return _deferred_for_quota(state, wire, now, error.retry_after_sec or policy.quota_default_seconds, policy)
+    state = replace(state, deferred_since=None, quota_alerted=False)  # the quota wait, if any, is over
     if error.error_class is ErrorClass.AUTH:
         # the publisher already refreshed and failed; the account needs an operator (alerted
         # by the publisher), so wait for a reconnect as long as the budget allows
@@ -167,8 +178,11 @@ def _deferred_for_quota(
     state: TargetState, error: dict[str, Any], now: datetime, seconds: float, policy: RetryPolicy
 ) -> Change:
     since = state.deferred_since or now
+    seconds = policy.capped_wait(seconds)
     alert = None
-    if not state.quota_alerted and now - since >= timedelta(seconds=policy.quota_alert_after_seconds):
+    # told as soon as the wait is known to pass the threshold, not at the next refusal after it
+    threshold = timedelta(seconds=policy.quota_alert_after_seconds)
+    if not state.quota_alerted and now + timedelta(seconds=seconds) - since >= threshold:
         alert = AlertKind.QUOTA_BLOCKED
     waiting = replace(state, deferred_since=since, quota_alerted=state.quota_alerted or alert is not None)
     return replace(_wait(waiting, TargetStatus.DEFERRED, now, seconds, error), alert=alert)
@@ -176,6 +190,14 @@ def _deferred_for_quota(
 
 def _deadline(state: TargetState, policy: RetryPolicy, now: datetime) -> datetime:
     return policy.deadline(state.scheduled_time or now)
+
+
+def _processing_deadline(state: TargetState, policy: RetryPolicy, now: datetime) -> datetime:
+    """The platform has the post: it gets the whole budget from its acceptance, even when a
+    quota wait (which the budget does not bound) brought that acceptance late. A target accepted
+    before this was recorded keeps the budget from its slot."""
+    deadline = _deadline(state, policy, now)
+    return deadline if state.processing_since is None else max(deadline, policy.deadline(state.processing_since))
 
 
 # -- the moves themselves ---------------------------------------------------------------------

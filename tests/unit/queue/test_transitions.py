@@ -9,6 +9,7 @@ import pytest
 from dataclasses import replace
 
 from contracts import (
+    NEEDS_REVIEW,
     AlertKind,
     ErrorClass,
     ObservedState,
@@ -264,10 +265,65 @@ def test_late_success_of_an_old_attempt_is_kept():
     assert change.state.status is TargetStatus.PROCESSING
 
 
-@pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.PROCESSING, TargetStatus.CANCELLED])
+@pytest.mark.parametrize("status", [TargetStatus.POSTED, TargetStatus.PROCESSING])
 def test_results_never_move_a_target_backwards(status):
     state = target(status, attempt=1)
     assert apply(state, result(state, PublishOutcome.ACCEPTED)) is None
+
+
+def test_a_post_made_after_an_operator_cancelled_its_target_is_kept_where_it_is():
+    # cancelled while it waited to retry, the earlier attempt's publisher was still at work
+    state = target(TargetStatus.CANCELLED, attempt=2)
+    change = apply(state, result(state, PublishOutcome.PUBLISHED, attempt=2, url="https://x/made"))
+    assert change.state.status is TargetStatus.POSTED and change.state.url == "https://x/made"
+    error = PublishError(error_class=ErrorClass.PERMANENT, code="x", message="late")
+    assert apply(state, result(state, PublishOutcome.FAILED, error=error)) is None, "a late failure changes nothing"
+
+
+def test_accepted_without_a_handle_goes_to_review_instead_of_being_followed_by_nothing():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    change = apply(state, result(state, PublishOutcome.ACCEPTED, handle=None))
+    assert change.state.status is TargetStatus.FAILED and change.error["code"] == NEEDS_REVIEW
+    assert change.alert is AlertKind.PUBLISH_FAILED and change.emit is None
+
+
+def test_processing_accepted_late_after_a_quota_wait_gets_the_budget_from_its_acceptance():
+    # deferred on a quota past its time budget (quota waits are not bounded by it), then accepted
+    state = target(TargetStatus.PUBLISHING, attempt=2,
+                   scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds + 3600))
+    accepted = apply(state, result(state, PublishOutcome.ACCEPTED))
+    assert accepted.state.status is TargetStatus.PROCESSING and accepted.state.processing_since == NOW
+    check = due(accepted.state, NOW + timedelta(seconds=1))
+    assert check.emit is Emit.STATUS, "checked, not failed before its first look"
+    late = due(accepted.state, NOW + timedelta(seconds=POLICY.max_elapsed_seconds + 1))
+    assert late.state.status is TargetStatus.FAILED and late.error["code"] == "processing_timeout"
+
+
+def test_a_quota_wait_known_to_pass_the_threshold_alerts_when_it_starts():
+    state = target(TargetStatus.PUBLISHING, attempt=1)
+    long_wait = POLICY.quota_alert_after_seconds + 60
+    error = PublishError(error_class=ErrorClass.QUOTA, code="q", message="q", retry_after_sec=long_wait)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.DEFERRED and change.alert is AlertKind.QUOTA_BLOCKED
+
+
+def test_another_outcome_ends_the_quota_wait_so_the_next_one_counts_afresh():
+    state = target(TargetStatus.PUBLISHING, attempt=3, quota_alerted=True,
+                   deferred_since=NOW - timedelta(seconds=POLICY.quota_alert_after_seconds + 1))
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="5xx", message="down")
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.RETRY_WAIT
+    assert change.state.deferred_since is None and not change.state.quota_alerted
+
+
+def test_absurd_attempts_and_retry_afters_wait_long_but_do_not_overflow():
+    state = target(TargetStatus.PUBLISHING, attempt=5000, scheduled_time=NOW)
+    error = PublishError(error_class=ErrorClass.RATE_LIMITED, code="429", message="slow", retry_after_sec=1e15)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=error))
+    assert change.state.status is TargetStatus.FAILED, "past the time budget"
+    quota = PublishError(error_class=ErrorClass.QUOTA, code="q", message="q", retry_after_sec=1e15)
+    change = apply(state, result(state, PublishOutcome.FAILED, error=quota))
+    assert change.state.status is TargetStatus.DEFERRED and change.state.due_at < NOW + timedelta(days=31)
 
 
 def observed(state, observed_state, error=None, attempt=None, url=None):

@@ -91,3 +91,29 @@ async def test_each_alert_reaches_every_webhook_once_even_after_failures(kafka_b
     assert dead_alert["traceId"] == "cd" * 16 and "autopost dlq show" in dead_alert["message"]
     assert all("text" in body and "blocks" in body for body in chat), "Slack-compatible bodies"
     assert len(dead) == 1 and bytes(dead[0]["payload"]) == b"{oops"
+
+
+async def test_a_dead_letter_read_twice_is_kept_once_even_without_a_source_position(database_url):
+    from datetime import datetime, timedelta, timezone
+
+    from contracts import DeadLetter
+    from services.notifier.store import store_dead_letters
+    from services.runtime import apply_migrations, create_pool
+
+    at = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    never_consumed = DeadLetter(reason="post_not_queued", message="m", consumer="planner.recovery",
+                                source_topic="post.planned", payload_base64="eyJwb3N0SWQiOiAiMSJ9", failed_at=at)
+    consumed = never_consumed.model_copy(update={"consumer": "queue.planned", "source_partition": 0,
+                                                 "source_offset": 7, "reason": "invalid_json"})
+    again_later = never_consumed.model_copy(update={"failed_at": at + timedelta(hours=1)})  # a new failure
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            first = await store_dead_letters(conn, [never_consumed, consumed])
+            redelivered = await store_dead_letters(conn, [never_consumed, consumed])
+            later = await store_dead_letters(conn, [again_later])
+            rows = await conn.fetchval("SELECT count(*) FROM dead_letters")
+    finally:
+        await pool.close()
+    assert (len(first), redelivered, len(later), rows) == (2, [], 1, 3)

@@ -160,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
 
     service = commands.add_parser("service", help="run one service until SIGTERM")
     service.add_argument("name", help="planner | queue | publisher-tiktok | publisher-instagram | "
-                                      "publisher-youtube | poller")
+                                      "publisher-youtube | poller | notifier")
     service.set_defaults(run=_service)
 
     sandbox = commands.add_parser("sandbox", help="run the local TikTok, Instagram and YouTube fakes")

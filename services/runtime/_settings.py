@@ -39,6 +39,8 @@ class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     partitions: int = 6
+    # of topics the services create when missing; Strimzi's KafkaTopics (3) are made first in k8s
+    replication_factor: int = 1
     enable_idempotence: bool = False  # Tansu refuses idempotent producers; Apache Kafka may turn it on
     # Apache Kafka's group.min.session.timeout.ms is 6 s; the local broker takes shorter ones
     session_timeout_ms: int = 10_000
@@ -51,6 +53,7 @@ class KafkaSettings:
             bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers),
             topic_prefix=os.environ.get("AUTOPOST_TOPIC_PREFIX", ""),
             partitions=_env_int("AUTOPOST_TOPIC_PARTITIONS", cls.partitions),
+            replication_factor=_env_int("AUTOPOST_TOPIC_REPLICATION_FACTOR", cls.replication_factor),
             enable_idempotence=os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "") in {"1", "true"},
             session_timeout_ms=_env_int("KAFKA_SESSION_TIMEOUT_MS", cls.session_timeout_ms),
             heartbeat_interval_ms=_env_int("KAFKA_HEARTBEAT_INTERVAL_MS", cls.heartbeat_interval_ms),

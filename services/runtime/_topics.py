@@ -36,10 +36,13 @@ def service_topics(settings: KafkaSettings) -> list[str]:
     return [settings.topic_prefix + name for name in Topics.all()]
 
 
-async def create_missing_topics(bootstrap: str, names: Iterable[str], partitions: int = 6) -> list[str]:
+async def create_missing_topics(bootstrap: str, names: Iterable[str], partitions: int = 6,
+                                replication_factor: int = 1) -> list[str]:
     """Create the missing topics in one admin call; returns the ones that were missing.
 
-    Existing topics are left as they are (their partition count is not changed).
+    Existing topics are left as they are (their partition count is not changed). A topic made
+    here with fewer replicas than production's cannot be given more without a reassignment:
+    `replication_factor` must be the cluster's own.
     """
     wanted = list(dict.fromkeys(names))
     async with admin_client(bootstrap) as admin:
@@ -48,7 +51,7 @@ async def create_missing_topics(bootstrap: str, names: Iterable[str], partitions
         if not missing:
             return []
         response = await admin.create_topics(
-            [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
+            [NewTopic(name=n, num_partitions=partitions, replication_factor=replication_factor) for n in missing]
         )
     # a concurrent creator (another replica) may have won the race: that is still success
     raise_on_topic_errors("create", response.topic_errors, ignore={_TOPIC_ALREADY_EXISTS})
@@ -58,7 +61,8 @@ async def create_missing_topics(bootstrap: str, names: Iterable[str], partitions
 
 async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
     return await create_missing_topics(
-        settings.bootstrap_servers, names or service_topics(settings), settings.partitions
+        settings.bootstrap_servers, names or service_topics(settings), settings.partitions,
+        settings.replication_factor,
     )
 
 

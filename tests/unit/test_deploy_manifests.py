@@ -566,14 +566,19 @@ def test_keda_scales_the_planner_and_publishers_on_their_own_group_and_topic():
 
 @pytest.mark.parametrize("directory", ALL_RENDERS)
 def test_a_kafka_topic_for_every_topic_in_the_contracts(directory):
-    topics = _of_kind(list(rendered(directory)), "KafkaTopic").values()
+    docs = list(rendered(directory))
+    topics = _of_kind(docs, "KafkaTopic").values()
     names = [t["spec"]["topicName"] for t in topics]
     assert sorted(names) == sorted(code_facts()["topics"])
+    (config,) = [c["data"] for c in _of_kind(docs, "ConfigMap").values() if "AUTOPOST_TOPIC_PARTITIONS" in c["data"]]
     for topic in topics:
         spec = topic["spec"]
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "autopost"
         assert spec["partitions"] >= 6 and spec["config"]["retention.ms"] >= 24 * 3600 * 1000
         assert spec["config"]["min.insync.replicas"] <= spec["replicas"]
+        # a service that starts before the Topic Operator creates a missing topic as Strimzi would
+        assert (int(config["AUTOPOST_TOPIC_PARTITIONS"]), int(config["AUTOPOST_TOPIC_REPLICATION_FACTOR"])) == \
+            (spec["partitions"], spec["replicas"]), topic["metadata"]["name"]
 
 
 def test_prometheus_rule_is_the_alert_rules_file():

@@ -17,8 +17,8 @@ class RetryPolicy:
     cap_seconds: float = 600.0
     # retryable failures (including leases that ran out) before the target fails for good
     max_attempts: int = 6
-    # how long after its scheduled time a target may still be retried, deferred for a
-    # reconnect, or left processing on the platform
+    # how long after its scheduled time a target may still be retried or deferred for a
+    # reconnect; and how long after the platform accepted it, processing there
     max_elapsed_seconds: float = 12 * 3600.0
     quota_default_seconds: float = 3600.0
     # an account needing reconnection: look again this often (an operator may reconnect it)

@@ -55,12 +55,12 @@ class Dispatcher(Background):
                 if self._listener is None or self._listener.is_closed():
                     await self._listen()
                 self.wake.clear()
-                claimed = await self.ops.get_next_batch(self.ops.settings.dispatch_batch)
+                dispatched = await self.ops.get_next_batch(self.ops.settings.dispatch_batch)
                 self.last_progress = loop.time()
-                if claimed:
+                if dispatched.claimed:
                     self.on_dispatched.set()
-                if claimed >= self.ops.settings.dispatch_batch:
-                    continue  # a full batch: more may be due already
+                if dispatched.full:
+                    continue  # more may be due already
                 await self._sleep_until_next_due()
             except asyncio.CancelledError:
                 raise

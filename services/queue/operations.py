@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import asyncpg
 from opentelemetry import trace
@@ -30,7 +31,6 @@ from .domain import (
     StatusCadence,
     TargetState,
     TargetStatus,
-    WAITING_TO_PUBLISH,
     awaited_review,
     cancel,
     found,
@@ -48,6 +48,11 @@ from .messages import engagement_observed_for, engagement_request_for, request_f
 
 Clock = Callable[[], datetime]
 OperatorCommand = Callable[[TargetState, datetime], Change | Refused]
+
+
+class DispatchRound(NamedTuple):
+    claimed: int
+    full: bool  # a claim came back full: more may be due already
 
 
 def utc_now() -> datetime:
@@ -126,23 +131,20 @@ class QueueOperations:
         return added
 
     @metrics.timed("dispatch")
-    async def get_next_batch(self, limit: int) -> int:
-        """Claim due targets, move each on, and queue what that sends; returns how many were
-        claimed. A platform with `max_in_flight` requests out gets no new ones (`held_back`)."""
+    async def get_next_batch(self, limit: int) -> DispatchRound:
+        """Claim due targets, move each on, and queue what that sends. A platform with its
+        in-flight limit of requests out gets no new ones (`held_back`), and one with room gets
+        no more than its room (`repo.claim_due`)."""
         now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
             room = await self._room_to_publish(conn)
-            self.held_back = [platform for platform, n in room.items() if n <= 0]
-            claimed = await repo.claim_due(conn, now, limit, self.held_back)
+            self.held_back = [platform for platform, n in (room or {}).items() if n <= 0]
+            claimed, full = await repo.claim_due(conn, now, limit, room)
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
             moves: list[tuple[repo.DueTarget, TargetState]] = []
             for due in claimed:
-                if due.state.status in WAITING_TO_PUBLISH and due.platform in room:
-                    if room[due.platform] <= 0:
-                        continue  # left as it is, for a later round
-                    room[due.platform] -= 1
                 change = self._on_due(due, now)
                 if change is None:
                     continue
@@ -164,12 +166,12 @@ class QueueOperations:
         stats.record_transitions(stats.moves(
             (by_id[c.state.target_id].platform, by_id[c.state.target_id].state.status, c.state.status)
             for _, c in changes))
-        return len(claimed)
+        return DispatchRound(len(claimed), full)
 
-    async def _room_to_publish(self, conn: asyncpg.Connection) -> dict[str, int]:
-        """New publish requests each platform may take now; empty when there is no limit."""
+    async def _room_to_publish(self, conn: asyncpg.Connection) -> dict[str, int] | None:
+        """New publish requests each platform may take now; None when there is no limit."""
         if self.settings.max_in_flight <= 0:
-            return {}
+            return None
         out = await repo.publishing_counts(conn)
         room = {}
         for platform in self.platforms:

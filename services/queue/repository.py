@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,39 +121,54 @@ async def insert_planned(
     return len(targets)
 
 
+_CLAIM = f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags, p.content
+              FROM targets t JOIN posts p ON p.post_id = t.post_id
+              WHERE t.due_at IS NOT NULL AND t.due_at <= $1 AND {{which}}
+              ORDER BY t.due_at
+              LIMIT $2
+              FOR UPDATE OF t SKIP LOCKED"""
+_CLAIM_ANY = _CLAIM.format(which="TRUE")
+_CLAIM_FOLLOWING = _CLAIM.format(which="NOT t.status = ANY($3::text[])")  # checks, leases, engagement
+_CLAIM_TO_PUBLISH = _CLAIM.format(which="t.platform = $3 AND t.status = ANY($4::text[])")
+
+
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
-                    held_back: Sequence[str] = ()) -> list[DueTarget]:
-    """Lock up to `limit` targets that are due; other dispatchers skip them. Targets of the
-    `held_back` platforms that wait to be published are left out (their status checks and
-    expired leases are not)."""
-    rows = await conn.fetch(
-        f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags, p.content
-            FROM targets t JOIN posts p ON p.post_id = t.post_id
-            WHERE t.due_at IS NOT NULL AND t.due_at <= $1
-              AND NOT (t.platform = ANY($3::text[]) AND t.status = ANY($4::text[]))
-            ORDER BY t.due_at
-            LIMIT $2
-            FOR UPDATE OF t SKIP LOCKED""",
-        now,
-        limit,
-        list(held_back),
-        [s.value for s in WAITING_TO_PUBLISH],
+                    room: Mapping[str, int] | None = None) -> tuple[list[DueTarget], bool]:
+    """Lock due targets, oldest first, up to `limit` of a kind; other dispatchers skip them.
+    Returns them, and whether a kind filled its `limit` (more may be due already).
+
+    With `room` (platform -> publish requests it may still take), a platform's targets waiting
+    to be published are claimed on their own, no more than its room: one platform's backlog,
+    older than the others', never holds theirs up, nor is it locked only to be left. Status
+    checks, expired leases and engagement collections are claimed apart, whatever the room.
+    """
+    if room is None:
+        rows = await conn.fetch(_CLAIM_ANY, now, limit)
+        return [_due(r) for r in rows], len(rows) >= limit
+    waiting = [s.value for s in WAITING_TO_PUBLISH]
+    rows = list(await conn.fetch(_CLAIM_FOLLOWING, now, limit, waiting))
+    full = len(rows) >= limit
+    for platform, n in room.items():
+        if n > 0:
+            to_publish = await conn.fetch(_CLAIM_TO_PUBLISH, now, min(n, limit), platform, waiting)
+            full |= len(to_publish) >= limit  # a platform short of room waits for results, which wake us
+            rows.extend(to_publish)
+    return [_due(r) for r in rows], full
+
+
+def _due(r: asyncpg.Record) -> DueTarget:
+    return DueTarget(
+        state=_state(r),
+        post_id=r["post_id"],
+        platform=r["platform"],
+        account_id=r["account_id"],
+        upstream_id=r["upstream_id"],
+        caption=r["caption"],
+        hashtags=list(r["hashtags"]),
+        scheduled_time=r["scheduled_time"],
+        content=r["content"],
+        trace_context=r["trace_context"],
     )
-    return [
-        DueTarget(
-            state=_state(r),
-            post_id=r["post_id"],
-            platform=r["platform"],
-            account_id=r["account_id"],
-            upstream_id=r["upstream_id"],
-            caption=r["caption"],
-            hashtags=list(r["hashtags"]),
-            scheduled_time=r["scheduled_time"],
-            content=r["content"],
-            trace_context=r["trace_context"],
-        )
-        for r in rows
-    ]
 
 
 async def publishing_counts(conn: asyncpg.Connection) -> dict[str, int]:

@@ -191,3 +191,38 @@ async def test_two_queue_replicas_each_count_results_as_their_share_of_all(datab
             seen.completed(1000.0 + second, 10, share)
             alone.completed(1000.0 + second, 10)
         assert seen.rate == pytest.approx(alone.rate / share)
+
+
+async def test_one_platforms_older_backlog_does_not_hold_up_the_others_dispatch(database_url):
+    from services.queue import repository as repo
+    from services.runtime import create_pool
+
+    now = datetime.now(timezone.utc)
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            post_id = uuid.uuid4()
+            await conn.execute("INSERT INTO posts (post_id, upstream_id, content) VALUES ($1, 'backlog', '{}')",
+                               post_id)
+            rows = ([("tiktok", "pending", now - timedelta(minutes=30) + timedelta(seconds=i)) for i in range(30)]
+                    + [("youtube", "pending", now - timedelta(minutes=1)), ("youtube", "retry_wait", now)]
+                    + [("tiktok", "processing", now - timedelta(minutes=5))])  # a status check is due
+            await conn.executemany(
+                """INSERT INTO targets (target_id, post_id, platform, account_id, caption, scheduled_time, strategy,
+                                        status, due_at) VALUES (gen_random_uuid(), $1, $2, 'a', '', $4, 'asap', $3, $4)""",
+                [(post_id, platform, status, due) for platform, status, due in rows])
+            async with conn.transaction():
+                claimed, full = await repo.claim_due(conn, now, 10, {"tiktok": 3, "youtube": 5, "instagram": 0})
+                got = sorted((d.platform, d.state.status.value) for d in claimed)
+            assert got == [("tiktok", "pending")] * 3 + [("tiktok", "processing")] + [("youtube", "pending"),
+                                                                                       ("youtube", "retry_wait")]
+            assert not full, "short of room is not a full batch: results wake the dispatcher"
+            async with conn.transaction():
+                claimed, full = await repo.claim_due(conn, now, 10, {"tiktok": 0, "youtube": 0, "instagram": 0})
+                assert [d.state.status.value for d in claimed] == ["processing"], "checks go out whatever the room"
+            async with conn.transaction():
+                claimed, full = await repo.claim_due(conn, now, 10)  # no in-flight limit: oldest first
+                assert len(claimed) == 10 and full and {d.platform for d in claimed} == {"tiktok"}
+    finally:
+        await pool.close()

@@ -41,6 +41,8 @@ class SandboxSettings:
     tiktok_daily_posts: int = 15
     tiktok_unaudited: bool = False  # unaudited client: private accounts only, SELF_ONLY forced
     tiktok_upload_url_seconds: float = 3600.0
+    # URL prefixes (domains) the app has verified for PULL_FROM_URL; None: every URL is
+    tiktok_verified_url_prefixes: tuple[str, ...] | None = None
     instagram_publish_limit: int = 50
     instagram_container_limit: int = 400
     instagram_calls_per_hour: int = 200

@@ -182,6 +182,8 @@ class TikTokApi:
         if source == "PULL_FROM_URL":
             if not _is_http_url(source_info.get("video_url")):
                 return _error(400, "invalid_param", "source_info.video_url must be an http(s) URL")
+            if problem := self._unverified(source_info["video_url"]):
+                return problem
             publish.publish_id = self._new_publish_id("v_pub_url~v2-1.")
             publish.media_ref = str(source_info["video_url"])
         elif source == "FILE_UPLOAD":
@@ -230,6 +232,9 @@ class TikTokApi:
             return _error(400, "invalid_param", "source_info.source must be PULL_FROM_URL")
         if not isinstance(images, list) or not 1 <= len(images) <= 35 or not all(map(_is_http_url, images)):
             return _error(400, "invalid_param", "source_info.photo_images must be 1-35 http(s) URLs")
+        for image in images:
+            if problem := self._unverified(image):
+                return problem
         cover = source_info.get("photo_cover_index", 0)
         if not isinstance(cover, int) or not 0 <= cover < len(images):
             return _error(400, "invalid_param", "source_info.photo_cover_index is out of range")
@@ -318,6 +323,13 @@ class TikTokApi:
             return _error(403, "spam_risk_too_many_posts",
                           "The creator has posted too many times in the last 24 hours.")
         return None
+
+    def _unverified(self, url: str) -> Response | None:
+        """PULL_FROM_URL takes media only from the app's verified domains (platforms.md §1.3)."""
+        verified = self.settings.tiktok_verified_url_prefixes
+        if verified is None or str(url).startswith(verified):
+            return None
+        return _error(403, "url_ownership_unverified", f"the domain or URL prefix of {url} is not verified")
 
     def _privacy(self, creator: Creator, privacy: str) -> tuple[str, Response | None]:
         if not self.settings.tiktok_unaudited:

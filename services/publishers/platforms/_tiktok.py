@@ -11,6 +11,7 @@ simply made again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections import OrderedDict
@@ -52,6 +53,8 @@ from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, INTENT, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, is_remote, open_media
 from ._rules import check_fetched
+
+log = logging.getLogger("autopost.publisher.tiktok")
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 HANDLE_KIND = "tiktok.publish_id"
@@ -318,8 +321,15 @@ class TikTokClient(PlatformClientBase):
         if is_remote(media) and self._pulls(str(media.url)):
             check_url(str(media.url), self.media_policy)
             source = {"source": "PULL_FROM_URL", "video_url": str(media.url)}
-            return await self._init_pull("/v2/post/publish/video/init/", "video_init", request, token,
-                                         journal, {"post_info": post_info, "source_info": source}, base)
+            try:
+                return await self._init_pull("/v2/post/publish/video/init/", "video_init", request, token,
+                                             journal, {"post_info": post_info, "source_info": source}, base)
+            except PlatformError as error:
+                if error.code != "url_ownership_unverified":
+                    raise
+                # refused, so nothing was made (its intent is set aside): send the bytes ourselves
+                log.warning("%s is not on a verified domain; uploading it instead (set "
+                            "AUTOPOST_TIKTOK_PULL_PREFIXES to the verified ones)", media.url)
         async with self._open(media) as stream:
             if stream.size is None:
                 raise PlatformError(ErrorClass.PERMANENT, "media_size_unknown",

@@ -33,6 +33,7 @@ from contracts import (
 )
 from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits
 from services.publishers.platforms import (
+    ABANDONED,
     ACCEPTED,
     CREATED,
     INTENT,
@@ -562,6 +563,23 @@ class TestTikTokClient(PlatformClientSuite):
         assert outcome.handle.id.startswith("v_pub_file~")
         [publish] = self.store(app).publishes.values()
         assert (publish.source, publish.received) == ("FILE_UPLOAD", 700_000)
+
+    async def test_a_video_tiktok_will_not_pull_from_an_unverified_domain_is_streamed_up(self, policy):
+        # the app verified another domain than the media's; no prefixes configured here
+        app = sandbox.create_app(sandbox.SandboxSettings(
+            processing_seconds=0, tiktok_verified_url_prefixes=("https://cdn.verified.example/",)))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+            journal = MemoryJournal()
+            outcome = await self.make_client(http, policy).publish(
+                publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token, journal)
+            assert outcome.handle.id.startswith("v_pub_file~")
+            [publish] = self.store(app).publishes.values()
+            assert (publish.source, publish.received) == ("FILE_UPLOAD", 700_000), "one post, its bytes sent"
+            assert [g.stage for g in journal.generations] == [ABANDONED, ACCEPTED], "the refused pull set aside"
+            with pytest.raises(PlatformError) as raised:  # photos can only be pulled
+                await self.make_client(http, policy).publish(
+                    publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
+        assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "url_ownership_unverified")
 
     async def test_private_account_posts_to_its_followers(self, client, app, http):
         app.state.sandbox.tiktok.private_accounts.add(self.account)

@@ -26,12 +26,14 @@ from contracts import (
     RemoteHandle,
 )
 from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
+from services.quotas import QuotaLedger
 from services.runtime import Settings, create_pool
 
-from .app import media_policy, platform_client
+from .app import media_policy, platform_client, preflight_for
 from .credentials import StoredTokens, TokenSource, with_token
 from .platforms import Accepted, MemoryJournal, PlatformError, Published, media_client
 from .platforms._media import is_video
+from .preflight import rule_violation
 
 RETRIED = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
 
@@ -89,32 +91,40 @@ async def publish_once(
         account_id=account_id, attempt=1, content_type=content_type, caption=caption,
         hashtags=hashtags or [], media=[ref], scheduled_time=scheduled_time or datetime.now(timezone.utc),
     )
-    if tokens is not None:
+    if tokens is not None:  # no database: the platform's rules are checked, no quota is counted
         return await _once(settings, request, tokens, timeout, attempts, poll_interval)
-    # the account's stored token, refreshed when due, as the publishers use it
+    # the account's stored token, refreshed when due, and the quotas, as the publishers use them
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         async with oauth_http_client() as oauth_http:
             store = AccountStore(pool, Keyring.parse(settings.accounts.credential_keys))
             stored = StoredTokens(AccessTokens(store, oauth_clients(settings, oauth_http)))
-            return await _once(settings, request, stored, timeout, attempts, poll_interval)
+            return await _once(settings, request, stored, timeout, attempts, poll_interval, QuotaLedger(pool))
     finally:
         await pool.close()
 
 
 async def _once(settings: Settings, request: PublishRequested, tokens: TokenSource, timeout: float,
-                attempts: int, poll_interval: float) -> OnceOutcome:
+                attempts: int, poll_interval: float, ledger: QuotaLedger | None = None) -> OnceOutcome:
     platform, account_id = request.platform, request.account_id
     outcome = OnceOutcome(platform, account_id, "failed")
     deadline = time.monotonic() + timeout
     timeouts = httpx.Timeout(settings.platforms.timeout_seconds, connect=5.0)
     async with httpx.AsyncClient(timeout=timeouts) as http, \
             media_client(media_policy(settings), timeout=settings.platforms.timeout_seconds) as media_http:
-        client = platform_client(settings, platform, http, media_http)
+        client = platform_client(settings, platform, http, media_http, preflighted=ledger is not None)
         journal = MemoryJournal()  # a retry below resumes what the first try created
+
+        async def send(checked: PublishRequested, token: str) -> Accepted | Published:
+            return await _publish(client, checked, token, journal, attempts, deadline, outcome)
+
         try:
-            published = await with_token(tokens, platform, account_id, lambda token: _publish(
-                client, request, token, journal, attempts, deadline, outcome))
+            if ledger is not None:  # the rules, the token and the quotas, as a publisher has them
+                published = await preflight_for(settings, client, tokens, ledger).publish(request, send)
+            else:
+                if (violation := rule_violation(request)) is not None:
+                    raise violation
+                published = await with_token(tokens, platform, account_id, lambda token: send(request, token))
         except PlatformError as error:
             outcome.error, outcome.remote_handle = error.to_contract(), error.handle
             return outcome

@@ -8,6 +8,7 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -48,12 +49,22 @@ async def test_each_platform_is_published_and_followed_to_its_url(tmp_path: Path
             publish_once(settings, "youtube", "UConce", f"{url}/media/v.mp4?bytes=400000", "a video",
                          poll_interval=0.1))
         refused = await publish_once(settings, "instagram", "17841400000000009", str(clip), "local file")
+        too_long = await publish_once(settings, "instagram", "17841400000000009", f"{url}/media/p.jpg?bytes=9000",
+                                      "x" * 2201)
+        conn = await asyncpg.connect(database_url)
+        try:  # counted as the publishers count: a real account's posts made here use its caps too
+            reserved = {r["bucket"] for r in await conn.fetch("SELECT bucket FROM quota_reservations")}
+            uploads = await conn.fetchval("SELECT used FROM quota_counters WHERE bucket = 'youtube.uploads'")
+        finally:
+            await conn.close()
+    assert reserved == {"tiktok.direct_posts", "instagram.publishes"} and uploads == 1
+    assert (too_long.status, too_long.error.code) == ("failed", "caption_too_long"), "refused, not cut short"
     assert (tiktok.status, tiktok.remote_handle.id.startswith("v_pub_file~")) == ("published", True)
     assert tiktok.url.startswith("https://www.tiktok.com/@once_tt/video/")
     assert instagram.status == "published" and instagram.url.startswith("https://www.instagram.com/p/")
     assert youtube.status == "published" and youtube.url.startswith("https://www.youtube.com/watch?v=")
-    assert (refused.status, refused.error.code) == ("failed", "unsupported_media_source")
-    assert refused.describe().startswith("failed permanent unsupported_media_source")
+    assert (refused.status, refused.error.code) == ("failed", "invalid_media"), "Instagram fetches media itself"
+    assert refused.describe().startswith("failed permanent invalid_media")
 
 
 async def test_the_command_prints_the_final_status_as_json_and_resumes_after_a_transient_failure(

@@ -41,6 +41,8 @@ class SandboxSettings:
     tiktok_daily_posts: int = 15
     tiktok_unaudited: bool = False  # unaudited client: private accounts only, SELF_ONLY forced
     tiktok_upload_url_seconds: float = 3600.0
+    # how long a public post's id stays empty after PUBLISH_COMPLETE (moderation, platforms.md §1.5)
+    tiktok_moderation_seconds: float = 0.0
     # URL prefixes (domains) the app has verified for PULL_FROM_URL; None: every URL is
     tiktok_verified_url_prefixes: tuple[str, ...] | None = None
     instagram_publish_limit: int = 50

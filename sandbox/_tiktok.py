@@ -374,7 +374,8 @@ class TikTokApi:
             data["status"] = "SEND_TO_USER_INBOX"
         else:
             data["status"] = "PUBLISH_COMPLETE"
-            data["publicaly_available_post_id"] = [publish.post_id] if publish.post_id else []
+            moderated = now() >= started + self.settings.processing_seconds + self.settings.tiktok_moderation_seconds
+            data["publicaly_available_post_id"] = [publish.post_id] if publish.post_id and moderated else []
         return data
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -142,6 +144,15 @@ _VIDEO_FIELDS = "id,like_count,comment_count,share_count,view_count"
 _PUBLIC_ID = re.compile(r"/(?:video|photo)/(\d+)/?$")
 
 
+def _in_moderation(handle: RemoteHandle, now: float) -> bool:
+    """A public post published without its public id yet, recently enough that it may come. A
+    handle stored before its privacy was kept is taken as published."""
+    privacy, init_at = handle.extra.get("privacy"), handle.extra.get("initAt")
+    if privacy in (None, "SELF_ONLY") or not isinstance(init_at, (int, float)):
+        return False
+    return now - init_at < MODERATION_WAIT_SECONDS
+
+
 def public_post_id(url: str | None) -> str | None:
     """The public post id at the end of a post URL (see `post_url`)."""
     match = _PUBLIC_ID.search(url or "")
@@ -159,10 +170,17 @@ def _utf16_prefix(text: str, limit: int) -> str:
     return text if len(encoded) <= 2 * limit else encoded[: 2 * limit].decode("utf-16-le", "ignore")
 
 
+# what the poller needs: the post's URL parts, and whether a missing public id is still to come
+_WIRED = ("username", "mediaType", "privacy", "initAt")
+# a public post passes moderation (usually < 1 min, sometimes hours) before its public id
+# appears (platforms.md §1.5): followed that long, then taken as published without an address
+MODERATION_WAIT_SECONDS = 3600.0
+
+
 def _wire(handle: RemoteHandle) -> RemoteHandle:
     """What the queue and poller get: no upload URL (it is a credential) and no upload plan."""
     return RemoteHandle(kind=HANDLE_KIND, id=handle.id,
-                        extra={k: handle.extra[k] for k in ("username", "mediaType") if k in handle.extra})
+                        extra={k: handle.extra[k] for k in _WIRED if k in handle.extra})
 
 
 class _OutOfStep(Exception):
@@ -180,7 +198,8 @@ class TikTokClient(PlatformClientBase):
                  chunk_size: int = DEFAULT_CHUNK, media_http: httpx.AsyncClient | None = None,
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, pull_prefixes: tuple[str, ...] | None = None,
-                 unaudited: bool = False, pull_inits_at_once: int = PULL_INITS_AT_ONCE):
+                 unaudited: bool = False, pull_inits_at_once: int = PULL_INITS_AT_ONCE,
+                 clock: Callable[[], float] = time.time):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
@@ -190,6 +209,7 @@ class TikTokClient(PlatformClientBase):
         # streamed through this client and uploaded in chunks
         self.pull_prefixes = pull_prefixes
         self.unaudited = unaudited
+        self.clock = clock  # unix time: a handle's initAt is read by another process
         self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
@@ -217,6 +237,8 @@ class TikTokClient(PlatformClientBase):
             status = data.get("status")
             if status == "PUBLISH_COMPLETE":
                 post_ids = data.get("publicaly_available_post_id") or []  # sic, TikTok's spelling
+                if not post_ids and _in_moderation(handle, self.clock()):
+                    return StatusReport(ObservedState.PROCESSING, detail="in moderation: no public id yet")
                 if not post_ids:  # e.g. SELF_ONLY posts never get a public id
                     return StatusReport(ObservedState.PUBLISHED, detail="published without a public post id")
                 username = handle.extra.get("username") or (
@@ -317,7 +339,8 @@ class TikTokClient(PlatformClientBase):
             "disable_duet": bool(creator.get("duet_disabled")),
             "disable_stitch": bool(creator.get("stitch_disabled")),
         }
-        base = {"username": creator.get("creator_username"), "mediaType": "video"}
+        base = {"username": creator.get("creator_username"), "mediaType": "video", "privacy": privacy,
+                "initAt": self.clock()}
         if is_remote(media) and self._pulls(str(media.url)):
             check_url(str(media.url), self.media_policy)
             source = {"source": "PULL_FROM_URL", "video_url": str(media.url)}
@@ -376,7 +399,8 @@ class TikTokClient(PlatformClientBase):
             "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": 0,
                             "photo_images": [str(m.url) for m in request.media]},
         }
-        base = {"username": creator.get("creator_username"), "mediaType": "photo"}
+        base = {"username": creator.get("creator_username"), "mediaType": "photo", "privacy": privacy,
+                "initAt": self.clock()}
         return await self._init_pull("/v2/post/publish/content/init/", "content_init", request, token,
                                      journal, body, base)
 

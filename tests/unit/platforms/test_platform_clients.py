@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -580,6 +581,24 @@ class TestTikTokClient(PlatformClientSuite):
                 await self.make_client(http, policy).publish(
                     publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "url_ownership_unverified")
+
+    async def test_a_public_post_in_moderation_is_followed_until_its_address_comes(self, policy):
+        app = sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0, tiktok_moderation_seconds=0.3))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+            client = self.make_client(http, policy)
+            outcome = await client.publish(publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO),
+                                           self.token)
+            early = await client.check_status(outcome.handle, self.token, self.account)
+            assert (early.state, early.url) == (ObservedState.PROCESSING, None), "published, its id not out yet"
+            assert "moderation" in early.detail
+            await asyncio.sleep(0.35)
+            later = await client.check_status(outcome.handle, self.token, self.account)
+            assert later.state is ObservedState.PUBLISHED and re.fullmatch(self.url_pattern, later.url)
+            # an id that never comes: after an hour's wait, published without an address
+            stuck = self.make_client(http, policy, clock=lambda: time.time() + 2 * 3600)  # past the hour
+            app.state.sandbox.tiktok.publishes[outcome.handle.id].post_id = None
+            report = await stuck.check_status(outcome.handle, self.token, self.account)
+        assert (report.state, report.url) == (ObservedState.PUBLISHED, None)
 
     async def test_private_account_posts_to_its_followers(self, client, app, http):
         app.state.sandbox.tiktok.private_accounts.add(self.account)

@@ -19,6 +19,7 @@ from ._content import (
 from ._engagement import EngagementFigures, EngagementObserved
 from ._slots import SlotChange, SlotChanged
 from ._queue import (
+    FINDS_POSTS_BY_ADDRESS,
     FOUND_HANDLE_KIND,
     NEEDS_REVIEW,
     DeadLetter,
@@ -81,6 +82,7 @@ __all__ = [
     "PostContent",
     "PostPlanned",
     "PublishError",
+    "FINDS_POSTS_BY_ADDRESS",
     "FOUND_HANDLE_KIND",
     "NEEDS_REVIEW",
     "PublishOutcome",

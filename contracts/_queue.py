@@ -65,9 +65,10 @@ class ErrorClass(str, Enum):
 # asked (a TikTok pull init whose answer was lost). Checked and not there: `autopost retry`.
 NEEDS_REVIEW = "needs_review"
 # The handle of a post an operator found on the platform (`autopost found`): its id is the
-# post's public address, all that is known of it. A platform that can find a post by its
-# address (TikTok) collects its engagement from that; others cannot use it.
+# post's public address, all that is known of it. Only a platform that finds a post by its
+# address can read its engagement from that (TikTok's Display API takes the id in the URL).
 FOUND_HANDLE_KIND = "operator.found"
+FINDS_POSTS_BY_ADDRESS = frozenset({Platform.TIKTOK})
 
 
 class PublishError(WireModel):

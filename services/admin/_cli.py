@@ -51,6 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     found = commands.add_parser("found", help="a target that failed for review is on the platform after all")
     found.add_argument("ref", help="post id, target id or upstream id")
     found.add_argument("--url", required=True, type=public_url, help="the post's address on the platform")
+    found.add_argument("--at", type=parse_time, default=None,
+                       help="when it went out (ISO 8601 with a zone; default: when the target failed for review)")
     _json_flag(found).set_defaults(run=_run(_command("found")))
 
     dlq = commands.add_parser("dlq", help="messages a consumer set aside")
@@ -207,7 +209,7 @@ def _command(name: str) -> Handler:
         if name == "reschedule":
             outcomes = await ops.reschedule(args.ref, args.at)
         elif name == "found":
-            outcomes = await ops.found(args.ref, args.url)
+            outcomes = await ops.found(args.ref, args.url, args.at)
         else:
             outcomes = await getattr(ops, name)(args.ref)
         if args.json:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import asyncpg
 from opentelemetry import trace
 
-from contracts import Platform, PostPlanned, PublishResult, StatusCheck, StatusObserved
+from contracts import FINDS_POSTS_BY_ADDRESS, Platform, PostPlanned, PublishResult, StatusCheck, StatusObserved
 from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
@@ -47,7 +47,7 @@ from .domain import (
 from .messages import engagement_observed_for, engagement_request_for, request_for, slot_changed_for
 
 Clock = Callable[[], datetime]
-OperatorCommand = Callable[[TargetState, datetime], Change | Refused]
+OperatorCommand = Callable[[repo.LockedTarget, datetime], Change | Refused]
 
 
 class DispatchRound(NamedTuple):
@@ -293,16 +293,19 @@ class QueueOperations:
     # -- operator commands ------------------------------------------------------------------
 
     async def cancel(self, ref: str) -> list[CommandOutcome]:
-        return await self._command(ref, lambda state, now: cancel(state))
+        return await self._command(ref, lambda target, now: cancel(target.state))
 
     async def reschedule(self, ref: str, at: datetime) -> list[CommandOutcome]:
-        return await self._command(ref, lambda state, now: reschedule(state, at))
+        return await self._command(ref, lambda target, now: reschedule(target.state, at))
 
     async def retry(self, ref: str) -> list[CommandOutcome]:
-        return await self._command(ref, retry)
+        return await self._command(ref, lambda target, now: retry(target.state, now))
 
-    async def found(self, ref: str, url: str) -> list[CommandOutcome]:
-        return await self._command(ref, lambda state, now: found(state, url, now))
+    async def found(self, ref: str, url: str, at: datetime | None = None) -> list[CommandOutcome]:
+        """Posted at `url` since `at`, or since it failed for review: right after its init left."""
+        return await self._command(ref, lambda target, now: found(
+            target.state, url, at or target.changed_at,
+            by_address=Platform(target.platform) in FINDS_POSTS_BY_ADDRESS))
 
     async def _command(self, ref: str, command: OperatorCommand) -> list[CommandOutcome]:
         """Apply `command` to every target `ref` names (target, post or upstream id), each under
@@ -314,11 +317,12 @@ class QueueOperations:
             applied: list[repo.LockedTarget] = []
             attempts: list[tuple] = []
             for target in await repo.lock_targets_of(conn, ref):
-                decided = command(target.state, now)
+                decided = command(target, now)
                 if isinstance(decided, Refused):
                     outcomes.append(_outcome(target, target.state, False, decided.reason))
                     continue
-                decided = with_engagement_timer(decided, self.engagement)  # a target found posted
+                if decided.state.remote_handle is not None:  # a target found posted, and findable
+                    decided = with_engagement_timer(decided, self.engagement)
                 changes.append((target.state.version, decided))
                 applied.append(target)
                 attempts.append(_attempt_row(decided, {}))

@@ -24,7 +24,7 @@ _STATE_COLUMNS = (
     " t.quota_alerted, t.engagement_checks, t.processing_since"
 )
 # what an alert or an operator needs to say about a target besides its state
-_IDENTITY_COLUMNS = "t.post_id, t.platform, t.account_id, p.upstream_id, p.trace_context"
+_IDENTITY_COLUMNS = "t.post_id, t.platform, t.account_id, p.upstream_id, p.trace_context, t.updated_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +74,12 @@ class LockedTarget:
     account_id: str
     upstream_id: str
     trace_context: dict[str, str]
+    changed_at: datetime  # its last change (for a target failed for review: when it failed)
 
 
 def _locked(row: asyncpg.Record) -> LockedTarget:
     return LockedTarget(_state(row), row["post_id"], row["platform"], row["account_id"],
-                        row["upstream_id"], row["trace_context"])
+                        row["upstream_id"], row["trace_context"], row["updated_at"])
 
 
 async def insert_planned(

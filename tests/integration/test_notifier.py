@@ -117,3 +117,26 @@ async def test_a_dead_letter_read_twice_is_kept_once_even_without_a_source_posit
     finally:
         await pool.close()
     assert (len(first), redelivered, len(later), rows) == (2, [], 1, 3)
+
+
+async def test_copies_kept_before_the_unconsumed_index_are_dropped_when_it_is_built(database_url):
+    from datetime import datetime, timezone
+
+    from services.runtime import apply_migrations
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+        # as a database was before migration 010: the index absent, a letter kept twice, another once
+        await conn.execute("DROP INDEX dead_letters_unconsumed")
+        await conn.execute("DELETE FROM schema_migrations WHERE version LIKE '010%'")
+        at = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+        await conn.executemany(
+            """INSERT INTO dead_letters (consumer, reason, message, source_topic, payload, failed_at)
+               VALUES ('planner.recovery', 'post_not_queued', 'm', 'post.planned', $1, $2)""",
+            [(b"one", at), (b"one", at), (b"two", at)])
+        assert await apply_migrations(conn) == ["010_dead_letters_unconsumed"]
+        kept = [r["payload"] for r in await conn.fetch("SELECT payload FROM dead_letters ORDER BY id")]
+    finally:
+        await conn.close()
+    assert kept == [b"one", b"two"]

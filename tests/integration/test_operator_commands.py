@@ -178,6 +178,7 @@ async def test_a_target_for_review_found_on_the_platform_is_marked_posted(
     url = "https://www.tiktok.com/@review/video/7300000000000000001"
     async with AsyncExitStack() as stack:
         sandbox_url, pool, _ = await _failed_for_review(stack, kafka_bootstrap, topic_prefix, database_url)
+        failed_at = (await _only_target("failed", database_url))["updated_at"]
         code, out = await autopost("found", "review-me", "--url", url)
         assert code == 0 and "found" in out
         code, out = await autopost("found", "review-me", "--url", url)
@@ -188,7 +189,8 @@ async def test_a_target_for_review_found_on_the_platform_is_marked_posted(
             published = (await http.get("/_sandbox/published")).json()
         code, out = await autopost("posts", "show", "review-me")
 
-    assert posted is not None and posted["url"] == url and posted["published_at"] is not None
+    assert posted is not None and posted["url"] == url
+    assert posted["published_at"] == failed_at, "out since its init left, which is when it failed for review"
     first_collection = posted["published_at"] + timedelta(seconds=QueueSettings().engagement_ages_seconds[0])
     assert posted["due_at"] == first_collection, "its engagement is collected, by its address"
     assert orjson.loads(posted["remote_handle"]) == {"kind": FOUND_HANDLE_KIND, "id": url}

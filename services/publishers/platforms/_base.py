@@ -233,10 +233,12 @@ def json_body(response: httpx.Response) -> Any:
 
 
 def unexpected_response(response: httpx.Response, what: str) -> PlatformError:
-    """A reply outside the platform's documented shapes: 5xx, 429 and garbled 2xx retry."""
+    """A reply outside the platform's documented shapes: 5xx, 429 and garbled 2xx retry. A 2xx
+    was taken by the platform, which may have done what it was asked: maybe processed."""
     status = response.status_code
     if status < 300:
-        return PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"{what}: unreadable reply")
+        return PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"{what}: unreadable reply",
+                             maybe_processed=True)
     if status == 429:
         return PlatformError(ErrorClass.RATE_LIMITED, "http_429", f"{what}: too many requests",
                              retry_after_seconds(response) or 60.0)

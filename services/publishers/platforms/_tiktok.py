@@ -145,12 +145,12 @@ _PUBLIC_ID = re.compile(r"/(?:video|photo)/(\d+)/?$")
 
 
 def _in_moderation(handle: RemoteHandle, now: float) -> bool:
-    """A public post published without its public id yet, recently enough that it may come. A
-    handle stored before its privacy was kept is taken as published."""
-    privacy, init_at = handle.extra.get("privacy"), handle.extra.get("initAt")
-    if privacy in (None, "SELF_ONLY") or not isinstance(init_at, (int, float)):
+    """A public post published without its public id yet, recently enough that it may come.
+    Only posts to everyone get a public id; a handle from before these were kept is published."""
+    accepted_at = handle.extra.get("acceptedAt")
+    if handle.extra.get("privacy") != "PUBLIC_TO_EVERYONE" or not isinstance(accepted_at, (int, float)):
         return False
-    return now - init_at < MODERATION_WAIT_SECONDS
+    return now - accepted_at < MODERATION_WAIT_SECONDS
 
 
 def public_post_id(url: str | None) -> str | None:
@@ -161,7 +161,8 @@ def public_post_id(url: str | None) -> str | None:
 
 def _required(data: dict[str, Any], key: str) -> str:
     if not data.get(key):
-        raise PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"tiktok: reply without {key}")
+        raise PlatformError(ErrorClass.RETRYABLE, "invalid_response", f"tiktok: reply without {key}",
+                            maybe_processed=True)  # an answer that said ok: it may have been done
     return str(data[key])
 
 
@@ -171,7 +172,7 @@ def _utf16_prefix(text: str, limit: int) -> str:
 
 
 # what the poller needs: the post's URL parts, and whether a missing public id is still to come
-_WIRED = ("username", "mediaType", "privacy", "initAt")
+_WIRED = ("username", "mediaType", "privacy")
 # a public post passes moderation (usually < 1 min, sometimes hours) before its public id
 # appears (platforms.md §1.5): followed that long, then taken as published without an address
 MODERATION_WAIT_SECONDS = 3600.0
@@ -209,7 +210,7 @@ class TikTokClient(PlatformClientBase):
         # streamed through this client and uploaded in chunks
         self.pull_prefixes = pull_prefixes
         self.unaudited = unaudited
-        self.clock = clock  # unix time: a handle's initAt is read by another process
+        self.clock = clock  # unix time: a handle's acceptedAt is read by another process
         self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
@@ -288,7 +289,7 @@ class TikTokClient(PlatformClientBase):
                     await journal.abandon("upload URL expired before the last chunk")
                     return None  # never complete, so never posted
         await journal.save(ACCEPTED, handle)
-        return Accepted(_wire(handle))
+        return self._accepted(handle)
 
     @staticmethod
     def _needs_review() -> PlatformError:
@@ -339,8 +340,7 @@ class TikTokClient(PlatformClientBase):
             "disable_duet": bool(creator.get("duet_disabled")),
             "disable_stitch": bool(creator.get("stitch_disabled")),
         }
-        base = {"username": creator.get("creator_username"), "mediaType": "video", "privacy": privacy,
-                "initAt": self.clock()}
+        base = {"username": creator.get("creator_username"), "mediaType": "video", "privacy": privacy}
         if is_remote(media) and self._pulls(str(media.url)):
             check_url(str(media.url), self.media_policy)
             source = {"source": "PULL_FROM_URL", "video_url": str(media.url)}
@@ -374,7 +374,7 @@ class TikTokClient(PlatformClientBase):
             await journal.save(CREATED, handle)
             await self._upload(request, handle, token, stream=stream)
         await journal.save(ACCEPTED, handle)
-        return Accepted(_wire(handle))
+        return self._accepted(handle)
 
     async def _post_photos(self, request: PublishRequested, token: str, journal: Journal,
                            creator: dict[str, Any], privacy: str) -> Accepted:
@@ -399,8 +399,7 @@ class TikTokClient(PlatformClientBase):
             "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": 0,
                             "photo_images": [str(m.url) for m in request.media]},
         }
-        base = {"username": creator.get("creator_username"), "mediaType": "photo", "privacy": privacy,
-                "initAt": self.clock()}
+        base = {"username": creator.get("creator_username"), "mediaType": "photo", "privacy": privacy}
         return await self._init_pull("/v2/post/publish/content/init/", "content_init", request, token,
                                      journal, body, base)
 
@@ -426,17 +425,21 @@ class TikTokClient(PlatformClientBase):
             # repeated only when TikTok answered that it did not take it (429, 5xx)
             data = await with_retries(self.retry, init, if_processed=False)
         except PlatformError as error:
-            if error.maybe_processed:
+            if error.maybe_processed:  # no answer, or an unreadable 2xx: it may have been taken
                 raise self._needs_review() from None
-            if error.code != "invalid_response":  # an unreadable 2xx may have been taken; the rest were not
-                # TikTok answered that it did not take it: nothing was made, so the next try may
-                # send a new init instead of stopping for review
-                await journal.abandon(f"init refused: {error.code}")
+            # TikTok answered that it did not take it: nothing was made, so the next try may
+            # send a new init instead of stopping for review
+            await journal.abandon(f"init refused: {error.code}")
             raise
         handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"),
                               extra={**extra, "source": "PULL_FROM_URL"})
         await journal.save(ACCEPTED, handle)
-        return Accepted(_wire(handle))
+        return self._accepted(handle)
+
+    def _accepted(self, handle: RemoteHandle) -> Accepted:
+        """TikTok has it all: what the queue and poller get, with when (moderation counts from it)."""
+        wired = _wire(handle)
+        return Accepted(wired.model_copy(update={"extra": {**wired.extra, "acceptedAt": self.clock()}}))
 
     def _remember_unsent(self, target_id: uuid.UUID, nonce: str) -> None:
         self._unsent[target_id] = nonce

@@ -41,13 +41,14 @@ def retry(state: TargetState, now: datetime) -> Change | Refused:
     return Refused(_too_late(state))
 
 
-def found(state: TargetState, url: str, now: datetime) -> Change | Refused:
+def found(state: TargetState, url: str, published_at: datetime, *, by_address: bool) -> Change | Refused:
     """An operator found on the platform the post of a target that failed for review: posted, at
-    `url`. The platform's handle on it was never stored: the address stands in for it, so a
-    platform that finds posts by address still gives the post's engagement."""
+    `url`, since `published_at`. The platform's handle on it was never stored: on a platform that
+    finds posts `by_address`, the address stands in for it, so the post's engagement is read."""
     if awaited_review(state):
+        handle = {"kind": FOUND_HANDLE_KIND, "id": url} if by_address else None
         return Change(replace(state, status=TargetStatus.POSTED, version=state.version + 1, due_at=None,
-                              url=url, published_at=now, remote_handle={"kind": FOUND_HANDLE_KIND, "id": url}),
+                              url=url, published_at=published_at, remote_handle=handle),
                       attempt_outcome="found")
     if state.status is TargetStatus.FAILED:
         return Refused("it did not fail for review: the platform said why; nothing was changed")

@@ -96,7 +96,7 @@ def on_publish_result(
         return _posted(state, result.url, result.occurred_at, handle)
     if result.outcome is PublishOutcome.ACCEPTED:
         if handle is None:  # nothing to follow it by, and sending it again could post it twice
-            return _failed(state, ACCEPTED_WITHOUT_HANDLE, AlertKind.PUBLISH_FAILED)
+            return _failed(state, ACCEPTED_WITHOUT_HANDLE, AlertKind.PUBLISH_FAILED) if current else None
         return Change(
             replace(
                 state,

@@ -633,6 +633,21 @@ class TestTikTokClient(PlatformClientSuite):
             rules = (await http.get(f"{ROOT}/_sandbox/faults")).json()["rules"]
         assert rules[0]["hits"] == 1, "the second attempt did not send the init again"
 
+    async def test_a_pull_init_answered_unreadably_is_not_sent_again_but_reviewed(self, client, app, http):
+        # a 2xx was taken: the post may exist, and a second init could post it twice
+        class Garbled(AnswerWith):
+            hits = 0
+
+            async def before(self, operation, request, account=None):
+                answer = await super().before(operation, request, account)
+                self.hits += answer is not None
+                return answer
+
+        self.store(app).faults = garbled = Garbled("tiktok.video_init", Response(b"<html>ok</html>", 200))
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token)
+        assert (raised.value.code, garbled.hits) == ("needs_review", 1)
+
     async def test_a_pull_init_tiktok_refused_is_sent_again_on_the_next_try_not_reviewed(self, client, http):
         await self.inject(http, kind="server_error", operation="video_init", count=FAST.attempts)
         journal = MemoryJournal()

@@ -81,11 +81,16 @@ def test_only_a_target_failed_for_review_awaited_one():
 
 def test_found_marks_a_target_for_review_posted_at_the_address_given():
     review = {"error_class": "permanent", "code": NEEDS_REVIEW, "message": "check the account"}
-    change = found(target(TargetStatus.FAILED, last_error=review), "https://www.tiktok.com/@a/video/1", NOW)
+    went_out = NOW - timedelta(hours=3)
+    change = found(target(TargetStatus.FAILED, last_error=review), "https://www.tiktok.com/@a/video/1", went_out,
+                   by_address=True)
     assert change.state.status is TargetStatus.POSTED and change.state.url == "https://www.tiktok.com/@a/video/1"
-    assert change.state.published_at == NOW and change.state.due_at is None and change.attempt_outcome == "found"
+    assert change.state.published_at == went_out and change.state.due_at is None and change.attempt_outcome == "found"
     assert change.state.remote_handle == {"kind": FOUND_HANDLE_KIND, "id": "https://www.tiktok.com/@a/video/1"}
-    refused = found(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}), "https://x/1", NOW)
+    elsewhere = found(target(TargetStatus.FAILED, last_error=review), "https://x/p/1", went_out, by_address=False)
+    assert elsewhere.state.status is TargetStatus.POSTED and elsewhere.state.remote_handle is None
+    refused = found(target(TargetStatus.FAILED, last_error={**review, "code": "2207026"}), "https://x/1", NOW,
+                    by_address=True)
     assert isinstance(refused, Refused) and "did not fail for review" in refused.reason
-    refused = found(target(TargetStatus.PUBLISHING), "https://x/1", NOW)
+    refused = found(target(TargetStatus.PUBLISHING), "https://x/1", NOW, by_address=True)
     assert isinstance(refused, Refused) and "already dispatched" in refused.reason

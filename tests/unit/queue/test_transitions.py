@@ -285,6 +285,8 @@ def test_accepted_without_a_handle_goes_to_review_instead_of_being_followed_by_n
     change = apply(state, result(state, PublishOutcome.ACCEPTED, handle=None))
     assert change.state.status is TargetStatus.FAILED and change.error["code"] == NEEDS_REVIEW
     assert change.alert is AlertKind.PUBLISH_FAILED and change.emit is None
+    cancelled = target(TargetStatus.CANCELLED, attempt=1)
+    assert apply(cancelled, result(cancelled, PublishOutcome.ACCEPTED, handle=None)) is None, "a late one: no alarm"
 
 
 def test_processing_accepted_late_after_a_quota_wait_gets_the_budget_from_its_acceptance():

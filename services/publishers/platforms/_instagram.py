@@ -310,7 +310,7 @@ class InstagramClient(PlatformClientBase):
         try:
             status, detail = await self._container_status(account, stored.id, token)
         except PlatformError as error:
-            if not error.code.startswith("100"):
+            if not _gone(error):
                 raise
             await journal.abandon("container no longer exists")  # 24/2207008: make a new one
             return None
@@ -352,6 +352,17 @@ class InstagramClient(PlatformClientBase):
                     self.recheck_after, handle=handle, pending=True)
             await self.retry.sleep(interval)
             interval = min(self.poll_max_interval, interval * 2)
+
+    async def _status_unless_gone(self, account: str, container: RemoteHandle, token: str) -> str:
+        """The container's status between publish tries; one that is gone (expired, deleted)
+        fails this attempt retryably: the next one finds it gone and makes a new container."""
+        try:
+            return (await self._container_status(account, container.id, token))[0]
+        except PlatformError as error:
+            if _gone(error):
+                raise PlatformError(ErrorClass.RETRYABLE, "container_gone",
+                                    f"container {container.id} no longer exists", handle=container) from None
+            raise
 
     async def _container_status(self, account: str, container_id: str, token: str) -> tuple[str, str]:
         container = await with_retries(self.retry, lambda: self._get(
@@ -403,7 +414,7 @@ class InstagramClient(PlatformClientBase):
         tries = 0
         while True:
             tries += 1
-            status, _ = (await self._container_status(account, container.id, token)) if tries > 1 else ("", "")
+            status = (await self._status_unless_gone(account, container, token)) if tries > 1 else ""
             if status == "PUBLISHED":
                 return await self._recover_media(account, container, token)
             try:
@@ -466,6 +477,11 @@ class InstagramClient(PlatformClientBase):
         seen = usage(response)
         if seen is not None and seen[0] >= 100:
             self.limits.pause(account, seen[1] * 60 if seen[1] else 60.0)
+
+
+def _gone(error: PlatformError) -> bool:
+    """Graph's code 100 on a container's node: it no longer exists."""
+    return error.code.startswith("100")
 
 
 def _graph_timestamp(value: Any) -> float:

@@ -800,6 +800,32 @@ class TestInstagramClient(PlatformClientSuite):
                 await self.make_client(dying, policy).publish(request, self.token, journal)
         await self.published_once(self.make_client(http, policy), http, request, journal)
 
+    async def test_a_container_gone_between_publish_tries_is_made_again_on_the_next_attempt(
+            self, client, app, http):
+        class GoneAfterAFailedPublish(sandbox.Faults):
+            tried = False
+
+            async def before(self, operation, request, account=None):
+                if operation == "instagram.media_publish":
+                    self.tried = True
+                    return JSONResponse(graph_error(-1, 2207001), 400)  # retryable: tried again
+                if self.tried and operation == "instagram.node" and "status_code" in request.query_params.get(
+                        "fields", ""):
+                    return JSONResponse(graph_error(100, 33), 400)  # the container no longer exists
+                return None
+
+        journal = MemoryJournal()
+        request = publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
+        self.store(app).faults = GoneAfterAFailedPublish()
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(request, self.token, journal)
+        assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "container_gone")
+        self.store(app).faults = sandbox.Faults()
+        self.store(app).containers.clear()  # gone indeed
+        outcome = await client.publish(again(request), self.token, journal)
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+        assert len(self.store(app).containers) == 1, "a new container for the next attempt"
+
     async def test_handle_keeps_the_container(self, client):
         outcome = await client.publish(
             publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)

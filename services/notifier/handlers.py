@@ -48,9 +48,10 @@ class NotifierHandlers:
 
 
 def dead_letter_alert(row_id: int, letter: DeadLetter, now: datetime) -> AdminAlert:
-    position = f"{letter.consumer}:{letter.source_topic}:{letter.source_partition}:{letter.source_offset}"
+    """The alert of a dead letter just stored (once: the store keeps each letter once). Named by
+    its row: letters of messages never consumed have no source position to tell them apart."""
     return AdminAlert(
-        alert_id=uuid.uuid5(DEAD_LETTER_ALERTS, position),
+        alert_id=uuid.uuid5(DEAD_LETTER_ALERTS, f"dead-letter:{row_id}"),
         kind=AlertKind.DEAD_LETTER,
         reason=letter.reason[:500],
         message=(f"{letter.consumer} set aside a message from {letter.source_topic} "

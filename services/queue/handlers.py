@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts import ContractError, PostPlanned, PublishResult, StatusObserved, Topics
+from contracts import PostPlanned, PublishResult, StatusObserved, Topics
 from services.runtime import Record, ServiceContext, trace_carrier
 
 from .operations import Incoming, QueueOperations
@@ -15,25 +15,18 @@ class QueueHandlers:
         self.on_added = on_added
 
     async def planned(self, records: list[Record]) -> None:
-        planned, rejected = [], []
-        for record in records:
-            try:
-                planned.append((PostPlanned.from_bytes(record.value), trace_carrier(record.headers)))
-            except ContractError as error:
-                rejected.append(self.ctx.dead_letter(record, error, "queue.planned"))
+        decoded, rejected = self.ctx.decode_each(records, lambda record: PostPlanned, "queue.planned")
+        planned = [(message, trace_carrier(record.headers)) for message, record in decoded]
         if planned and await self.ops.add_to_queue(planned):
             self.on_added()
         await self.ctx.send(rejected)
 
     async def results(self, records: list[Record]) -> None:
-        incoming, rejected = [], []
         result_topic = self.ctx.topic(Topics.PUBLISH_RESULT)
-        for record in records:
-            model = PublishResult if record.topic == result_topic else StatusObserved
-            try:
-                incoming.append(Incoming(model.from_bytes(record.value), trace_carrier(record.headers)))
-            except ContractError as error:
-                rejected.append(self.ctx.dead_letter(record, error, "queue.results"))
+        decoded, rejected = self.ctx.decode_each(
+            records, lambda record: PublishResult if record.topic == result_topic else StatusObserved,
+            "queue.results")
+        incoming = [Incoming(message, trace_carrier(record.headers)) for message, record in decoded]
         if incoming:
             await self.ops.update_status("queue.results", incoming)
             self.on_added()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from faststream.kafka import KafkaBroker
@@ -49,11 +49,18 @@ class ServiceContext:
 
     def decode_all(self, records: Sequence[Record], model: type[M], consumer: str) -> tuple[list[M], list[Outgoing]]:
         """Each record as `model`, and a dead letter for each one that is not."""
-        decoded: list[M] = []
+        decoded, rejected = self.decode_each(records, lambda record: model, consumer)
+        return [message for message, _ in decoded], rejected
+
+    def decode_each(self, records: Sequence[Record], model_of: Callable[[Record], type[M]],
+                    consumer: str) -> tuple[list[tuple[M, Record]], list[Outgoing]]:
+        """Each record as the model `model_of` names for it (by topic, say), paired with its
+        record (its headers carry the trace), in order; a dead letter for each one that is not."""
+        decoded: list[tuple[M, Record]] = []
         rejected: list[Outgoing] = []
         for record in records:
             try:
-                decoded.append(model.from_bytes(record.value))
+                decoded.append((model_of(record).from_bytes(record.value), record))
             except ContractError as error:
                 rejected.append(self.dead_letter(record, error, consumer))
         return decoded, rejected

@@ -140,3 +140,17 @@ async def test_copies_kept_before_the_unconsumed_index_are_dropped_when_it_is_bu
     finally:
         await conn.close()
     assert kept == [b"one", b"two"]
+
+
+def test_each_dead_letter_stored_has_an_alert_of_its_own():
+    from datetime import datetime, timezone
+
+    from contracts import DeadLetter
+    from services.notifier.handlers import dead_letter_alert
+
+    at = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    letter = DeadLetter(reason="post_not_queued", message="m", consumer="planner.recovery",
+                        source_topic="post.planned", payload_base64="eyJ9", failed_at=at)  # no position
+    first, second = dead_letter_alert(1, letter, at), dead_letter_alert(2, letter, at)
+    assert first.alert_id != second.alert_id, "two letters without a position are still two alerts"
+    assert dead_letter_alert(1, letter, at).alert_id == first.alert_id, "the same letter, the same alert"

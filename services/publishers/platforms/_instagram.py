@@ -72,6 +72,9 @@ _SUBCODE_CLASSES = {
     2207032: ErrorClass.RETRYABLE, 2207053: ErrorClass.RETRYABLE,
     2207042: ErrorClass.QUOTA,
 }
+# media_publish refusals after which only a new container publishes (platforms.md §2.4): media
+# not found, container expired, unknown video upload error
+_NEW_CONTAINER = {2207006, 2207020, 2207053}
 _CODE_CLASSES = {
     -2: ErrorClass.RETRYABLE, -1: ErrorClass.RETRYABLE, 1: ErrorClass.RETRYABLE, 2: ErrorClass.RETRYABLE,
     4: ErrorClass.RATE_LIMITED, 17: ErrorClass.RATE_LIMITED, 32: ErrorClass.RATE_LIMITED,
@@ -183,7 +186,13 @@ class InstagramClient(PlatformClientBase):
                     await self._check_publishing_limit(account, token)
                 if container is None or not container.id:
                     container = await self._new_container(container, specs, request, token, journal)
-                media_id = await self._publish(account, container, token)
+                try:
+                    media_id = await self._publish(account, container, token)
+                except PlatformError as error:
+                    if _subcode(error) in _NEW_CONTAINER:  # §2.4: this one will not publish; the next try makes one
+                        await journal.abandon(f"container refused: {error.code}")
+                        error.handle = None
+                    raise
             handle = RemoteHandle(kind=HANDLE_KIND, id=media_id,
                                   extra={"containerId": container.id, "igUserId": account})
             await journal.save(ACCEPTED, handle)
@@ -477,6 +486,12 @@ class InstagramClient(PlatformClientBase):
         seen = usage(response)
         if seen is not None and seen[0] >= 100:
             self.limits.pause(account, seen[1] * 60 if seen[1] else 60.0)
+
+
+def _subcode(error: PlatformError) -> int | None:
+    """The Graph subcode of a classified error (its code is "code/subcode")."""
+    _, _, subcode = error.code.partition("/")
+    return _int(subcode) if subcode else None
 
 
 def _gone(error: PlatformError) -> bool:

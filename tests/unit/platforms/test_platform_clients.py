@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -825,6 +826,31 @@ class TestInstagramClient(PlatformClientSuite):
         outcome = await client.publish(again(request), self.token, journal)
         assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
         assert len(self.store(app).containers) == 1, "a new container for the next attempt"
+
+    async def test_a_container_media_publish_refuses_for_good_is_replaced_on_the_next_attempt(
+            self, client, app, http):
+        class FirstContainerRefused(sandbox.Faults):  # 24/2207006: its media not found, whatever is tried
+            first: str | None = None
+
+            async def before(self, operation, request, account=None):
+                if operation != "instagram.media_publish":
+                    return None
+                form = parse_qs((await request.body()).decode())  # the body is kept for the handler
+                creation_id = (form.get("creation_id") or request.query_params.getlist("creation_id") or [None])[0]
+                self.first = self.first or creation_id
+                if creation_id == self.first:
+                    return JSONResponse(graph_error(24, 2207006), 400)
+                return None
+
+        journal = MemoryJournal()
+        request = publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
+        self.store(app).faults = FirstContainerRefused()
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(request, self.token, journal)
+        assert (raised.value.error_class, raised.value.handle) == (ErrorClass.RETRYABLE, None)
+        outcome = await client.publish(again(request), self.token, journal)
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+        assert len(self.store(app).containers) == 2, "a new container, which published"
 
     async def test_handle_keeps_the_container(self, client):
         outcome = await client.publish(

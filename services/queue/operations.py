@@ -321,8 +321,7 @@ class QueueOperations:
                 if isinstance(decided, Refused):
                     outcomes.append(_outcome(target, target.state, False, decided.reason))
                     continue
-                if decided.state.remote_handle is not None:  # a target found posted, and findable
-                    decided = with_engagement_timer(decided, self.engagement)
+                decided = with_engagement_timer(decided, self.engagement)  # a target found posted
                 changes.append((target.state.version, decided))
                 applied.append(target)
                 attempts.append(_attempt_row(decided, {}))

@@ -144,6 +144,11 @@ _VIDEO_FIELDS = "id,like_count,comment_count,share_count,view_count"
 _PUBLIC_ID = re.compile(r"/(?:video|photo)/(\d+)/?$")
 
 
+# a public post passes moderation (usually < 1 min, sometimes hours) before its public id
+# appears (platforms.md §1.5): followed that long, then taken as published without an address
+MODERATION_WAIT_SECONDS = 3600.0
+
+
 def _in_moderation(handle: RemoteHandle, now: float) -> bool:
     """A public post published without its public id yet, recently enough that it may come.
     Only posts to everyone get a public id; a handle from before these were kept is published."""
@@ -173,15 +178,12 @@ def _utf16_prefix(text: str, limit: int) -> str:
 
 # what the poller needs: the post's URL parts, and whether a missing public id is still to come
 _WIRED = ("username", "mediaType", "privacy")
-# a public post passes moderation (usually < 1 min, sometimes hours) before its public id
-# appears (platforms.md §1.5): followed that long, then taken as published without an address
-MODERATION_WAIT_SECONDS = 3600.0
 
 
-def _wire(handle: RemoteHandle) -> RemoteHandle:
+def _wire(handle: RemoteHandle, **more: Any) -> RemoteHandle:
     """What the queue and poller get: no upload URL (it is a credential) and no upload plan."""
     return RemoteHandle(kind=HANDLE_KIND, id=handle.id,
-                        extra={k: handle.extra[k] for k in _WIRED if k in handle.extra})
+                        extra={**{k: handle.extra[k] for k in _WIRED if k in handle.extra}, **more})
 
 
 class _OutOfStep(Exception):
@@ -438,8 +440,7 @@ class TikTokClient(PlatformClientBase):
 
     def _accepted(self, handle: RemoteHandle) -> Accepted:
         """TikTok has it all: what the queue and poller get, with when (moderation counts from it)."""
-        wired = _wire(handle)
-        return Accepted(wired.model_copy(update={"extra": {**wired.extra, "acceptedAt": self.clock()}}))
+        return Accepted(_wire(handle, acceptedAt=self.clock()))
 
     def _remember_unsent(self, target_id: uuid.UUID, nonce: str) -> None:
         self._unsent[target_id] = nonce

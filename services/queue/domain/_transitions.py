@@ -248,9 +248,11 @@ def _posted(state: TargetState, url: str | None, at: datetime, handle: dict | No
 # -- engagement collection of a posted target, on the same timer ---------------------------------
 
 def with_engagement_timer(change: Change, cadence: EngagementCadence) -> Change:
-    """A change that posts a target sets its timer to the first engagement collection."""
+    """A change that posts a target sets its timer to the first engagement collection (when
+    there is a handle to collect it by)."""
     state = change.state
-    if state.status is not TargetStatus.POSTED or state.published_at is None or state.due_at is not None:
+    if (state.status is not TargetStatus.POSTED or state.published_at is None or state.due_at is not None
+            or state.remote_handle is None):
         return change
     return replace(change, state=replace(state, engagement_checks=0,
                                          due_at=_collection_due(state, 0, cadence)))

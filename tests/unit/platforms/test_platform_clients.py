@@ -801,6 +801,16 @@ class TestInstagramClient(PlatformClientSuite):
                 await self.make_client(dying, policy).publish(request, self.token, journal)
         await self.published_once(self.make_client(http, policy), http, request, journal)
 
+    async def first_attempt_failing(self, client, app, faults: sandbox.Faults
+                                    ) -> tuple[PublishRequested, MemoryJournal, PlatformError]:
+        """An image's first attempt under `faults`, which must fail: its request, journal and error."""
+        journal = MemoryJournal()
+        request = publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
+        self.store(app).faults = faults
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(request, self.token, journal)
+        return request, journal, raised.value
+
     async def test_a_container_gone_between_publish_tries_is_made_again_on_the_next_attempt(
             self, client, app, http):
         class GoneAfterAFailedPublish(sandbox.Faults):
@@ -815,12 +825,8 @@ class TestInstagramClient(PlatformClientSuite):
                     return JSONResponse(graph_error(100, 33), 400)  # the container no longer exists
                 return None
 
-        journal = MemoryJournal()
-        request = publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
-        self.store(app).faults = GoneAfterAFailedPublish()
-        with pytest.raises(PlatformError) as raised:
-            await client.publish(request, self.token, journal)
-        assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "container_gone")
+        request, journal, error = await self.first_attempt_failing(client, app, GoneAfterAFailedPublish())
+        assert (error.error_class, error.code) == (ErrorClass.RETRYABLE, "container_gone")
         self.store(app).faults = sandbox.Faults()
         self.store(app).containers.clear()  # gone indeed
         outcome = await client.publish(again(request), self.token, journal)
@@ -842,12 +848,8 @@ class TestInstagramClient(PlatformClientSuite):
                     return JSONResponse(graph_error(24, 2207006), 400)
                 return None
 
-        journal = MemoryJournal()
-        request = publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
-        self.store(app).faults = FirstContainerRefused()
-        with pytest.raises(PlatformError) as raised:
-            await client.publish(request, self.token, journal)
-        assert (raised.value.error_class, raised.value.handle) == (ErrorClass.RETRYABLE, None)
+        request, journal, error = await self.first_attempt_failing(client, app, FirstContainerRefused())
+        assert (error.error_class, error.handle) == (ErrorClass.RETRYABLE, None)
         outcome = await client.publish(again(request), self.token, journal)
         assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
         assert len(self.store(app).containers) == 2, "a new container, which published"

@@ -21,17 +21,8 @@ class Background:
         self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
-        """Cancel the task and wait for it to end, asking again while it has not: a cancellation
-        a library swallows (as asyncio.wait_for can on Python 3.11) must not leave stop() waiting
-        on a loop that went on."""
-        task = self._task
-        if task is None:
-            return
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=_CANCEL_AGAIN_SECONDS)
-        with contextlib.suppress(asyncio.CancelledError):
-            task.result()
+        if self._task is not None:
+            await stop_task(self._task)
 
     @property
     def alive(self) -> bool:
@@ -40,6 +31,17 @@ class Background:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def stop_task(task: asyncio.Task) -> None:
+    """Cancel `task` and wait for it to end, asking again while it has not: a cancellation a
+    library swallows (as asyncio.wait_for can on Python 3.11) must not leave a stop waiting on a
+    loop that went on."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_CANCEL_AGAIN_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 async def wait_or_timeout(event: asyncio.Event, seconds: float) -> bool:

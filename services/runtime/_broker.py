@@ -172,7 +172,8 @@ class ConsumerWatch:
             if highwater is None:
                 continue
             try:
-                position = await asyncio.wait_for(consumer.position(tp), 2.0)
+                async with asyncio.timeout(2.0):  # asyncio.wait_for could swallow a cancellation
+                    position = await consumer.position(tp)
                 if position > highwater:
                     await _rewind_reset_log(consumer, tp, position, highwater)
                     continue

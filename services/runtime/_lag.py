@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ._background import stop_task
 
 log = logging.getLogger("autopost.lag")
 
@@ -128,11 +129,7 @@ class LagMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop_task(self._task)
         await self.probe.stop()
 
     async def measure_once(self) -> None:

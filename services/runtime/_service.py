@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from contracts import ContractError, Message, Topics
 
 from . import _metrics as metrics
+from ._background import stop_task
 from ._broker import ConsumerWatch, build_broker, consumers_of
 from ._health import AsgiServer, LivenessCheck, ReadinessCheck, health_app
 from ._lag import LagMonitor
@@ -179,9 +180,7 @@ class ServiceHost:
         if self._health:
             await self._health.stop()
         if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
+            await stop_task(self._watch_task)
         if self._lag is not None:
             await self._lag.stop()
         await self.service.stopping()

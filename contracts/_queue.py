@@ -176,7 +176,11 @@ class StatusObserved(Message):
 
 
 class DeadLetter(Message):
-    """A message a consumer could not process, kept whole for an operator to replay."""
+    """A message a consumer could not process, kept whole for an operator to replay.
+
+    One too large to carry whole within the broker's message limit is `truncated`: its payload
+    is the first part only (`payloadBytes` is the whole), and it is replayed from its source
+    position, while the source topic still holds it."""
 
     TOPIC: ClassVar[str] = Topics.DEAD_LETTER
 
@@ -190,5 +194,7 @@ class DeadLetter(Message):
     payload_base64: str
     headers: dict[str, str] = Field(default_factory=dict)
     failed_at: AwareDatetime
+    payload_bytes: int | None = None
+    truncated: bool = False
 
 

@@ -253,7 +253,7 @@ async def _dlq_show(args, conn, _) -> int:
         _print_json(letter)
         return 0
     for field in ("id", "consumer", "reason", "message", "source_topic", "source_partition", "source_offset",
-                  "failed_at", "replays", "replayed_at"):
+                  "failed_at", "replays", "replayed_at", "truncated", "payload_bytes"):
         print(f"{field:>16}: {letter[field]}")
     print(f"{'key':>16}: {_text_or_base64(bytes(letter['key'])) if letter['key'] else None}")
     print(f"{'headers':>16}: {orjson.dumps(letter['headers']).decode()}")
@@ -277,9 +277,13 @@ async def _dlq_replay(args, conn, context) -> int:
                                 enable_idempotence=settings.kafka.enable_idempotence)
     await producer.start()
     try:
-        replayed = await replay(conn, producer, sorted(set(ids)))
+        replayed, truncated = await replay(conn, producer, sorted(set(ids)))
     finally:
         await producer.stop()
-    missing = sorted(set(ids) - set(replayed))
+    missing = sorted(set(ids) - set(replayed) - set(truncated))
     print(f"replayed {len(replayed)} dead letter(s)" + (f"; not found: {missing}" if missing else ""))
-    return 0 if replayed and not missing else 1
+    if truncated:
+        print(f"not replayed: {truncated} hold only the start of their message (it was too large to keep "
+              "whole); replay it from its source topic and offset, which `dlq show` gives", file=sys.stderr)
+    asked_for_truncated = set(truncated) & set(args.ids)
+    return 0 if (replayed or truncated) and not missing and not asked_for_truncated else 1

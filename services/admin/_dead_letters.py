@@ -24,10 +24,13 @@ async def dead_letter(conn: asyncpg.Connection, letter_id: int) -> dict[str, Any
     return dict(row) if row else None
 
 
-async def replay(conn: asyncpg.Connection, producer: AIOKafkaProducer, letter_ids: Sequence[int]) -> list[int]:
+async def replay(conn: asyncpg.Connection, producer: AIOKafkaProducer,
+                 letter_ids: Sequence[int]) -> tuple[list[int], list[int]]:
     """Send each letter's original key, payload and headers to its source topic again, and
-    count the replay; a letter that fails again comes back as a new dead letter."""
-    rows = await conn.fetch("SELECT * FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id", list(letter_ids))
+    count the replay; a letter that fails again comes back as a new dead letter. Returns the
+    ids replayed, and those not: truncated letters, which hold only part of their message."""
+    found = await conn.fetch("SELECT * FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id", list(letter_ids))
+    rows = [r for r in found if not r["truncated"]]
     sent = [
         await producer.send(r["source_topic"], bytes(r["payload"]), key=bytes(r["key"]) if r["key"] else None,
                             headers=[(k, v.encode()) for k, v in r["headers"].items()])
@@ -39,4 +42,4 @@ async def replay(conn: asyncpg.Connection, producer: AIOKafkaProducer, letter_id
         "UPDATE dead_letters SET replays = replays + 1, replayed_at = now() WHERE id = ANY($1::bigint[])",
         [r["id"] for r in rows],
     )
-    return [r["id"] for r in rows]
+    return [r["id"] for r in rows], [r["id"] for r in found if r["truncated"]]

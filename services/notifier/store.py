@@ -46,13 +46,14 @@ async def store_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLet
     for letter in letters:
         row_id = await conn.fetchval(
             """INSERT INTO dead_letters (consumer, reason, message, source_topic, source_partition,
-                                         source_offset, key, payload, headers, failed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+                                         source_offset, key, payload, headers, failed_at, truncated,
+                                         payload_bytes)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
                ON CONFLICT DO NOTHING  -- kept already: its source position, or (never consumed) its failure
                RETURNING id""",
             letter.consumer, letter.reason, letter.message, letter.source_topic, letter.source_partition,
             letter.source_offset, _b64(letter.key_base64), _b64(letter.payload_base64),
-            letter.headers, letter.failed_at,
+            letter.headers, letter.failed_at, letter.truncated, letter.payload_bytes,
         )
         if row_id is not None:
             stored.append((row_id, letter))

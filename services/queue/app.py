@@ -58,7 +58,7 @@ class QueueService(Service):
             self.pool, self.ctx.settings.queue, self.ctx.tracer, self.ctx.topic,
             results_share=share, **self._ops_options
         )
-        self.relay = OutboxRelay(self.pool, self.ctx.send)
+        self.relay = OutboxRelay(self.pool, self.ctx.send, dead_letter_topic=self.ctx.topic(Topics.DEAD_LETTER))
         self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
         self.housekeeping = Housekeeping(self.pool)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from services.runtime import Background, Outgoing, metrics, wait_or_timeout
+from services.runtime import Background, Outgoing, dead_letter_for, is_transient, metrics, wait_or_timeout
 
 from . import repository as repo
 
@@ -26,14 +26,14 @@ class OutboxRelay(Background):
         pool: asyncpg.Pool,
         send: Callable[[Sequence[Outgoing]], Awaitable[None]],
         *,
+        dead_letter_topic: str,
         batch: int = 1000,
     ):
         self.pool = pool
         self.send = send
+        self.dead_letter_topic = dead_letter_topic
         self.batch = batch
         self.wake = asyncio.Event()
-
-
 
     @metrics.timed("relay")
     async def relay_once(self) -> int:
@@ -41,9 +41,31 @@ class OutboxRelay(Background):
             rows = await repo.take_outbox(conn, self.batch)
             if not rows:
                 return 0
-            await self.send([message for _, message in rows])
+            await self._send([message for _, message in rows])
             await repo.delete_outbox(conn, [row_id for row_id, _ in rows])
         return len(rows)
+
+    async def _send(self, messages: list[Outgoing]) -> None:
+        """Send the batch; if the broker refuses one of them for good (too large), send the
+        others, and that one's dead letter in its place: a row left in the outbox would stop
+        the relay and re-send its batch-mates forever."""
+        try:
+            await self.send(messages)
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+        for message in messages:
+            try:
+                await self.send([message])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error("the broker refuses %s for %s (%s: %s); dead-lettering it",
+                          message.topic, message.key, type(exc).__name__, exc)
+                await self.send([dead_letter_for(message, reason="refused_by_broker",
+                                                 message=f"{type(exc).__name__}: {exc}",
+                                                 consumer="queue-outbox", topic=self.dead_letter_topic)])
 
     async def _run(self) -> None:
         while True:

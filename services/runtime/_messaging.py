@@ -110,12 +110,28 @@ async def _publish_through_faststream(broker: "KafkaBroker", messages: Sequence[
     await asyncio.gather(*futures)
 
 
+# A letter is base64 (4/3 of the payload) plus its envelope; these keep it under the
+# broker's default limit of 1 MiB however large the record it holds.
+LETTER_PAYLOAD_LIMIT = 600 * 1024
+LETTER_HEADERS_LIMIT = 64 * 1024
+TRUNCATED_PAYLOAD_BYTES = 64 * 1024
+
+
 def dead_letter_for(
     record: "Record | Outgoing", *, reason: str, message: str, consumer: str, topic: str | None = None
 ) -> Outgoing:
     """The dead letter of a consumed record, or of a message that was never consumed (the
-    planner's post that the queue never stored): whole, to replay to its topic."""
+    planner's post that the queue never stored): whole, to replay to its topic, unless that
+    would not fit in a message; then cut to fit (`truncated`)."""
     key = record.key.encode() if isinstance(record.key, str) else record.key
+    payload, headers = record.value, record.headers
+    truncated = False
+    if len(payload) > LETTER_PAYLOAD_LIMIT:
+        payload, truncated = payload[:TRUNCATED_PAYLOAD_BYTES], True
+    if sum(len(k) + len(v) for k, v in headers.items()) > LETTER_HEADERS_LIMIT:
+        headers, truncated = {}, True
+    if key is not None and len(key) > LETTER_HEADERS_LIMIT:
+        key, truncated = key[:LETTER_HEADERS_LIMIT], True
     letter = DeadLetter(
         reason=reason,
         message=message[:2000],
@@ -124,9 +140,11 @@ def dead_letter_for(
         source_partition=getattr(record, "partition", None),
         source_offset=getattr(record, "offset", None),
         key_base64=base64.b64encode(key).decode() if key is not None else None,
-        payload_base64=base64.b64encode(record.value).decode(),
-        headers=record.headers,
+        payload_base64=base64.b64encode(payload).decode(),
+        headers=headers,
         failed_at=datetime.now(timezone.utc),
+        payload_bytes=len(record.value),
+        truncated=truncated,
     )
     DEAD_LETTERS.labels(consumer, reason).inc()
     return Outgoing.of(topic or Topics.DEAD_LETTER, key.decode("utf-8", "replace") if key is not None else "", letter)

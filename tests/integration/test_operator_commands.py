@@ -235,3 +235,24 @@ async def test_dead_letters_are_listed_shown_and_replayed(autopost, kafka_bootst
     assert replayed["replays"] == 1 and replayed["replayed_at"]
     again = next(r for r in rows if r["id"] != letter["id"])
     assert again["source_offset"] != letter["source_offset"], "a new record, from the replay"
+
+
+async def test_a_dead_letter_too_large_to_keep_whole_is_shown_as_cut_and_not_replayed(
+    autopost, kafka_bootstrap, topic_prefix, database_url
+):
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    huge = b'{"postId": "' + b"x" * 900_000  # not JSON, and a letter of it whole would be over 1 MiB
+    async with Pipeline(settings, ["queue", "notifier"]):
+        await produce(kafka_bootstrap, topic_prefix + Topics.POST_PLANNED, [huge], key=b"upstream-8")
+
+        async def listed():
+            code, out = await autopost("dlq", "ls", "--json")
+            return orjson.loads(out) if code == 0 and orjson.loads(out) else None
+
+        (letter,) = await wait_for(listed, 20, "the dead letter kept")
+        code, out = await autopost("dlq", "show", str(letter["id"]))
+        assert code == 0 and "truncated: True" in out and f"payload_bytes: {len(huge)}" in out
+        code, out = await autopost("dlq", "replay", str(letter["id"]))
+        assert code == 1 and "not replayed" in out and "replayed 0" in out
+        code, out = await autopost("dlq", "ls", "--json")
+        assert [r["replays"] for r in orjson.loads(out)] == [0]

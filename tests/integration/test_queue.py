@@ -226,3 +226,39 @@ async def test_one_platforms_older_backlog_does_not_hold_up_the_others_dispatch(
                 assert len(claimed) == 10 and full and {d.platform for d in claimed} == {"tiktok"}
     finally:
         await pool.close()
+
+
+async def test_an_outbox_message_the_broker_refuses_is_dead_lettered_and_the_rest_sent(
+    kafka_bootstrap, topic_prefix, database_url
+):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from contracts import DeadLetter
+    from services.queue import repository as repo
+    from services.queue.outbox import OutboxRelay
+    from services.runtime import Outgoing, build_broker, create_pool, ensure_topics, publish_all
+
+    settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+    topic, dead_letters = topic_prefix + "outbox.test", topic_prefix + Topics.DEAD_LETTER
+    await ensure_topics(settings.kafka, [topic, dead_letters])
+    huge = b"x" * 1_200_000  # over the producer's 1 MiB message limit
+    broker = build_broker(settings.kafka, TracerProvider(), "relay-test")
+    await broker.start()
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+            await repo.write_outbox(conn, [Outgoing(topic, "a", b"one"), Outgoing(topic, "b", huge),
+                                           Outgoing(topic, "c", b"two")])
+        relay = OutboxRelay(pool, lambda messages: publish_all(broker, messages), dead_letter_topic=dead_letters)
+        assert await relay.relay_once() == 3
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await pool.close()
+        await broker.stop()
+    # "one", sent before the refusal, is sent again with the rest: at least once, as ever
+    assert {r.value for r in await read_topic(kafka_bootstrap, topic, 3)} == {b"one", b"two"}
+    [letter] = [DeadLetter.from_bytes(r.value) for r in await read_topic(kafka_bootstrap, dead_letters, 1)]
+    assert (letter.consumer, letter.reason, letter.source_topic) == ("queue-outbox", "refused_by_broker", topic)
+    assert letter.truncated and letter.payload_bytes == len(huge) and "MessageSizeTooLarge" in letter.message

@@ -18,7 +18,7 @@ import orjson
 
 from contracts import ContractError, ScheduleInput, decode
 
-from .domain import HeuristicStrategy, generate_optimal_schedule, learned_schedule, schedule_with
+from .domain import generate_optimal_schedule, learned_schedule
 
 
 class InputError(ValueError):
@@ -53,11 +53,8 @@ def plan(inputs: list[ScheduleInput], now: datetime, *, count: int, horizon_days
          strategy: str) -> list[list[dict[str, Any]]]:
     results = []
     for schedule_input in inputs:
-        if strategy == "heuristic" and not schedule_input.blackouts:
+        if strategy == "heuristic":
             slots = generate_optimal_schedule(schedule_input, now, count=count, horizon_days=horizon_days)
-        elif strategy == "heuristic":
-            slots = schedule_with(HeuristicStrategy(), schedule_input, now, count=count,
-                                  horizon_days=horizon_days)
         else:
             slots = learned_schedule(schedule_input, now, count=count, horizon_days=horizon_days)
         results.append([slot.to_wire() for slot in slots])

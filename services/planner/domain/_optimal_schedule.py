@@ -1,7 +1,8 @@
 """The original spec's `generateOptimalSchedule`, made correct: the best slots in a window.
 
 It keeps a candidate loop of its own beside `rank_slots`, which `schedule_with` uses with
-blackouts and the learned strategy: without blackouts it needs none of that search's rules,
+blackouts (an input with blackouts goes there) and the learned strategy: without blackouts it
+needs none of that search's rules,
 and through it the heuristic plans at half the speed (benchmarks/planner.py --strategy
 heuristic: 4,100-4,200 plans/s against 8,800-9,100, side by side). A property test checks that
 both give the same slots.
@@ -18,6 +19,8 @@ from contracts import WEEKDAYS, ScheduleInput, ScheduleSlot
 
 from ._hour_scores import hour_scores
 from ._local_hour_starts import hour_starts_in_utc
+from ._schedule import schedule_with
+from ._strategies import HeuristicStrategy
 from ._window import SchedulingWindow, scheduling_window
 
 _EVERY_DAY = frozenset(range(7))
@@ -41,10 +44,14 @@ def generate_optimal_schedule(
     timezone) inside the window [max(now, not_before), min(not_after, start + horizon_days)],
     plus the window's opening minute when it falls in such an hour. A slot scores its local
     hour's engagement (see `hour_scores`). With no candidate on a peak day, any day will do;
-    with none at all, the window's opening is the one slot, scored 0.
+    with none at all, the window's opening is the one slot, scored 0. With blackouts, the
+    slots outside them (`schedule_with`: none when they cover the whole window).
     """
     if count < 1:
         raise ValueError("count must be at least 1")
+    if schedule_input.blackouts:
+        return schedule_with(HeuristicStrategy(), schedule_input, now, count=count, horizon_days=horizon_days,
+                             not_before=not_before, not_after=not_after)
     window = scheduling_window(now, horizon_days, not_before, not_after)
     audience = schedule_input.audience_data
     zone = ZoneInfo(audience.timezone)

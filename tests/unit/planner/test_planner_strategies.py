@@ -15,6 +15,7 @@ from contracts import (
     WEEKDAYS,
     AudienceData,
     BestTime,
+    Blackout,
     ContentType,
     EngagementFigures,
     HistoricalPerformance,
@@ -80,6 +81,17 @@ def test_the_heuristic_strategy_gives_what_generate_optimal_schedule_gives(sched
     through_search = schedule_with(HeuristicStrategy(), schedule_input, now, count=count, horizon_days=horizon)
     assert [(s.timestamp, s.expected_engagement) for s in through_search] == \
         [(s.timestamp, s.expected_engagement) for s in original]
+
+
+def test_generate_optimal_schedule_keeps_out_of_the_inputs_blackouts():
+    schedule_input = ScheduleInput(platform="tiktok", content_type="video", audience_data=AUDIENCE,
+                                   historical_performance=HISTORY)
+    (best,) = generate_optimal_schedule(schedule_input, NOW)
+    assert best.timestamp == datetime(2026, 6, 2, 19, 0, tzinfo=UTC), "Tuesday at the best hour"
+    evenings = schedule_input.model_copy(update={"blackouts": [Blackout(local_start="18:30", local_end="23:00")]})
+    slots = generate_optimal_schedule(evenings, NOW, count=3)
+    assert [(s.timestamp.day, s.timestamp.hour) for s in slots] == [(2, 18), (4, 18), (2, 12)], \
+        "the evening's start before 18:30, then noon: never 19:00 or 20:00"
 
 
 def test_industry_times_are_the_same_for_every_account():

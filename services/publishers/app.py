@@ -101,8 +101,10 @@ def stored_tokens(ctx: ServiceContext, pool: asyncpg.Pool, oauth_http: httpx.Asy
                                      tracer=ctx.tracer))
 
 
-def preflight_for(settings: Settings, client: PlatformClient, tokens: TokenSource, ledger: QuotaLedger) -> Preflight:
-    """The rules, token and quotas in front of `client` (made with `preflighted=True`)."""
+def preflight_for(settings: Settings, client: PlatformClient, tokens: TokenSource,
+                  ledger: QuotaLedger | None) -> Preflight:
+    """The rules, token and quotas in front of `client` (made with `preflighted=True` when
+    there is a ledger)."""
     # Instagram's own count, read by its client (within the account's cap) for the ledger
     instagram_limit = client.publishing_limit if isinstance(client, InstagramClient) else None
     return Preflight(tokens, ledger, quota_rules(settings.quotas), instagram_limit=instagram_limit)

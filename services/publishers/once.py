@@ -30,10 +30,9 @@ from services.quotas import QuotaLedger
 from services.runtime import Settings, create_pool
 
 from .app import media_policy, platform_client, preflight_for
-from .credentials import StoredTokens, TokenSource, with_token
+from .credentials import StoredTokens, TokenSource
 from .platforms import Accepted, MemoryJournal, PlatformError, Published, media_client
 from .platforms._media import is_video
-from .preflight import rule_violation
 
 RETRIED = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
 
@@ -91,7 +90,7 @@ async def publish_once(
         account_id=account_id, attempt=1, content_type=content_type, caption=caption,
         hashtags=hashtags or [], media=[ref], scheduled_time=scheduled_time or datetime.now(timezone.utc),
     )
-    if tokens is not None:  # no database: the platform's rules are checked, no quota is counted
+    if tokens is not None:  # no database: the rules are checked as ever, no quota is counted
         return await _once(settings, request, tokens, timeout, attempts, poll_interval)
     # the account's stored token, refreshed when due, and the quotas, as the publishers use them
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -118,13 +117,8 @@ async def _once(settings: Settings, request: PublishRequested, tokens: TokenSour
         async def send(checked: PublishRequested, token: str) -> Accepted | Published:
             return await _publish(client, checked, token, journal, attempts, deadline, outcome)
 
-        try:
-            if ledger is not None:  # the rules, the token and the quotas, as a publisher has them
-                published = await preflight_for(settings, client, tokens, ledger).publish(request, send)
-            else:
-                if (violation := rule_violation(request)) is not None:
-                    raise violation
-                published = await with_token(tokens, platform, account_id, lambda token: send(request, token))
+        try:  # the rules, the token and (with a ledger) the quotas, as a publisher has them
+            published = await preflight_for(settings, client, tokens, ledger).publish(request, send)
         except PlatformError as error:
             outcome.error, outcome.remote_handle = error.to_contract(), error.handle
             return outcome

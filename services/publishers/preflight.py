@@ -40,7 +40,9 @@ def created_nothing(error: PlatformError) -> bool:
 
 
 class Preflight:
-    def __init__(self, tokens: TokenSource, ledger: QuotaLedger, rules: dict[str, QuotaRule], *,
+    """`ledger` None: no quota is counted (publish-once without a database)."""
+
+    def __init__(self, tokens: TokenSource, ledger: QuotaLedger | None, rules: dict[str, QuotaRule], *,
                  instagram_limit: ReadPublishingLimit | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.tokens, self.ledger, self.rules = tokens, ledger, rules
@@ -53,20 +55,24 @@ class Preflight:
         """`send(request, token)` once rules, token and quotas allow it; PlatformError otherwise."""
         if (violation := rule_violation(request)) is not None:
             raise violation
+        ledger = self.ledger
+        if ledger is None:
+            return await with_token(self.tokens, request.platform, request.account_id,
+                                    lambda token: send(request, token))
         costs = publish_costs(self.rules, request)
 
         async def attempt(token: str) -> T:
-            await self._reserve(request, costs, token)
+            await self._reserve(ledger, request, costs, token)
             try:
                 return await send(request, token)
             except PlatformError as error:
                 if created_nothing(error):  # the post did not count
-                    await self.ledger.release(costs)
+                    await ledger.release(costs)
                 raise
 
         return await with_token(self.tokens, request.platform, request.account_id, attempt)
 
-    async def _reserve(self, request: PublishRequested, costs: list[Cost], token: str) -> None:
+    async def _reserve(self, ledger: QuotaLedger, request: PublishRequested, costs: list[Cost], token: str) -> None:
         observed = None
         if request.platform is Platform.INSTAGRAM and self.instagram_limit is not None and costs:
             limit = await self.instagram_limit(request.account_id, token)
@@ -74,10 +80,10 @@ class Preflight:
                 rule = costs[0].rule
                 # stored only when it differs: the default needs no row, and it is re-read each time
                 if limit.total != self._learned.get(request.account_id, rule.limit):
-                    await self.ledger.learn_limit(rule, request.account_id, limit.total)
+                    await ledger.learn_limit(rule, request.account_id, limit.total)
                     self._learned[request.account_id] = limit.total
                 observed = {(rule.bucket, request.account_id): (limit.used, limit.total)}
-        denied = await self.ledger.reserve(costs, observed=observed)
+        denied = await ledger.reserve(costs, observed=observed)
         if denied is not None:
             now = self.clock()
             log.info("deferring %s: %s", request.target_id, denied.message)

@@ -404,17 +404,18 @@ def _report(video_id: str, item: dict[str, Any], now: datetime) -> StatusReport:
     status = item.get("status") or {}
     processing = item.get("processingDetails") or {}
     upload_status = status.get("uploadStatus")
+    # first: a video rejected after processing (a duplicate, a claim) still says "succeeded"
+    if upload_status in ("failed", "rejected", "deleted"):
+        reason = status.get("failureReason") or status.get("rejectionReason") or upload_status
+        error_class = ErrorClass.RETRYABLE if reason == "uploadAborted" else ErrorClass.PERMANENT
+        error = PlatformError(error_class, str(reason), f"YouTube {upload_status} the video: {reason}")
+        return StatusReport(ObservedState.FAILED, error=error.to_contract(), detail=str(upload_status))
     if upload_status == "processed" or processing.get("processingStatus") == "succeeded":
         publish_at = status.get("publishAt")
         if publish_at and status.get("privacyStatus") == "private" and _timestamp(publish_at) > now.timestamp():
             return StatusReport(ObservedState.PROCESSING, detail=f"scheduled: public at {publish_at}")
         return StatusReport(ObservedState.PUBLISHED, url=watch_url(video_id),
                             detail=f"privacy: {status.get('privacyStatus')}")
-    if upload_status in ("failed", "rejected", "deleted"):
-        reason = status.get("failureReason") or status.get("rejectionReason") or upload_status
-        error_class = ErrorClass.RETRYABLE if reason == "uploadAborted" else ErrorClass.PERMANENT
-        error = PlatformError(error_class, str(reason), f"YouTube {upload_status} the video: {reason}")
-        return StatusReport(ObservedState.FAILED, error=error.to_contract(), detail=str(upload_status))
     if processing.get("processingStatus") in ("failed", "terminated"):
         reason = processing.get("processingFailureReason") or processing["processingStatus"]
         error = PlatformError(ErrorClass.PERMANENT, str(reason), f"YouTube processing failed: {reason}")

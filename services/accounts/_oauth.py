@@ -47,8 +47,11 @@ _INSTAGRAM = {"authorize": ("https://api.instagram.com", "/oauth/authorize"),
 _GOOGLE = {"authorize": ("https://accounts.google.com", "/o/oauth2/v2/auth"),
            "token": ("https://oauth2.googleapis.com", "/token")}
 
-TIKTOK_SCOPES = ("user.info.basic", "video.publish", "video.upload")
-INSTAGRAM_SCOPES = ("instagram_business_basic", "instagram_business_content_publish")
+# the last ones read engagement (video.list: a post's counts, user.info.stats: followers;
+# the insights): a user may untick them and still post, and then no engagement is collected
+TIKTOK_SCOPES = ("user.info.basic", "video.publish", "video.upload", "video.list", "user.info.stats")
+INSTAGRAM_SCOPES = ("instagram_business_basic", "instagram_business_content_publish",
+                    "instagram_business_manage_insights")
 GOOGLE_SCOPES = ("https://www.googleapis.com/auth/youtube.upload",
                  "https://www.googleapis.com/auth/youtube.readonly")
 

@@ -137,6 +137,21 @@ def classified(token: str) -> Iterator[None]:
         raise (error.redacted(token) if token else error) from None
 
 
+@contextmanager
+def engagement_refusals(platform: str, permission_codes: Callable[[str], bool]) -> Iterator[None]:
+    """An engagement read the account's grant does not cover (a scope unticked, an insight not
+    given) fails for good: reconnecting the account, the answer to a rejected token, would
+    take it out of service for its posting too, and grant nothing more."""
+    try:
+        yield
+    except PlatformError as error:
+        if error.error_class is not ErrorClass.AUTH or not permission_codes(error.code):
+            raise
+        raise PlatformError(ErrorClass.PERMANENT, "engagement_not_permitted",
+                            f"{platform} does not let this account's grant read engagement "
+                            f"({error.code}): {error.message}") from None
+
+
 def transport_failure(exc: httpx.TransportError) -> PlatformError:
     """A request that got no answer. Only one that never left is sure not to have arrived."""
     text = f"{type(exc).__name__}: {exc}"

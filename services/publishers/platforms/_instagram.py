@@ -39,6 +39,7 @@ from ._base import (
     bearer,
     caption_text,
     classified,
+    engagement_refusals,
     count,
     json_body,
     repeatable,
@@ -83,6 +84,9 @@ _CODE_CLASSES = {
     10: ErrorClass.AUTH, 102: ErrorClass.AUTH, 104: ErrorClass.AUTH, 190: ErrorClass.AUTH,
     **{code: ErrorClass.AUTH for code in range(200, 300)},
 }
+# Graph's permission errors (10, 200-299): a token without the insights permission, or media
+# with too few viewers for insights; 190 and 102 are the token itself
+_PERMISSION_CODES = {10, *range(200, 300)}
 _SUBCODE_IN_STATUS = re.compile(r"\b(2207\d{3})\b")
 _INSIGHTS = "views,likes,comments,shares,saved"
 
@@ -116,6 +120,10 @@ def _id(body: dict[str, Any]) -> str:
     if not body.get("id"):
         raise PlatformError(ErrorClass.RETRYABLE, "invalid_response", "instagram: reply without an id")
     return str(body["id"])
+
+
+def _permission_refused(label: str) -> bool:
+    return _int(label.split("/")[0]) in _PERMISSION_CODES
 
 
 def _int(value: Any) -> int | None:
@@ -231,7 +239,7 @@ class InstagramClient(PlatformClientBase):
         account = handle.extra.get("igUserId")
         if not account:
             raise PlatformError(ErrorClass.PERMANENT, "unknown_handle", "the media handle has no igUserId")
-        with classified(token):
+        with classified(token), engagement_refusals("instagram", _permission_refused):
             insights = await self._get(account_id, f"/{handle.id}/insights", token, metric=_INSIGHTS,
                                        period="lifetime")
             profile = await self._get(account_id, f"/{account}", token, fields="followers_count")

@@ -42,6 +42,7 @@ from ._base import (
     bearer,
     caption_text,
     classified,
+    engagement_refusals,
     count,
     first_line,
     json_body,
@@ -83,7 +84,8 @@ _UNSENT_REMEMBERED = 10_000
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
 _QUOTA = {"spam_risk_too_many_posts", "spam_risk_too_many_pending_share", "reached_active_user_cap"}
-_AUTH = {"access_token_invalid", "scope_not_authorized", "scope_permission_missed"}
+_SCOPE_REFUSED = {"scope_not_authorized", "scope_permission_missed"}
+_AUTH = {"access_token_invalid", *_SCOPE_REFUSED}
 # fail_reason of a FAILED publish; anything else is a media or policy problem (permanent)
 _FAIL_CLASSES = {
     "internal": ErrorClass.RETRYABLE,
@@ -312,7 +314,7 @@ class TikTokClient(PlatformClientBase):
         if post_id is None:
             raise PlatformError(ErrorClass.PERMANENT, "no_public_post",
                                 "the post has no public id (e.g. SELF_ONLY): TikTok gives no figures")
-        with classified(token):
+        with classified(token), engagement_refusals("tiktok", _SCOPE_REFUSED.__contains__):
             data = await self._call(f"/v2/video/query/?fields={_VIDEO_FIELDS}", "video_query", account_id,
                                     token, {"filters": {"video_ids": [post_id]}})
             video = next((v for v in data.get("videos") or [] if str(v.get("id")) == post_id), None)

@@ -109,6 +109,13 @@ class EngagementSuite:
         assert figures.audience_size == app.state.sandbox.engagement.audience(self.platform.value, self.account)
         assert figures.interactions > 0
 
+    async def refused(self, client, app, answer: JSONResponse) -> PlatformError:
+        handle, url = await self.published(client)
+        getattr(app.state.sandbox, self.platform.value).faults = AnswerWith(self.first_operation, answer)
+        with pytest.raises(PlatformError) as raised:
+            await client.fetch_engagement(handle, self.token, self.account, url)
+        return raised.value
+
     async def test_another_platforms_handle_is_refused(self, client):
         with pytest.raises(PlatformError) as raised:
             await client.fetch_engagement(RemoteHandle(kind="elsewhere", id="1"), self.token, self.account, None)
@@ -127,6 +134,18 @@ class TestTikTokEngagement(EngagementSuite):
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.PERMANENT, "no_public_post")
 
 
+    @pytest.mark.parametrize("code", ["scope_not_authorized", "scope_permission_missed"])
+    async def test_a_scope_the_user_did_not_grant_fails_the_read_not_the_account(self, client, app, code):
+        error = await self.refused(client, app, JSONResponse(
+            {"data": {}, "error": {"code": code, "message": "video.list not granted", "log_id": "1"}}, 401))
+        assert (error.error_class, error.code) == (ErrorClass.PERMANENT, "engagement_not_permitted")
+
+    async def test_a_rejected_token_is_still_a_token_problem(self, client, app):
+        error = await self.refused(client, app, JSONResponse(
+            {"data": {}, "error": {"code": "access_token_invalid", "message": "expired", "log_id": "1"}}, 401))
+        assert error.error_class is ErrorClass.AUTH
+
+
 class TestInstagramEngagement(EngagementSuite):
     platform = Platform.INSTAGRAM
     account = "17841400000000001"
@@ -141,6 +160,18 @@ class TestInstagramEngagement(EngagementSuite):
         await asyncio.sleep(3 * TIMESCALE)
         figures = await client.fetch_engagement(handle, self.token, self.account, url)
         assert figures.saves is not None
+
+
+    @pytest.mark.parametrize("code", [10, 200])
+    async def test_insights_the_grant_does_not_give_fail_the_read_not_the_account(self, client, app, code):
+        error = await self.refused(client, app, JSONResponse(
+            {"error": {"code": code, "message": "(#10) Not enough viewers for the media to show insights"}}, 400))
+        assert (error.error_class, error.code) == (ErrorClass.PERMANENT, "engagement_not_permitted")
+
+    async def test_a_rejected_token_is_still_a_token_problem(self, client, app):
+        error = await self.refused(client, app, JSONResponse(
+            {"error": {"code": 190, "message": "Error validating access token"}}, 400))
+        assert error.error_class is ErrorClass.AUTH
 
 
 class TestYouTubeEngagement(EngagementSuite):

@@ -34,6 +34,9 @@ _ALERT_NAMESPACE = uuid.UUID("0b7f4a52-93c1-4c0e-8d0f-6a3e21c5d9b4")
 _CACHE_SECONDS = 30.0
 # an account still used while it needs reconnecting repeats its alert (same id) this often
 _REMIND_EVERY = timedelta(minutes=10)
+# a planned refresh that failed is tried again this much later, the token it meant to replace
+# used meanwhile while it lasts
+_REFRESH_AGAIN_AFTER = timedelta(seconds=60)
 
 
 def _utcnow() -> datetime:
@@ -71,9 +74,18 @@ class AccessTokens:
         if stored is not None and stored.status is AccountStatus.NEEDS_RECONNECT:
             await self._remind(platform, account_id, stored, now)
         credential = self._usable(platform, account_id, stored)
-        if refresh_due(platform, credential, now):
+        if not refresh_due(platform, credential, now):
+            return self._remember(platform, account_id, credential, now)
+        try:
             return await self._refresh(platform, account_id, stale=credential.access_token, forced=False)
-        return self._remember(platform, account_id, credential, now)
+        except RefreshFailed:
+            expires = credential.access_expires_at
+            if expires is None or expires <= now:
+                raise
+            # ahead of expiry (up to Instagram's last week): the token works still, the
+            # platform's token endpoint does not; posting waits for neither
+            return self._remember(platform, account_id, credential, now,
+                                  until=min(now + _REFRESH_AGAIN_AFTER, expires))
 
     async def _read_batch(self, keys: list[tuple[Platform, str]]) -> list[StoredAccount | None]:
         async with self.store.pool.acquire() as conn:
@@ -164,10 +176,13 @@ class AccessTokens:
             raise AccountUnavailable("account_not_connected", f"{name} is {stored.status.value}, not connected")
         return stored.credential
 
-    def _remember(self, platform: Platform, account_id: str, credential: Credential, now: datetime) -> str:
-        until = now + timedelta(seconds=self.cache_seconds)
-        if credential.access_expires_at is not None:
-            until = min(until, credential.access_expires_at - REFRESH_MARGIN[platform])
+    def _remember(self, platform: Platform, account_id: str, credential: Credential, now: datetime,
+                  until: datetime | None = None) -> str:
+        """Cache the token until `until`, by default a while and never into its refresh margin."""
+        if until is None:
+            until = now + timedelta(seconds=self.cache_seconds)
+            if credential.access_expires_at is not None:
+                until = min(until, credential.access_expires_at - REFRESH_MARGIN[platform])
         key = (platform, account_id)
         self._cache[key] = _Cached(credential.access_token, until)
         self._cache.move_to_end(key)

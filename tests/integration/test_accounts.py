@@ -207,6 +207,40 @@ async def test_a_transient_refresh_failure_never_disconnects(database_url):
         assert alerts == []
 
 
+async def test_a_planned_refresh_that_fails_leaves_the_token_in_use_while_it_lasts(database_url):
+    class Down(sandbox.Faults):
+        tried = 0
+
+        def before(self, operation, request):
+            if operation != "instagram.oauth_refresh":
+                return None
+            self.tried += 1
+            return Response("down", 503)
+
+    account = "17841400000000001"
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.INSTAGRAM, account)])
+        old = oauth.tokens_of("instagram", account)["access"][0]
+        conn = await asyncpg.connect(database_url)
+        try:  # a token in its last week, old enough to refresh: the refresh is due
+            await conn.execute("UPDATE credentials SET issued_at = now() - interval '53 days'")
+        finally:
+            await conn.close()
+        await set_expiry(database_url, account, 6 * 86_400)
+        oauth.faults = down = Down()
+        async with token_source(settings, []) as (tokens, store):
+            assert await tokens.current(Platform.INSTAGRAM, account) == old
+            assert await tokens.current(Platform.INSTAGRAM, account) == old
+            assert down.tried == 1, "tried again only after a while"
+        await set_expiry(database_url, account, -1)  # expired: nothing to fall back on
+        async with token_source(settings, []) as (tokens, store):
+            with pytest.raises(RefreshFailed):
+                await tokens.current(Platform.INSTAGRAM, account)
+            assert down.tried == 2
+            assert (await store.get(Platform.INSTAGRAM, account)).status is AccountStatus.CONNECTED
+
+
 async def test_invalid_grant_needs_reconnect_and_raises_one_alert(database_url):
     async with AsyncExitStack() as stack:
         settings, oauth, _ = await setup(stack, database_url)

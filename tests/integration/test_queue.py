@@ -34,6 +34,18 @@ async def test_migrations_apply_once_and_are_safe_to_run_again_concurrently(data
             await c.close()
 
 
+async def test_a_migration_may_take_longer_than_the_connections_command_timeout(database_url, monkeypatch):
+    from services.runtime import _migrate
+
+    slow = [*migration_files(), ("999_slow", "SELECT pg_sleep(1.5)")]  # an index on a large table
+    monkeypatch.setattr(_migrate, "migration_files", lambda: slow)
+    conn = await asyncpg.connect(database_url, command_timeout=1)
+    try:
+        assert (await apply_migrations(conn))[-1] == "999_slow"
+    finally:
+        await conn.close()
+
+
 async def test_planned_post_is_stored_once_and_each_target_dispatched_at_its_time(
     kafka_bootstrap, topic_prefix, database_url
 ):

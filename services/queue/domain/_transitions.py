@@ -296,8 +296,13 @@ def on_engagement_observed(
         return replace(_next_collection(state, cadence), emit=Emit.ENGAGEMENT_OBSERVED)
     if observed.error is not None and observed.error.error_class is ErrorClass.PERMANENT:
         return _next_collection(state, cadence)
-    return Change(replace(state, version=state.version + 1,
-                          due_at=now + timedelta(seconds=cadence.retry_seconds)))
+    # as late again as it is already (1, 2, 4 … minutes): a post gone from the platform (a read
+    # that says "not listed" until the collection is given up) is read a dozen times, not once
+    # a minute for a day, each read the platform's quota
+    due = _collection_due(state, checks, cadence)
+    late = (now - due).total_seconds() if due is not None else 0.0
+    wait = max(cadence.retry_seconds, late, (observed.error.retry_after_sec or 0.0) if observed.error else 0.0)
+    return Change(replace(state, version=state.version + 1, due_at=now + timedelta(seconds=wait)))
 
 
 def _next_collection(state: TargetState, cadence: EngagementCadence) -> Change:

@@ -143,6 +143,24 @@ def test_a_read_that_failed_for_now_is_retried():
     assert change.state.due_at == NOW + timedelta(hours=1, seconds=60)
 
 
+def test_a_read_that_keeps_failing_is_retried_further_apart_and_as_the_platform_asks():
+    state, at, reads = posted(checks=1), NOW + timedelta(hours=24), 0
+    error = PublishError(error_class=ErrorClass.RETRYABLE, code="video_not_listed", message="gone")
+    while state.engagement_checks == 1:  # a post deleted from the platform: never listed again
+        change = on_engagement_due(state, at, CADENCE)
+        if change.emit is None:  # given up: too late to compare
+            state = change.state
+            break
+        reads += 1
+        state = on_engagement_observed(change.state, observed(state, 86_400.0, error=error), at, CADENCE).state
+        at = state.due_at
+    assert state.engagement_checks == 2 and 8 <= reads <= 14, reads
+    limited = PublishError(error_class=ErrorClass.RATE_LIMITED, code="429", message="slow", retry_after_sec=900)
+    change = on_engagement_observed(posted(), observed(posted(), 3600.0, error=limited), NOW + timedelta(hours=1),
+                                    CADENCE)
+    assert change.state.due_at == NOW + timedelta(hours=1, seconds=900)
+
+
 def test_a_read_that_will_never_work_skips_to_the_next_age():
     state = posted()
     error = PublishError(error_class=ErrorClass.PERMANENT, code="no_public_post", message="private")

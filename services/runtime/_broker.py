@@ -35,6 +35,8 @@ BatchHandler = Callable[[list[Record]], Awaitable[None]]
 # turn into a hot loop; anything else is a message the handler cannot process, found by
 # handling the batch one record at a time, and set aside on the dead-letter topic.
 INFRA_RETRY_SECONDS = 2.0
+# a log shorter than our position this long was recreated or truncated: read it from the start
+REWIND_AFTER_SECONDS = 10.0
 
 
 def build_broker(settings: KafkaSettings, tracer_provider: TracerProvider, client_id: str) -> KafkaBroker:
@@ -131,6 +133,8 @@ class ConsumerWatch:
     backlog_since: float | None = None
     batches: int = 0
     _stall: bool = field(default=False, repr=False)
+    # partitions whose log ended before our position: (that position, since when, monotonic)
+    _behind: dict[Any, tuple[int, float]] = field(default_factory=dict, repr=False)
 
     def completed(self, records: Sequence[Record]) -> None:
         now = time.monotonic()
@@ -175,12 +179,25 @@ class ConsumerWatch:
                 async with asyncio.timeout(2.0):  # asyncio.wait_for could swallow a cancellation
                     position = await consumer.position(tp)
                 if position > highwater:
-                    await _rewind_reset_log(consumer, tp, position, highwater)
+                    await self._behind_the_log(consumer, tp, position, highwater)
                     continue
+                self._behind.pop(tp, None)
             except Exception:  # revoked mid-rebalance: it is someone else's now
                 continue
             waiting += highwater - position
         return len(assigned), waiting
+
+    async def _behind_the_log(self, consumer: Any, tp: Any, position: int, end: int) -> None:
+        """Rewind only a log that stays shorter than our position: right after a leader change,
+        Apache Kafka's new leader may answer a high watermark behind what was read, for a
+        moment; a recreated topic stays behind."""
+        now = time.monotonic()
+        seen = self._behind.get(tp)
+        if seen is None or seen[0] != position:
+            self._behind[tp] = (position, now)
+        elif now - seen[1] >= REWIND_AFTER_SECONDS:
+            del self._behind[tp]
+            await _rewind_reset_log(consumer, tp, position, end)
 
     async def check(self, stall_seconds: float) -> dict[str, Any]:
         """Progress now: stalled when a batch has run longer than `stall_seconds`, or when

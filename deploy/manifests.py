@@ -68,6 +68,9 @@ def _publisher(platform: Platform) -> Spec:
         database=True,  # accounts, credentials and remote handles
         credential_key=True,
         scaling=Scaling(f"publisher.{platform.value}", Topics.publish_requested(platform), lag_threshold=50),
+        # a batch waits on its accounts' rate caps and uploads: fewer records, longer allowed
+        extra_env={"KAFKA_MAX_POLL_RECORDS": "100", "KAFKA_MAX_POLL_INTERVAL_MS": "900000",
+                   "AUTOPOST_STALL_SECONDS": "900"},
     )
 
 

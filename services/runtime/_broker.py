@@ -86,6 +86,7 @@ def subscribe_batches(
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=max_records or settings.max_poll_records,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
     )
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER

@@ -46,6 +46,9 @@ class KafkaSettings:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_records: int = 500
+    # a batch that runs longer than this loses the consumer its partitions (and another
+    # replica reads the batch again): publishers waiting on an account's rate cap need more
+    max_poll_interval_ms: int = 300_000
 
     @classmethod
     def from_env(cls) -> "KafkaSettings":
@@ -58,6 +61,7 @@ class KafkaSettings:
             session_timeout_ms=_env_int("KAFKA_SESSION_TIMEOUT_MS", cls.session_timeout_ms),
             heartbeat_interval_ms=_env_int("KAFKA_HEARTBEAT_INTERVAL_MS", cls.heartbeat_interval_ms),
             max_poll_records=_env_int("KAFKA_MAX_POLL_RECORDS", cls.max_poll_records),
+            max_poll_interval_ms=_env_int("KAFKA_MAX_POLL_INTERVAL_MS", cls.max_poll_interval_ms),
         )
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+from contextlib import asynccontextmanager
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,10 +14,22 @@ from services.runtime import build_broker, ensure_topics, subscribe_batches
 pytestmark = pytest.mark.integration
 
 
-async def test_a_poison_record_is_dead_lettered_and_an_outage_is_retried(kafka_bootstrap, topic_prefix):
+@asynccontextmanager
+async def consuming(kafka_bootstrap, topic_prefix, name, handler):
+    """A consumer of `<prefix>poison.<name>` in group `<name>` running `handler`; yields the topic."""
     settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
-    topic = topic_prefix + "poison.test"
+    topic = f"{topic_prefix}poison.{name}"
     await ensure_topics(settings.kafka, [topic, topic_prefix + Topics.DEAD_LETTER])
+    broker = build_broker(settings.kafka, TracerProvider(), name)
+    subscribe_batches(broker, settings.kafka, topics=[topic], group_id=name, handler=handler)
+    await broker.start()
+    try:
+        yield topic
+    finally:
+        await broker.stop()
+
+
+async def test_a_poison_record_is_dead_lettered_and_an_outage_is_retried(kafka_bootstrap, topic_prefix):
     handled: list[bytes] = []
     outage = {"left": 2}
 
@@ -29,16 +42,11 @@ async def test_a_poison_record_is_dead_lettered_and_an_outage_is_retried(kafka_b
                 raise ValueError("cannot handle this one")
         handled.extend(r.value for r in records)
 
-    broker = build_broker(settings.kafka, TracerProvider(), "poison-test")
-    subscribe_batches(broker, settings.kafka, topics=[topic], group_id="poison-test", handler=handler)
-    await broker.start()
-    try:
+    async with consuming(kafka_bootstrap, topic_prefix, "poison-test", handler) as topic:
         await produce(kafka_bootstrap, topic, [b"one", b"poison", b"two"], key=b"k")
         await wait_for(lambda: asyncio.sleep(0, {b"one", b"two"} <= set(handled)), 30, "the good records")
         await produce(kafka_bootstrap, topic, [b"three"], key=b"k")
         await wait_for(lambda: asyncio.sleep(0, b"three" in handled), 30, "the consumer going on")
-    finally:
-        await broker.stop()
 
     letters = [DeadLetter.from_bytes(r.value)
                for r in await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 1)]
@@ -51,9 +59,6 @@ async def test_a_poison_record_is_dead_lettered_and_an_outage_is_retried(kafka_b
 async def test_a_record_too_large_to_carry_whole_is_dead_lettered_cut_to_fit(kafka_bootstrap, topic_prefix):
     """Its letter (base64, a third larger) would be over the broker's message limit: a consumer
     retrying the send as an outage would stop on it for good."""
-    settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
-    topic = topic_prefix + "poison.large"
-    await ensure_topics(settings.kafka, [topic, topic_prefix + Topics.DEAD_LETTER])
     handled: list[bytes] = []
     huge = b"poison" + b"x" * 900_000
 
@@ -63,14 +68,9 @@ async def test_a_record_too_large_to_carry_whole_is_dead_lettered_cut_to_fit(kaf
                 raise ValueError("cannot handle this one")
         handled.extend(r.value for r in records)
 
-    broker = build_broker(settings.kafka, TracerProvider(), "poison-large-test")
-    subscribe_batches(broker, settings.kafka, topics=[topic], group_id="poison-large-test", handler=handler)
-    await broker.start()
-    try:
+    async with consuming(kafka_bootstrap, topic_prefix, "poison-large-test", handler) as topic:
         await produce(kafka_bootstrap, topic, [b"one", huge, b"two"], key=b"k")
         await wait_for(lambda: asyncio.sleep(0, {b"one", b"two"} <= set(handled)), 30, "the records after it")
-    finally:
-        await broker.stop()
 
     [record] = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 1)
     letter = DeadLetter.from_bytes(record.value)

@@ -76,17 +76,17 @@ _SUBCODE_CLASSES = {
 # media_publish refusals after which only a new container publishes (platforms.md §2.4): media
 # not found, container expired, unknown video upload error
 _NEW_CONTAINER = {2207006, 2207020, 2207053}
+# Graph's permission errors (10, 200-299): a token without the insights permission, or media
+# with too few viewers for insights; 190 and 102 are the token itself
+_PERMISSION_CODES = {10, *range(200, 300)}
 _CODE_CLASSES = {
     -2: ErrorClass.RETRYABLE, -1: ErrorClass.RETRYABLE, 1: ErrorClass.RETRYABLE, 2: ErrorClass.RETRYABLE,
     4: ErrorClass.RATE_LIMITED, 17: ErrorClass.RATE_LIMITED, 32: ErrorClass.RATE_LIMITED,
     341: ErrorClass.RATE_LIMITED, 613: ErrorClass.RATE_LIMITED, 80002: ErrorClass.RATE_LIMITED,
     9: ErrorClass.QUOTA, 368: ErrorClass.QUOTA,
-    10: ErrorClass.AUTH, 102: ErrorClass.AUTH, 104: ErrorClass.AUTH, 190: ErrorClass.AUTH,
-    **{code: ErrorClass.AUTH for code in range(200, 300)},
+    102: ErrorClass.AUTH, 104: ErrorClass.AUTH, 190: ErrorClass.AUTH,
+    **{code: ErrorClass.AUTH for code in _PERMISSION_CODES},
 }
-# Graph's permission errors (10, 200-299): a token without the insights permission, or media
-# with too few viewers for insights; 190 and 102 are the token itself
-_PERMISSION_CODES = {10, *range(200, 300)}
 _SUBCODE_IN_STATUS = re.compile(r"\b(2207\d{3})\b")
 _INSIGHTS = "views,likes,comments,shares,saved"
 

@@ -5,6 +5,7 @@ AES-GCM in Postgres, refreshed before they expire.
     tokens = AccessTokens(store, oauth_clients(settings.accounts, http), alerts=send)
     token = await tokens.current(Platform.TIKTOK, "acme")            # or AccountUnavailable
     token = await tokens.replace_rejected(Platform.TIKTOK, "acme", token)  # after a 401
+    await TokenKeepAlive(tokens, Platform.TIKTOK).start()            # idle accounts stay connected
     await connect_with_code(store, client, "acme", code)             # `autopost accounts connect`
     await connect_sandbox_account(store, client, "acme")             # dev stack and tests only
 
@@ -20,6 +21,7 @@ from ._connect import (
     sandbox_authorization_code,
 )
 from ._errors import AccountUnavailable, OAuthError, OAuthFailure, RefreshFailed
+from ._keepalive import TokenKeepAlive
 from ._keyring import Keyring, KeyringError, new_key_entry
 from ._model import (
     REFRESH_MARGIN,
@@ -28,6 +30,7 @@ from ._model import (
     Credential,
     TokenGrant,
     can_refresh,
+    keep_alive_due,
     refresh_due,
     refreshed,
 )
@@ -52,11 +55,13 @@ __all__ = [
     "OAuthFailure",
     "RefreshFailed",
     "TokenGrant",
+    "TokenKeepAlive",
     "can_refresh",
     "commands",
     "connect_sandbox_account",
     "connect_sandbox_accounts",
     "connect_with_code",
+    "keep_alive_due",
     "new_key_entry",
     "oauth_client",
     "oauth_clients",

@@ -86,8 +86,13 @@ async def remove(settings: Settings, platform: Platform, account_id: str) -> int
 
 async def rekey(settings: Settings) -> int:
     async with _store(settings) as store:
-        count = await store.rekey()
+        count, left = await store.rekey()
     print(f"re-sealed {count} credential(s) with key {store.keyring.current!r}")
+    if left:
+        print(f"{left} credential(s) are still sealed with an older key: this key ring cannot open "
+              "them, or a refresh held them; run it again, and keep the old keys until none is left",
+              file=sys.stderr)
+        return 1
     return 0
 
 

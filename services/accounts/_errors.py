@@ -19,8 +19,9 @@ class AccountUnavailable(Exception):
 
 
 class RefreshFailed(Exception):
-    """A refresh that did not happen this time (network, the platform's 5xx, a misconfigured app);
-    the account stays connected."""
+    """A token not had this time: a refresh that did not happen (network, the platform's 5xx, a
+    misconfigured app), or a stored one this process's key ring cannot open. The account stays
+    connected."""
 
     def __init__(self, code: str, message: str, retry_after: float | None = None):
         super().__init__(f"{code}: {message}")

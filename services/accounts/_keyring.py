@@ -2,8 +2,9 @@
 
 Keys come as `id:base64key` entries (comma- or line-separated), from AUTOPOST_CREDENTIAL_KEYS or
 a mounted file named by AUTOPOST_CREDENTIAL_KEYS_FILE (see `Settings`). Every listed key can
-open; the first one seals. To rotate: put a new key first, keep the old ones after it, then re-seal the stored
-tokens (`autopost accounts rekey`) and drop the old keys.
+open; the first one seals. To rotate: add the new key last and roll that out everywhere, then
+move it first (no process then seals with a key another cannot open), re-seal the stored tokens
+(`autopost accounts rekey`) and drop the old keys.
 """
 
 from __future__ import annotations

@@ -81,6 +81,33 @@ def refresh_due(platform: Platform, credential: Credential, now: datetime) -> bo
     return close and can_refresh(platform, credential, now)
 
 
+# An account nobody posts for is still refreshed in time (services.accounts.TokenKeepAlive), else
+# it would need reconnecting: Instagram's token dies 60 days after its last refresh, TikTok's
+# refresh token after 180 days (a refresh issues a new one), and Google drops a refresh token
+# unused for six months.
+KEEP_ALIVE_IDLE = timedelta(days=30)  # a refresh token not used for this long is used
+KEEP_ALIVE_MARGIN = timedelta(days=14)  # a refresh token this close to its expiry is renewed
+
+
+def keep_alive_due(platform: Platform, credential: Credential, now: datetime) -> bool:
+    """Whether to refresh an account's tokens now although nothing is posting for it."""
+    if platform is Platform.INSTAGRAM:
+        return refresh_due(platform, credential, now)
+    if credential.refresh_token is None:
+        return False
+    expiring = (credential.refresh_expires_at is not None
+                and credential.refresh_expires_at - now <= KEEP_ALIVE_MARGIN)
+    return expiring or now - credential.issued_at >= KEEP_ALIVE_IDLE
+
+
+def keep_alive_bounds(platform: Platform, now: datetime) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """(access token expiring by, issued by, refresh token expiring by): a credential
+    `keep_alive_due` can pick meets one, so the store finds candidates without opening tokens."""
+    if platform is Platform.INSTAGRAM:
+        return now + REFRESH_MARGIN[platform], None, None
+    return None, now - KEEP_ALIVE_IDLE, now + KEEP_ALIVE_MARGIN
+
+
 def expires_at(now: datetime, seconds: float | None) -> datetime | None:
     return now + timedelta(seconds=seconds) if seconds is not None else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,8 +10,8 @@ import asyncpg
 
 from contracts import Platform
 
-from ._keyring import Keyring
-from ._model import Account, AccountStatus, Credential, TokenGrant, first_credential
+from ._keyring import Keyring, KeyringError
+from ._model import Account, AccountStatus, Credential, TokenGrant, first_credential, keep_alive_bounds
 
 _ACCOUNT_COLUMNS = """a.platform, a.account_id, a.display_name, a.status, a.status_reason, a.scopes,
     a.remote_user_id, a.connected_at, c.access_expires_at, c.refresh_expires_at, c.key_id"""
@@ -20,11 +21,13 @@ _CREDENTIAL_COLUMNS = """a.status, a.status_reason, c.access_token, c.refresh_to
 
 @dataclass(frozen=True, slots=True)
 class StoredAccount:
-    """An account's status with its credential (None when it has none)."""
+    """An account's status with its credential (None when it has none, or when this key ring
+    cannot open it: then `unreadable` says why)."""
 
     status: AccountStatus
     status_reason: str | None
     credential: Credential | None
+    unreadable: str | None = None
 
 
 class AccountStore:
@@ -135,15 +138,19 @@ class AccountStore:
         return answers
 
     def _stored(self, row: asyncpg.Record, platform: Platform, account_id: str) -> StoredAccount:
-        credential = None
-        if row["access_token"] is not None:
+        status, reason = AccountStatus(row["status"]), row["status_reason"]
+        if row["access_token"] is None:
+            return StoredAccount(status, reason, None)
+        try:
             credential = Credential(
                 access_token=self.keyring.open(row["access_token"], _context(platform, account_id, "access")),
                 refresh_token=self.keyring.open(row["refresh_token"], _context(platform, account_id, "refresh"))
                 if row["refresh_token"] is not None else None,
                 access_expires_at=row["access_expires_at"], refresh_expires_at=row["refresh_expires_at"],
                 issued_at=row["issued_at"], version=row["version"])
-        return StoredAccount(AccountStatus(row["status"]), row["status_reason"], credential)
+        except KeyringError as error:  # this account's alone: the others read with it are fine
+            return StoredAccount(status, reason, None, unreadable=str(error))
+        return StoredAccount(status, reason, credential)
 
     async def write(self, conn: asyncpg.Connection, platform: Platform, account_id: str,
                     credential: Credential) -> None:
@@ -156,23 +163,56 @@ class AccountStore:
                WHERE platform = $1 AND account_id = $2 AND status = 'connected'""",
             platform.value, account_id, reason[:500])
 
-    async def rekey(self, batch: int = 200) -> int:
-        """Re-seal every credential not under the current key; how many were re-sealed."""
-        done = 0
+    async def keep_alive_candidates(self, platform: Platform, now: datetime, *, after: str = "",
+                                    limit: int = 100) -> list[str]:
+        """Connected accounts (ids after `after`, in order) whose tokens may be due a keep-alive
+        refresh: the refresher decides, under the row lock, with the tokens opened."""
+        access_by, issued_by, refresh_by = keep_alive_bounds(platform, now)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT a.account_id FROM accounts a JOIN credentials c USING (platform, account_id)
+                   WHERE a.platform = $1 AND a.status = 'connected' AND a.account_id > $2
+                     AND (c.access_expires_at <= $3 OR c.issued_at <= $4 OR c.refresh_expires_at <= $5)
+                   ORDER BY a.account_id LIMIT $6""",
+                platform.value, after, access_by, issued_by, refresh_by, limit)
+        return [row["account_id"] for row in rows]
+
+    async def rekey(self, batch: int = 200, passes: int = 3) -> tuple[int, int]:
+        """Re-seal every credential not under the current key: (how many were re-sealed, how
+        many are left under an old key). Left are those this key ring cannot open, and those a
+        refresh held locked through every pass (a refresh re-seals with its process's key)."""
+        done = left = 0
+        for attempt in range(passes):
+            if attempt:
+                await asyncio.sleep(0.5)  # a refresh holding a row ends its transaction meanwhile
+            done += await self._rekey_pass(batch)
+            async with self.pool.acquire() as conn:
+                left = await conn.fetchval("SELECT count(*) FROM credentials WHERE key_id <> $1",
+                                           self.keyring.current)
+            if not left:
+                break
+        return done, left
+
+    async def _rekey_pass(self, batch: int) -> int:
+        done, after = 0, ("", "")
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(
-                    """SELECT platform, account_id FROM credentials WHERE key_id <> $1
-                       LIMIT $2 FOR UPDATE SKIP LOCKED""", self.keyring.current, batch)
+                    """SELECT platform, account_id FROM credentials
+                       WHERE key_id <> $1 AND (platform, account_id) > ($2, $3)
+                       ORDER BY platform, account_id LIMIT $4 FOR UPDATE SKIP LOCKED""",
+                    self.keyring.current, *after, batch)
                 for row in rows:
                     platform = Platform(row["platform"])
                     stored = await self.read(conn, platform, row["account_id"])
-                    assert stored is not None and stored.credential is not None
+                    if stored is None or stored.credential is None:
+                        continue  # this key ring cannot open it: left for `rekey` to count
                     # same version: re-sealing changes no token, so a refresher's view stays right
                     await self._write(conn, platform, row["account_id"], stored.credential)
-            done += len(rows)
+                    done += 1
             if len(rows) < batch:
                 return done
+            after = (rows[-1]["platform"], rows[-1]["account_id"])
 
     async def _write(self, conn: asyncpg.Connection, platform: Platform, account_id: str,
                      credential: Credential) -> None:

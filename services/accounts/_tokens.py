@@ -4,12 +4,14 @@ refreshed once more when a platform refuses one.
 Refreshes take the account's row lock and re-read before calling the platform, so two
 publishers refreshing one account at once make one refresh call: the second finds the pair
 the first stored. That matters for TikTok, whose refresh token rotates: the old one stops
-working the moment the new pair is issued. Only `invalid_grant` takes an account out of service
+working the moment the new pair is issued, so a refresh, once begun, is finished and stored
+even when its caller is cancelled. Only `invalid_grant` takes an account out of service
 (needs_reconnect, plus a RECONNECT_NEEDED alert); any other refresh failure leaves it connected.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -20,16 +22,25 @@ from datetime import datetime, timedelta, timezone
 from opentelemetry import trace
 
 from contracts import AdminAlert, AlertKind, Platform
-from services.runtime import Coalesced
+from services.runtime import Coalesced, metrics
 
 from ._errors import AccountUnavailable, OAuthError, OAuthFailure, RefreshFailed
-from ._model import REFRESH_MARGIN, AccountStatus, Credential, can_refresh, refresh_due, refreshed
+from ._model import (
+    REFRESH_MARGIN,
+    AccountStatus,
+    Credential,
+    can_refresh,
+    keep_alive_due,
+    refresh_due,
+    refreshed,
+)
 from ._oauth import OAuthClient
 from ._store import AccountStore, StoredAccount
 
 log = logging.getLogger("autopost.accounts")
 
 AlertSink = Callable[[AdminAlert], Awaitable[None]]
+DuePolicy = Callable[[Platform, Credential, datetime], bool]
 _ALERT_NAMESPACE = uuid.UUID("0b7f4a52-93c1-4c0e-8d0f-6a3e21c5d9b4")
 _CACHE_SECONDS = 30.0
 # an account still used while it needs reconnecting repeats its alert (same id) this often
@@ -77,7 +88,8 @@ class AccessTokens:
         if not refresh_due(platform, credential, now):
             return self._remember(platform, account_id, credential, now)
         try:
-            return await self._refresh(platform, account_id, stale=credential.access_token, forced=False)
+            token, _ = await self._refresh(platform, account_id, "due", stale=credential.access_token)
+            return token
         except RefreshFailed:
             expires = credential.access_expires_at
             if expires is None or expires <= now:
@@ -94,7 +106,14 @@ class AccessTokens:
     async def replace_rejected(self, platform: Platform, account_id: str, rejected: str) -> str:
         """The platform refused `rejected`: the token another process already refreshed, else a refresh."""
         self._cache.pop((platform, account_id), None)
-        return await self._refresh(platform, account_id, stale=rejected, forced=True)
+        token, _ = await self._refresh(platform, account_id, "rejected", stale=rejected)
+        return token
+
+    async def keep_alive(self, platform: Platform, account_id: str) -> bool:
+        """Refresh an account that nothing may be using, if `keep_alive_due`: whether it was.
+        Raises as `current` does (AccountUnavailable, RefreshFailed)."""
+        _, called = await self._refresh(platform, account_id, "keep_alive", due=keep_alive_due)
+        return called
 
     async def mark_needs_reconnect(self, platform: Platform, account_id: str, reason: str) -> None:
         """Take the account out of service (e.g. a fresh token refused too) and raise the alert."""
@@ -108,15 +127,29 @@ class AccessTokens:
 
     # -- refresh -----------------------------------------------------------------------------
 
-    async def _refresh(self, platform: Platform, account_id: str, *, stale: str, forced: bool) -> str:
+    async def _refresh(self, platform: Platform, account_id: str, reason: str, *, stale: str | None = None,
+                       due: DuePolicy = refresh_due) -> tuple[str, bool]:
+        """(the token, whether the platform was called). `reason`: due (before use), rejected
+        (the platform refused `stale`: refresh whatever `due` says) or keep_alive. Without
+        `stale`, what is stored is refreshed when `due`."""
         with self.tracer.start_as_current_span(
             f"refresh token {platform.value}",
-            attributes={"autopost.account_id": account_id, "autopost.refresh.forced": forced},
+            attributes={"autopost.account_id": account_id, "autopost.refresh.reason": reason},
         ) as span:
-            outcome, lost = await self._refresh_locked(platform, account_id, stale, forced)
+            forced = reason == "rejected"
+            # shielded: a pair TikTok has issued must be stored, its old refresh token is dead
+            locked = asyncio.ensure_future(self._refresh_locked(platform, account_id, stale, forced, due))
+            try:
+                outcome, lost, called = await asyncio.shield(locked)
+            except asyncio.CancelledError:
+                locked.add_done_callback(_retrieve)
+                raise
+            if called:
+                code = outcome.code if not isinstance(outcome, str) else "ok"
+                metrics.TOKEN_REFRESHES.labels(platform.value, reason, code).inc()
             if isinstance(outcome, str):
-                span.set_attribute("autopost.refresh.outcome", "ok")
-                return outcome
+                span.set_attribute("autopost.refresh.outcome", "ok" if called else "not_needed")
+                return outcome, called
             span.set_attribute("autopost.refresh.outcome", outcome.code)
             span.set_status(trace.Status(trace.StatusCode.ERROR, outcome.code))
             if lost is not None:
@@ -127,9 +160,11 @@ class AccessTokens:
                             outcome.message)
             raise outcome
 
-    async def _refresh_locked(self, platform: Platform, account_id: str, stale: str, forced: bool
-                              ) -> tuple[str | AccountUnavailable | RefreshFailed, Credential | None]:
-        """(new token or the error to raise, the credential if the account was just lost).
+    async def _refresh_locked(self, platform: Platform, account_id: str, stale: str | None, forced: bool,
+                              due: DuePolicy) -> tuple[str | AccountUnavailable | RefreshFailed,
+                                                       Credential | None, bool]:
+        """(new token or the error to raise, the credential if the account was just lost,
+        whether the token endpoint was called).
 
         Errors are returned, not raised, so the transaction commits a needs_reconnect mark.
         """
@@ -138,29 +173,31 @@ class AccessTokens:
             try:
                 credential = self._usable(platform, account_id, stored)
             except AccountUnavailable as error:
-                return error, None
+                return error, None, False
             now = self.clock()
-            if credential.access_token != stale or not (forced or refresh_due(platform, credential, now)):
-                return self._remember(platform, account_id, credential, now), None  # done meanwhile
+            replaced = stale is not None and credential.access_token != stale
+            if replaced or not (forced or due(platform, credential, now)):
+                return self._remember(platform, account_id, credential, now), None, False  # done meanwhile
             if not can_refresh(platform, credential, now):
                 reason = (f"{platform.value} refused the token and it cannot be refreshed yet"
                           if platform is Platform.INSTAGRAM else f"{platform.value} refused the token "
                                                                  "and no refresh token is stored")
                 await self.store.mark_needs_reconnect(conn, platform, account_id, reason)
-                return AccountUnavailable("reconnect_needed", reason), credential
+                return AccountUnavailable("reconnect_needed", reason), credential, False
             try:
                 grant = await self.oauth[platform].refresh(credential)
             except OAuthError as error:
                 if error.failure is OAuthFailure.INVALID_GRANT:
                     reason = f"{error.message}; connect the account again"
                     await self.store.mark_needs_reconnect(conn, platform, account_id, reason)
-                    return AccountUnavailable("reconnect_needed", reason), credential
+                    return AccountUnavailable("reconnect_needed", reason), credential, True
                 return RefreshFailed("token_refresh_failed", error.message,
-                                     error.retry_after if error.failure is OAuthFailure.TRANSIENT else 300.0), None
+                                     error.retry_after if error.failure is OAuthFailure.TRANSIENT else 300.0
+                                     ), None, True
             fresh = refreshed(credential, grant, self.clock())
             # the new pair replaces the old in this transaction: TikTok's old refresh token is dead now
             await self.store.write(conn, platform, account_id, fresh)
-        return self._remember(platform, account_id, fresh, self.clock()), None
+        return self._remember(platform, account_id, fresh, self.clock()), None, True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -172,6 +209,11 @@ class AccessTokens:
         if stored.status is AccountStatus.NEEDS_RECONNECT:
             raise AccountUnavailable("reconnect_needed",
                                      f"{name} needs reconnecting ({stored.status_reason or 'authorization lost'})")
+        if stored.unreadable is not None and stored.status is AccountStatus.CONNECTED:
+            # a key ring without the key that sealed it (a rotation half rolled out): an
+            # operator's mend, after which the next attempt works
+            raise RefreshFailed("credential_unreadable", f"{name}'s stored token cannot be opened here: "
+                                f"{stored.unreadable}", retry_after=60.0)
         if stored.status is not AccountStatus.CONNECTED or stored.credential is None:
             raise AccountUnavailable("account_not_connected", f"{name} is {stored.status.value}, not connected")
         return stored.credential
@@ -219,3 +261,9 @@ class AccessTokens:
             await self.alerts(alert)
         except Exception:  # the account is marked either way; the alert is repeated on use
             log.exception("could not send the reconnect alert for %s account %s", platform.value, account_id)
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    """A refresh whose caller went away: its error is logged, not left unread."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a token refresh whose caller was cancelled failed: %r", task.exception())

@@ -10,7 +10,14 @@ from faststream.kafka import KafkaBroker
 from httpx_aiohttp import AiohttpTransport
 
 from contracts import AdminAlert, Platform, Topics
-from services.accounts import AccessTokens, AccountStore, Keyring, oauth_clients, oauth_http_client
+from services.accounts import (
+    AccessTokens,
+    AccountStore,
+    Keyring,
+    TokenKeepAlive,
+    oauth_clients,
+    oauth_http_client,
+)
 from services.quotas import QuotaLedger, quota_rules
 from services.runtime import (
     Outgoing,
@@ -145,6 +152,7 @@ class PublisherService(CredentialedService):
         super().__init__(ctx, tokens)
         self.platform = platform
         self.handlers: PublishHandlers | None = None
+        self.keep_alive: TokenKeepAlive | None = None
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -166,3 +174,14 @@ class PublisherService(CredentialedService):
         preflight = preflight_for(settings, client, self.tokens, self.ledger)
         journals = HandleStore(self.pool, claim_seconds=settings.platforms.claim_seconds)
         self.handlers = PublishHandlers(self.ctx, client, preflight, journals)
+        interval = settings.accounts.keep_alive_interval_seconds
+        if isinstance(self.tokens, StoredTokens) and interval > 0:
+            self.keep_alive = TokenKeepAlive(self.tokens.tokens, self.platform, interval)
+
+    async def started(self) -> None:
+        if self.keep_alive is not None:
+            await self.keep_alive.start()
+
+    async def stopping(self) -> None:
+        if self.keep_alive is not None:
+            await self.keep_alive.stop()

@@ -134,6 +134,12 @@ QUOTA_REMAINING = Gauge(
     "Quota left in the current window (set by the quota ledger), by platform and quota name",
     ["platform", "quota"],
 )
+TOKEN_REFRESHES = Counter(
+    "autopost_token_refreshes",
+    "Calls to a platform's token endpoint, by why (due: before use, rejected: after a refusal, "
+    "keep_alive: an idle account kept connected) and outcome (ok, token_refresh_failed, reconnect_needed)",
+    ["platform", "reason", "outcome"],
+)
 ACCOUNTS_NEEDING_RECONNECT = Gauge(
     "autopost_accounts_needing_reconnect",
     "Connected accounts whose credentials were refused (invalid_grant): an operator must reconnect them",

@@ -148,10 +148,14 @@ class AccountSettings:
 
     credential_keys: str = field(default="", repr=False)
     oauth_apps: dict[Platform, OAuthApp] = field(default_factory=dict)
+    # each publisher looks this often for idle accounts whose tokens need a refresh (0: never)
+    keep_alive_interval_seconds: float = 3600.0
 
     @classmethod
     def from_env(cls, sandbox_url: str | None) -> "AccountSettings":
-        return cls(credential_keys=_credential_keys_from_env(), oauth_apps=_oauth_apps_from_env(sandbox_url))
+        return cls(credential_keys=_credential_keys_from_env(), oauth_apps=_oauth_apps_from_env(sandbox_url),
+                   keep_alive_interval_seconds=_env_float("AUTOPOST_TOKEN_KEEPALIVE_SECONDS",
+                                                          cls.keep_alive_interval_seconds))
 
     @classmethod
     def for_sandbox(cls, credential_keys: str) -> "AccountSettings":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -21,6 +22,7 @@ from services.accounts import (
     AccountUnavailable,
     Keyring,
     RefreshFailed,
+    TokenKeepAlive,
     new_key_entry,
     oauth_clients,
     oauth_http_client,
@@ -68,6 +70,15 @@ async def token_source(settings, alerts: list | None = None):
         await pool.close()
 
 
+@asynccontextmanager
+async def _pool(database_url: str):
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def setup(stack: AsyncExitStack, database_url: str, **sandbox_options):
     url, app = await serve_sandbox_app(stack, 0, **sandbox_options)
     settings = settings_for("unused:9092", "", database_url, url)
@@ -107,15 +118,38 @@ async def test_connected_tokens_are_sealed_at_rest_and_re_sealed_on_rotation(dat
         rotated = replace(settings, accounts=AccountSettings.for_sandbox(
             f"{new_key_entry('next')},{settings.accounts.credential_keys}"))
         async with token_source(rotated) as (tokens, store):
-            assert await store.rekey() == 3
-            assert await store.rekey() == 0
+            assert await store.rekey() == (3, 0)
+            assert await store.rekey() == (0, 0)
             for platform in Platform:
                 assert await tokens.current(platform, "acme") in issued[platform]["access"]
         assert {row["key_id"] for row in await raw_credentials(database_url)} == {"next"}
-        # the old key alone can no longer open them: it says which key is missing
-        async with token_source(settings) as (tokens, _):
-            with pytest.raises(Exception, match="'next'"):
+        # the old key alone can no longer open them: it says which key is missing, and the
+        # account stays connected, to be tried again once the key ring has the key
+        async with token_source(settings) as (tokens, store):
+            with pytest.raises(RefreshFailed, match="'next'") as raised:
                 await tokens.current(Platform.TIKTOK, "acme")
+            assert raised.value.code == "credential_unreadable"
+            assert (await store.get(Platform.TIKTOK, "acme")).status is AccountStatus.CONNECTED
+
+
+async def test_a_credential_the_key_ring_cannot_open_fails_its_own_account_only(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        await connect_accounts(settings, [(Platform.TIKTOK, "old"), (Platform.TIKTOK, "other")])
+        # a rotation half rolled out: a process with the new key first sealed one account's
+        # refreshed tokens, and this process's key ring has only the old key
+        rotated = replace(settings, accounts=AccountSettings.for_sandbox(
+            f"{new_key_entry('next')},{settings.accounts.credential_keys}"))
+        async with token_source(rotated) as (tokens, _):
+            token = oauth.tokens_of("tiktok", "other")["access"][0]
+            await tokens.replace_rejected(Platform.TIKTOK, "other", token)
+        async with token_source(settings) as (tokens, store):
+            got = await asyncio.gather(tokens.current(Platform.TIKTOK, "old"),
+                                       tokens.current(Platform.TIKTOK, "other"), return_exceptions=True)
+            resealed, left = await store.rekey(passes=1)  # this key ring cannot re-seal it either
+    assert oauth.account_for("tiktok", got[0]) == "old", "read in the same statement, and unharmed"
+    assert isinstance(got[1], RefreshFailed) and got[1].code == "credential_unreadable"
+    assert (resealed, left) == (0, 1)
 
 
 async def test_account_lifecycle_and_what_a_publisher_is_told(database_url):
@@ -320,3 +354,81 @@ async def test_tokens_read_at_the_same_moment_are_one_statement_each_its_own(dat
             with pytest.raises(AccountUnavailable) as raised:
                 await tokens.current(Platform.TIKTOK, "nobody")
             assert raised.value.code == "account_not_connected"
+
+
+async def age_credentials(database_url: str, account_id: str, **columns: str) -> None:
+    """Set columns of an account's credential rows to SQL expressions (`issued_at="now() - ..."`)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        sets = ", ".join(f"{column} = {expression}" for column, expression in columns.items())
+        await conn.execute(f"UPDATE credentials SET {sets} WHERE account_id = $1", account_id)
+    finally:
+        await conn.close()
+
+
+async def test_idle_accounts_are_refreshed_before_their_authorization_lapses(database_url):
+    async with AsyncExitStack() as stack:
+        settings, oauth, _ = await setup(stack, database_url)
+        instagram = "17841400000000002"
+        await connect_accounts(settings, [(Platform.TIKTOK, "idle"), (Platform.TIKTOK, "busy"),
+                                          (Platform.YOUTUBE, "UCidle"), (Platform.YOUTUBE, "UCgone"),
+                                          (Platform.INSTAGRAM, instagram)])
+        # nothing posted for weeks: each one at its platform's deadline, "busy" refreshed lately
+        await age_credentials(database_url, "idle", access_expires_at="now() - interval '20 days'",
+                              issued_at="now() - interval '20 days'",
+                              refresh_expires_at="now() + interval '10 days'")
+        await age_credentials(database_url, "UCidle", issued_at="now() - interval '40 days'")
+        await age_credentials(database_url, "UCgone", issued_at="now() - interval '40 days'")
+        await age_credentials(database_url, instagram, issued_at="now() - interval '54 days'",
+                              access_expires_at="now() + interval '6 days'")
+        for token in oauth.tokens_of("instagram", instagram)["access"]:
+            oauth.access[token].issued_at -= 54 * 86_400  # Instagram refreshes only a day-old token
+        oauth.revoke("youtube", "UCgone")
+        before = {a.account_id: a for a in await AccountStore(
+            await stack.enter_async_context(_pool(database_url)), Keyring.parse(settings.accounts.credential_keys)
+        ).list()}
+        alerts: list = []
+        async with token_source(settings, alerts) as (tokens, store):
+            swept = {p: await TokenKeepAlive(tokens, p).sweep() for p in Platform}
+            again = {p: await TokenKeepAlive(tokens, p).sweep() for p in Platform}
+            after = {a.account_id: a for a in await store.list()}
+            live = {p: await tokens.current(p, a) for p, a in
+                    [(Platform.TIKTOK, "idle"), (Platform.YOUTUBE, "UCidle"), (Platform.INSTAGRAM, instagram)]}
+    assert swept[Platform.TIKTOK] == {"refreshed": 1}, "the busy account is not due"
+    assert swept[Platform.YOUTUBE] == {"refreshed": 1, "lost": 1}
+    assert swept[Platform.INSTAGRAM] == {"refreshed": 1}
+    assert all(not counts for counts in again.values()), "refreshed once: none is due any more"
+    assert oauth.calls["tiktok.refresh"] == 1 and oauth.calls["instagram.refresh"] == 1
+    assert after["idle"].refresh_expires_at > before["idle"].refresh_expires_at + timedelta(days=100)
+    assert after[instagram].access_expires_at > before[instagram].access_expires_at + timedelta(days=50)
+    assert after["busy"].access_expires_at == before["busy"].access_expires_at
+    assert after["UCgone"].status is AccountStatus.NEEDS_RECONNECT
+    assert [(a.kind, a.account_id) for a in alerts] == [(AlertKind.RECONNECT_NEEDED, "UCgone")]
+    for platform, token in live.items():
+        assert oauth.account_for(platform.value, token) is not None, "the refreshed token is the one in use"
+
+
+async def test_a_refresh_whose_caller_is_cancelled_still_stores_the_rotated_pair(database_url):
+    async with AsyncExitStack() as stack:
+        settings, _, app = await setup(stack, database_url,
+                                       wrap=lambda app: SlowPath(app, "/tiktok/v2/oauth/token/", 0.3))
+        oauth = app.state.sandbox.oauth
+        await connect_accounts(settings, [(Platform.TIKTOK, "cut")])
+        stale = oauth.tokens_of("tiktok", "cut")["access"][0]
+        async with token_source(settings, []) as (tokens, store):
+            refresh = asyncio.ensure_future(tokens.replace_rejected(Platform.TIKTOK, "cut", stale))
+            await asyncio.sleep(0.1)  # the request is with TikTok, which rotates the pair
+            refresh.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await refresh
+            for _ in range(50):
+                if oauth.calls["tiktok.refresh"] == 1 and len(oauth.tokens_of("tiktok", "cut")["refresh"]) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the answer is stored meanwhile
+        async with token_source(settings, []) as (tokens, store):
+            token = await tokens.current(Platform.TIKTOK, "cut")
+            later = await tokens.replace_rejected(Platform.TIKTOK, "cut", token)  # the stored refresh token works
+            account = await store.get(Platform.TIKTOK, "cut")
+    assert token != stale and oauth.account_for("tiktok", token) == "cut"
+    assert oauth.account_for("tiktok", later) == "cut" and account.status is AccountStatus.CONNECTED

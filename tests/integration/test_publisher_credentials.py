@@ -4,6 +4,7 @@ what breaks a rule, and never let a token out (logs, spans, messages)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from contextlib import AsyncExitStack
@@ -192,3 +193,26 @@ async def test_status_checks_spend_youtube_units_and_stop_when_the_day_s_units_a
     first, second = (by_message[uuid.uuid5(c.message_id, "observed")] for c in checks)
     assert first.state is ObservedState.PUBLISHED and first.url
     assert second.state is ObservedState.PROCESSING and "YouTube Data API units" in second.detail
+
+
+async def test_a_publisher_keeps_its_idle_accounts_connected(kafka_bootstrap, topic_prefix, database_url):
+    async with AsyncExitStack() as stack:
+        url, app = await serve_sandbox_app(stack, 0)
+        oauth = app.state.sandbox.oauth
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url, url)
+        await connect_accounts(settings, [(Platform.YOUTUBE, "UCquiet"), (Platform.YOUTUBE, "UCbusy")])
+        conn = await asyncpg.connect(database_url)
+        try:  # nothing has posted for UCquiet for 40 days: Google drops a refresh token unused for six months
+            await conn.execute("UPDATE credentials SET issued_at = now() - interval '40 days' "
+                               "WHERE account_id = 'UCquiet'")
+            await stack.enter_async_context(Pipeline(settings, ["publisher-youtube"]))
+            for _ in range(100):
+                if oauth.calls["youtube.refresh"]:
+                    break
+                await asyncio.sleep(0.1)
+            issued = dict(await conn.fetch("SELECT account_id, issued_at > now() - interval '1 minute' "
+                                           "FROM credentials"))
+        finally:
+            await conn.close()
+    assert oauth.calls["youtube.refresh"] == 1
+    assert issued == {"UCquiet": True, "UCbusy": True}

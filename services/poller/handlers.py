@@ -134,9 +134,17 @@ class PollHandlers:
                                     lambda token: client.check_status(request.remote_handle, token,
                                                                       request.account_id))
         except PlatformError as error:
+            # A failed look is not a failed post: only a state the platform reports (a
+            # StatusReport FAILED from the client) fails a target. A read refused for good (a 403
+            # on the read, a proxy's page, a changed API's 400) says nothing of the post: it is
+            # still processing as far as we know, and the queue's processing deadline bounds it.
             if error.error_class is ErrorClass.PERMANENT:
-                return StatusReport(ObservedState.FAILED, error=error.to_contract())
-            # A failed look is not a failed post: report it still processing, check again later.
+                log.warning("status of %s on %s unreadable: %s: %s", request.target_id,
+                            request.platform.value, error.code, error.message)
+                return StatusReport(ObservedState.PROCESSING,
+                                    detail=f"status_unreadable: {error.code}: {error.message}")
+            # transient, rate-limited, quota or auth (with_token refreshed, then marked the
+            # account for reconnecting): check again later
             return StatusReport(ObservedState.PROCESSING, detail=f"{error.code}: status unknown")
         except Exception as exc:
             log.exception("status check of %s failed unexpectedly", request.target_id)

@@ -150,8 +150,8 @@ async def _follow(client, handle: RemoteHandle, token: str, account_id: str, dea
         try:
             report = await client.check_status(handle, token, account_id)
         except PlatformError as error:
-            if error.error_class is ErrorClass.PERMANENT:
-                outcome.error = error.to_contract()
+            if error.error_class is ErrorClass.PERMANENT:  # a failed look, not a failed post
+                outcome.status, outcome.detail = "processing", f"status_unreadable: {error.code}: {error.message}"
                 return outcome
             outcome.detail = f"{error.code}: status unknown"
         else:

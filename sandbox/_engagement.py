@@ -8,8 +8,9 @@ a post twice gives the same figures, growing. The platforms' own endpoints serve
 
 - TikTok `POST /v2/video/query/` (like/comment/share/view counts) and `GET /v2/user/info/`
   (follower_count);
-- Instagram `GET /{media-id}/insights` (views, likes, comments, shares, saved) and
-  `followers_count` on the account node;
+- Instagram `GET /{media-id}/insights` (views, likes, comments, shares, saved; a story has
+  views, reach, replies, shares, navigation instead, for 24 hours) and `followers_count` on the
+  account node;
 - YouTube `videos.list part=statistics` and `channels.list part=statistics mine=true`.
 
 `GET /_sandbox/engagement?platform=P&accountId=A` shows an account's truth, so the learning
@@ -45,6 +46,15 @@ _ZONES = ("America/New_York", "America/Los_Angeles", "America/Sao_Paulo", "Europ
           "Europe/Paris", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney", "UTC")
 _LUCK_SD = 0.25  # log-normal spread of one post's engagement around the account's curve
 _SHARES = {"likes": 0.80, "comments": 0.08, "shares": 0.07, "saves": 0.05}
+# Instagram media insights: the media product types each metric is given for (IG Media Insights
+# reference); a call asking a metric of a type it is not given for is refused whole
+_IG_METRICS = {
+    "views": {"FEED", "REELS", "STORY"}, "reach": {"FEED", "REELS", "STORY"},
+    "shares": {"FEED", "REELS", "STORY"}, "total_interactions": {"FEED", "REELS", "STORY"},
+    "likes": {"FEED", "REELS"}, "comments": {"FEED", "REELS"}, "saved": {"FEED", "REELS"},
+    "replies": {"STORY"}, "navigation": {"STORY"},
+}
+STORY_INSIGHTS_SECONDS = 24 * 3600  # a story's insights are gone 24 h after it was posted
 
 
 @dataclass(frozen=True)
@@ -180,15 +190,27 @@ class EngagementSimulation:
             media = store.media.get(request.path_params["node_id"])
             if media is None:
                 return graph_error(400, 100, "Unsupported get request.", 33)
-            metrics = _fields(request.query_params.get("metric", ""))
+            asked = [m.strip() for m in request.query_params.get("metric", "").split(",") if m.strip()]
+            metrics = set(asked)
+            if not metrics or metrics - _IG_METRICS.keys():
+                return graph_error(400, 100, "(#100) metric must be one of the following values: "
+                                   + ", ".join(sorted(_IG_METRICS)))
+            if unsupported := [m for m in dict.fromkeys(asked) if media.product_type not in _IG_METRICS[m]]:
+                # Graph refuses the whole call, naming the metrics this product type has not
+                return graph_error(400, 100, "(#100) The Media Insights API does not support the "
+                                   f"{', '.join(unsupported)} metric for this media product type.")
+            if media.product_type == "STORY" and now() - media.published_at >= STORY_INSIGHTS_SECONDS:
+                # a story's metrics are only available for 24 hours; Graph answers insights that
+                # do not exist or are unavailable with an empty data set, not with zeros
+                return json_response({"data": []})
             counts = self.figures("instagram", media.account_id, media.id, media.published_at)
+            interactions = ((counts["comments"] + counts["shares"]) if media.product_type == "STORY"
+                            else sum(counts[k] for k in _SHARES))
             known = {"views": counts["views"], "likes": counts["likes"], "comments": counts["comments"],
                      "shares": counts["shares"], "saved": counts["saves"],
-                     "reach": counts["views"] * 3 // 4,
-                     "total_interactions": sum(counts[k] for k in _SHARES)}
-            if not metrics or metrics - known.keys():
-                return graph_error(400, 100, "(#100) metric must be one of the following values: "
-                                   + ", ".join(sorted(known)))
+                     "reach": counts["views"] * 3 // 4, "total_interactions": interactions,
+                     # a story's conversation is its direct replies; its viewers tap through it
+                     "replies": counts["comments"], "navigation": counts["views"] // 2}
             return json_response({"data": [
                 {"name": name, "period": "lifetime", "values": [{"value": known[name]}],
                  "title": name.replace("_", " ").title(), "id": f"{media.id}/insights/{name}/lifetime"}

@@ -88,7 +88,15 @@ _CODE_CLASSES = {
     **{code: ErrorClass.AUTH for code in _PERMISSION_CODES},
 }
 _SUBCODE_IN_STATUS = re.compile(r"\b(2207\d{3})\b")
-_INSIGHTS = "views,likes,comments,shares,saved"
+# Media insights by media product type (Meta's IG Media Insights reference): Graph refuses the
+# whole call, code 100, when one metric is not given for the media's type, and a story has no
+# likes, comments or saves. A type this list does not know is asked what a feed post is.
+_INSIGHTS = {
+    "FEED": "views,likes,comments,shares,saved",
+    "REELS": "views,likes,comments,shares,saved",
+    "STORY": "views,replies,shares",
+}
+STORY_INSIGHTS_SECONDS = 24 * 3600.0  # a story's insights are only given while it is live
 
 
 def _lifetime_value(metric: dict[str, Any]) -> Any:
@@ -187,7 +195,7 @@ class InstagramClient(PlatformClientBase):
             specs = self._specs(request)
             container, status = await self._stored_container(account, checkpoint, token, journal)
             if status == "PUBLISHED":  # media_publish went through before; its answer never got stored
-                media_id = await self._recover_media(account, container, token)
+                media_id, published_at = await self._recover_media(account, container, token)
             else:
                 # before creating or publishing anything: a post beyond the limit is deferred
                 if self.read_publishing_limit:
@@ -195,14 +203,17 @@ class InstagramClient(PlatformClientBase):
                 if container is None or not container.id:
                     container = await self._new_container(container, specs, request, token, journal)
                 try:
-                    media_id = await self._publish(account, container, token)
+                    media_id, published_at = await self._publish(account, container, token)
                 except PlatformError as error:
                     if _subcode(error) in _NEW_CONTAINER:  # §2.4: this one will not publish; the next try makes one
                         await journal.abandon(f"container refused: {error.code}")
                         error.handle = None
                     raise
-            handle = RemoteHandle(kind=HANDLE_KIND, id=media_id,
-                                  extra={"containerId": container.id, "igUserId": account})
+            # the product type and the publish time tell the engagement read which insights
+            # there are, and (a story's) until when
+            handle = RemoteHandle(kind=HANDLE_KIND, id=media_id, extra={
+                "containerId": container.id, "igUserId": account,
+                "productType": _product_type(specs[-1]), "publishedAt": published_at})
             await journal.save(ACCEPTED, handle)
         return await self._live(account, handle, token)
 
@@ -234,20 +245,39 @@ class InstagramClient(PlatformClientBase):
 
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:
-        """`GET /{media-id}/insights` for the post, `GET /{ig-user-id}?fields=followers_count`."""
+        """`GET /{media-id}/insights` with the metrics of the media's product type,
+        `GET /{ig-user-id}?fields=followers_count`. A story's insights last 24 hours: a read
+        after that fails for good, asking nothing."""
         require_kind(handle, HANDLE_KIND)
         account = handle.extra.get("igUserId")
         if not account:
             raise PlatformError(ErrorClass.PERMANENT, "unknown_handle", "the media handle has no igUserId")
         with classified(token), engagement_refusals("instagram", _permission_refused):
-            insights = await self._get(account_id, f"/{handle.id}/insights", token, metric=_INSIGHTS,
-                                       period="lifetime")
+            product, published_at = await self._product_and_published_at(account_id, handle, token)
+            if product == "STORY" and published_at is not None and not _live_story(published_at):
+                raise _story_insights_gone(published_at)
+            insights = await self._get(account_id, f"/{handle.id}/insights", token,
+                                       metric=_INSIGHTS.get(product, _INSIGHTS["FEED"]), period="lifetime")
+            values = {m.get("name"): _lifetime_value(m) for m in insights.get("data") or [] if isinstance(m, dict)}
+            if product == "STORY" and all(v is None for v in values.values()):
+                # Graph's empty data set means unavailable, not zero engagement: for good once
+                # the story is (or may be) past its 24 hours, for now while it is live
+                if not _live_story(published_at):
+                    raise _story_insights_gone(published_at)
+                raise PlatformError(ErrorClass.RETRYABLE, "insights_not_ready",
+                                    f"instagram gave no insights for story {handle.id} yet")
             profile = await self._get(account_id, f"/{account}", token, fields="followers_count")
-        values = {m.get("name"): _lifetime_value(m) for m in insights.get("data") or [] if isinstance(m, dict)}
-        return EngagementFigures(
-            views=count(values.get("views")), likes=count(values.get("likes")),
-            comments=count(values.get("comments")), shares=count(values.get("shares")),
-            saves=count(values.get("saved")), audience_size=count(profile.get("followers_count")))
+        return _figures(product, values, count(profile.get("followers_count")))
+
+    async def _product_and_published_at(self, account: str, handle: RemoteHandle,
+                                        token: str) -> tuple[str, float | None]:
+        """The media's product type (FEED, REELS, STORY) and publish time: kept in the handle,
+        or, for a handle stored before they were, read from the media (platforms.md §2.2)."""
+        if product := handle.extra.get("productType"):
+            return str(product), _float(handle.extra.get("publishedAt"))
+        media = await self._get(account, f"/{handle.id}", token, fields="media_product_type,timestamp")
+        published = _graph_timestamp(media.get("timestamp"))
+        return str(media.get("media_product_type") or "FEED"), published or None
 
     # -- what to create ---------------------------------------------------------------------------------
 
@@ -424,9 +454,10 @@ class InstagramClient(PlatformClientBase):
                                total=_int(config.get("quota_total")) or DEFAULT_PUBLISHING_LIMIT,
                                window_seconds=_int(config.get("quota_duration")) or 86400)
 
-    async def _publish(self, account: str, container: RemoteHandle, token: str) -> str:
-        """media_publish the container. Unanswered or refused as not ready: look at the
-        container and publish it again only while it is FINISHED (it publishes once)."""
+    async def _publish(self, account: str, container: RemoteHandle, token: str) -> tuple[str, float]:
+        """media_publish the container: the media id and when it went out. Unanswered or
+        refused as not ready: look at the container and publish it again only while it is
+        FINISHED (it publishes once)."""
         deadline = time.monotonic() + self.poll_timeout
         tries = 0
         while True:
@@ -437,7 +468,7 @@ class InstagramClient(PlatformClientBase):
             try:
                 published = await self._post(account, f"/{account}/media_publish", token,
                                              {"creation_id": container.id})
-                return _id(published)
+                return _id(published), time.time()
             except PlatformError as error:
                 not_ready = error.code.endswith("/2207027")
                 if not_ready and time.monotonic() < deadline:
@@ -449,9 +480,9 @@ class InstagramClient(PlatformClientBase):
                 await self.retry.sleep(error.retry_after if error.retry_after is not None
                                        else self.retry.delay(tries))
 
-    async def _recover_media(self, account: str, container: RemoteHandle, token: str) -> str:
+    async def _recover_media(self, account: str, container: RemoteHandle, token: str) -> tuple[str, float]:
         """The container was published but its media id never reached us: find the media by
-        its caption among the account's newest media (§2.7)."""
+        its caption among the account's newest media (§2.7); with it, when it went out."""
         caption = container.extra.get("caption") or ""
         stories = container.extra.get("story", not caption)  # a handle stored before "story" was kept
         edge = "stories" if stories else "media"
@@ -459,10 +490,11 @@ class InstagramClient(PlatformClientBase):
             account, f"/{account}/{edge}", token, fields="id,timestamp,caption"))
         since = float(container.extra.get("createdAt") or 0) - 60
         for media in listing.get("data") or []:
-            if _graph_timestamp(media.get("timestamp")) < since:
+            published_at = _graph_timestamp(media.get("timestamp"))
+            if published_at < since:
                 continue
             if stories or (media.get("caption") or "") == caption:  # no caption: Graph gives none
-                return _id(media)
+                return _id(media), published_at or time.time()
         raise PlatformError(ErrorClass.RETRYABLE, "published_media_unknown",
                             f"container {container.id} is published but its media is not listed yet",
                             handle=container)
@@ -512,4 +544,45 @@ def _graph_timestamp(value: Any) -> float:
         return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z").timestamp()
     except ValueError:
         return 0.0
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _product_type(spec: dict[str, str]) -> str:
+    """The media_product_type of what the container publishes."""
+    return {"STORIES": "STORY", "REELS": "REELS"}.get(spec.get("media_type", ""), "FEED")
+
+
+def _live_story(published_at: float | None) -> bool:
+    """Whether a story's insights are still given: known to be under 24 hours old."""
+    return published_at is not None and time.time() - published_at < STORY_INSIGHTS_SECONDS
+
+
+def _story_insights_gone(published_at: float | None) -> PlatformError:
+    """A story past its 24 hours (or of unknown age, given nothing): Graph keeps no insights of
+    it, now or later."""
+    if published_at is None:
+        age = "this story's age is unknown and Graph gave none"
+    else:
+        age = f"this story is {(time.time() - published_at) / 3600:.0f} h old"
+    return PlatformError(ErrorClass.PERMANENT, "engagement_not_available",
+                         f"instagram gives a story's insights for 24 hours only; {age}")
+
+
+def _figures(product: str, values: dict[Any, Any], audience: int | None) -> EngagementFigures:
+    if product == "STORY":
+        # A story has no likes, comments or saves in Graph. views: times it was seen; comments:
+        # its direct replies, a story's only conversation (Meta counts none from Europe and
+        # Japan); shares: shares; likes and saves stay unknown, never 0
+        return EngagementFigures(views=count(values.get("views")), comments=count(values.get("replies")),
+                                 shares=count(values.get("shares")), audience_size=audience)
+    return EngagementFigures(
+        views=count(values.get("views")), likes=count(values.get("likes")),
+        comments=count(values.get("comments")), shares=count(values.get("shares")),
+        saves=count(values.get("saved")), audience_size=audience)
 

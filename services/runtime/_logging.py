@@ -21,8 +21,8 @@ REDACTED = "[redacted]"
 
 _SECRET_NAMES = r"(?:access_token|refresh_token|id_token|client_secret|password|passwd|secret|api_key|apikey|token|code_verifier)"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # Authorization: Bearer xxx / Basic xxx (header lines, dict reprs, JSON)
-    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)?\s*[^\s'\",}]+"), rf"\1{REDACTED}"),
+    # Authorization: <any scheme> xxx, or a bare credential (header lines, dict reprs, JSON)
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:[a-z][a-z0-9._~+-]*\s+)?[^\s'\",}]+"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/:=-]+"), rf"\1 {REDACTED}"),
     # scheme://user:password@host → scheme://user:[redacted]@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s/]+@"), rf"\1:{REDACTED}@"),

@@ -260,9 +260,9 @@ class YouTubeClient(PlatformClientBase):
         require_kind(handle, HANDLE_KIND)
         with classified(token):
             videos = (await self._get(account_id, "videos", token, part="statistics", id=handle.id)).get("items") or []
+            if not videos:  # before channels.list: no unit spent on a read that gives nothing
+                raise PlatformError(ErrorClass.RETRYABLE, "video_not_listed", f"video {handle.id} not listed")
             channels = (await self._get(account_id, "channels", token, part="statistics", mine="true")).get("items") or []
-        if not videos:
-            raise PlatformError(ErrorClass.RETRYABLE, "video_not_listed", f"video {handle.id} not listed")
         stats = videos[0].get("statistics") or {}
         channel = (channels[0].get("statistics") or {}) if channels else {}
         audience = None if channel.get("hiddenSubscriberCount") else count(channel.get("subscriberCount"))

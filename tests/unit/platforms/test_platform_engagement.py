@@ -179,3 +179,20 @@ class TestYouTubeEngagement(EngagementSuite):
     client_options = {"chunk_size": 256 * 1024}
     has_shares = False  # the Data API has no share count
     first_operation = "youtube.list"
+
+    async def test_a_video_not_listed_yet_spends_no_channels_read(self, client, app):
+        class Seen(sandbox.Faults):
+            def __init__(self):
+                super().__init__()
+                self.operations: list[str] = []
+
+            async def before(self, operation, request, account=None):
+                self.operations.append(operation)
+                return None
+
+        app.state.sandbox.youtube.faults = seen = Seen()
+        with pytest.raises(PlatformError) as raised:
+            await client.fetch_engagement(RemoteHandle(kind="youtube.video", id="not-yet"), self.token,
+                                          self.account, None)
+        assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "video_not_listed")
+        assert seen.operations == ["youtube.list"], "channels.list costs a unit and answers nothing here"

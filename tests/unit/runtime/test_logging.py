@@ -56,6 +56,9 @@ def test_secrets_are_scrubbed_from_messages_and_tracebacks(lines):
 @pytest.mark.parametrize(("raw", "secret"), [
     ("Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi"),
     ("{'authorization': 'Basic dXNlcjpwYXNz'}", "dXNlcjpwYXNz"),
+    ("Authorization: OAuth ya29.a0AfH6SMB", "ya29.a0AfH6SMB"),  # Google's older scheme
+    ('{"Authorization": "Token tok-77"}', "tok-77"),
+    ("authorization=raw-credential-1", "raw-credential-1"),
     ("GET /oauth?client_key=k&access_token=act.XYZ&x=1", "act.XYZ"),
     ('{"refresh_token": "rft.987", "open_id": "u1"}', "rft.987"),
     ("client_secret=s3cr3t&grant_type=refresh_token", "s3cr3t"),

@@ -536,7 +536,7 @@ def _subcode(error: PlatformError) -> int | None:
 
 def _gone(error: PlatformError) -> bool:
     """Graph's code 100 on a container's node: it no longer exists."""
-    return error.code.startswith("100")
+    return error.code.partition("/")[0] == "100"  # not 1000-odd codes, nor 10 (permissions)
 
 
 def _graph_timestamp(value: Any) -> float:

@@ -1043,3 +1043,13 @@ class TestYouTubeClient(PlatformClientSuite):
         assert (await journal.load()).stage == ACCEPTED
         assert len(app.state.sandbox.youtube.sessions) == 1
         assert outcome.handle.id != handle.id
+
+
+def test_only_graph_code_100_means_a_container_is_gone():
+    from services.publishers.platforms._instagram import _gone
+
+    def error(code: str) -> PlatformError:
+        return PlatformError(ErrorClass.PERMANENT, code, "")
+
+    assert _gone(error("100")) and _gone(error("100/33"))
+    assert not any(_gone(error(code)) for code in ("1000", "10000/1", "10", "190"))

@@ -91,7 +91,8 @@ def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncCli
                        read_publishing_limit=not preflighted)
     else:
         options.update(privacy_status=platforms.youtube_privacy,
-                       schedule_lead=platforms.youtube_schedule_lead_seconds)
+                       schedule_lead=platforms.youtube_schedule_lead_seconds,
+                       uploads_at_once=platforms.youtube_uploads_at_once)
     return build_client(platform, http, settings.api_bases[platform], **options)
 
 

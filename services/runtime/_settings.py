@@ -239,6 +239,7 @@ class PlatformSettings:
     tiktok_pull_inits_at_once: int = 8  # journalled pull inits awaiting their answer (see _tiktok.py)
     youtube_privacy: str = "public"
     youtube_schedule_lead_seconds: float = 900.0  # publishAt when the slot is this far ahead
+    youtube_uploads_at_once: int = 4  # uploads holding their chunk buffer at once (see _youtube.py)
     instagram_poll_timeout_seconds: float = 30.0
     instagram_container_recheck_seconds: float = 60.0  # a container still processing, looked at again
 
@@ -263,6 +264,8 @@ class PlatformSettings:
             youtube_privacy=os.environ.get("AUTOPOST_YOUTUBE_PRIVACY", cls.youtube_privacy),
             youtube_schedule_lead_seconds=_env_float("AUTOPOST_YOUTUBE_SCHEDULE_LEAD_SECONDS",
                                                      cls.youtube_schedule_lead_seconds),
+            youtube_uploads_at_once=max(1, _env_int("AUTOPOST_YOUTUBE_UPLOADS_AT_ONCE",
+                                                    cls.youtube_uploads_at_once)),
             instagram_poll_timeout_seconds=_env_float("AUTOPOST_INSTAGRAM_POLL_TIMEOUT_SECONDS",
                                                       cls.instagram_poll_timeout_seconds),
             instagram_container_recheck_seconds=_env_float("AUTOPOST_INSTAGRAM_CONTAINER_RECHECK_SECONDS",

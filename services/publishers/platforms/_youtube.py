@@ -5,10 +5,15 @@ chunk (a drop, 500/502/503/504, a short rate limit) is followed by `PUT bytes */
 server's `Range` says where to go on, or the reply is the finished video. A later call resumes
 the stored session the same way; a session that expired is first looked for among the
 channel's recent uploads, so an upload that did complete is not made twice.
+
+An upload holds its chunk in memory (8 MiB, and its copy on the way out), so a client uploads
+only `uploads_at_once` videos at once; the others wait for a place before they open their
+media, start a session or take a cap slot, so waiting holds nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Callable
@@ -59,6 +64,10 @@ HANDLE_KIND = "youtube.video"
 SESSION_HANDLE_KIND = "youtube.session"
 CHUNK_ALIGNMENT = 256 * 1024
 DEFAULT_CHUNK = 8 * 1024 * 1024
+# uploads one client sends at once: each holds its unconfirmed chunk and a read piece (9 MiB),
+# the chunk's copy being sent (8 MiB) and what the socket has not taken of it yet (up to 8 MiB);
+# 4 of them stay well inside a publisher's 256 MiB (deploy/manifests.py)
+UPLOADS_AT_ONCE = 4
 MAX_VIDEO_BYTES = 256 * 1024 ** 3
 # native scheduling (publishAt) only when the slot is at least this far ahead: the upload and
 # processing must be done well before YouTube makes the video public
@@ -147,15 +156,19 @@ class YouTubeClient(PlatformClientBase):
                  category_id: str = "22", media_http: httpx.AsyncClient | None = None,
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, schedule_lead: float | None = DEFAULT_SCHEDULE_LEAD,
-                 interruptions: int = 5, clock: Callable[[], datetime] | None = None):
+                 interruptions: int = 5, uploads_at_once: int = UPLOADS_AT_ONCE,
+                 clock: Callable[[], datetime] | None = None):
         if chunk_size <= 0 or chunk_size % CHUNK_ALIGNMENT:
             raise ValueError(f"chunk_size must be a positive multiple of {CHUNK_ALIGNMENT}")
+        if uploads_at_once < 1:
+            raise ValueError("uploads_at_once must be at least 1")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size, self.privacy_status, self.category_id = chunk_size, privacy_status, category_id
         self.media_http = media_http or http
         self.schedule_lead = schedule_lead  # None: never schedule natively
         self.interruptions = interruptions  # resumes within one call before giving up
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._uploads = asyncio.Semaphore(uploads_at_once)  # places for an upload's buffer
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: Journal | None = None) -> Accepted:
@@ -170,19 +183,22 @@ class YouTubeClient(PlatformClientBase):
                 if resumed is not None:
                     return resumed
             metadata = video_metadata(request, self.privacy_status, self.category_id, self._publish_at(request))
-            # open the media first: a missing file should not leave an empty session behind
-            async with self._open(request) as stream:
-                if stream.size == 0:
-                    raise PlatformError(ErrorClass.PERMANENT, "emptyFile", "the media file is empty")
-                check_fetched(request, 0, stream)
-                # safe to repeat: a session that never gets its bytes makes no video
-                session_uri = await with_retries(self.retry, lambda: self._start_session(
-                    request.account_id, metadata, stream, token))
-                session = RemoteHandle(kind=SESSION_HANDLE_KIND, id=_short(session_uri), extra={
-                    "sessionUri": session_uri, "total": stream.size, "startedAt": self.clock().timestamp(),
-                    "title": metadata["snippet"]["title"], "description": metadata["snippet"]["description"]})
-                await journal.save(CREATED, session)
-                video = await self._upload(session, stream, token, offset=0)
+            # a place for the upload's buffer before anything else: waiting for it holds no media
+            # stream, session or cap slot; it is given back however the upload ends
+            async with self._uploads:
+                # open the media first: a missing file should not leave an empty session behind
+                async with self._open(request) as stream:
+                    if stream.size == 0:
+                        raise PlatformError(ErrorClass.PERMANENT, "emptyFile", "the media file is empty")
+                    check_fetched(request, 0, stream)
+                    # safe to repeat: a session that never gets its bytes makes no video
+                    session_uri = await with_retries(self.retry, lambda: self._start_session(
+                        request.account_id, metadata, stream, token))
+                    session = RemoteHandle(kind=SESSION_HANDLE_KIND, id=_short(session_uri), extra={
+                        "sessionUri": session_uri, "total": stream.size, "startedAt": self.clock().timestamp(),
+                        "title": metadata["snippet"]["title"], "description": metadata["snippet"]["description"]})
+                    await journal.save(CREATED, session)
+                    video = await self._upload(session, stream, token, offset=0)
             return await self._finish(video, journal)
 
     async def check_status(self, handle: RemoteHandle, token: str,
@@ -217,7 +233,7 @@ class YouTubeClient(PlatformClientBase):
             return await self._finish({"id": found}, journal)
         done, held, video = state
         if not done:
-            async with self._open(request, offset=held) as stream:
+            async with self._uploads, self._open(request, offset=held) as stream:
                 video = await self._upload(handle, stream, token, offset=held)
         return await self._finish(video, journal)
 
@@ -295,7 +311,8 @@ class YouTubeClient(PlatformClientBase):
         """PUT aligned chunks from `offset`, following the server's `Range`; the video at the end.
 
         Only the chunk not yet confirmed is held in memory, so a partial acceptance or an
-        interruption is resumed from it without reading the media again.
+        interruption is resumed from it without reading the media again; its copy being sent
+        lives only as long as its request.
         """
         pending = bytearray()  # bytes from `offset` on, not yet confirmed by the server
         interruptions = 0
@@ -306,11 +323,11 @@ class YouTubeClient(PlatformClientBase):
                 raise PlatformError(ErrorClass.RETRYABLE if offset else ErrorClass.PERMANENT,
                                     "emptyFile" if not offset else "uploadOutOfSync",
                                     "the media file is empty" if not offset else "no bytes left to send")
-            body = bytes(pending[: self.chunk_size]) if more else bytes(pending)
-            end = offset + len(body)
+            end = offset + (self.chunk_size if more else len(pending))
             total = str(end) if not more else (str(stream.size) if stream.size is not None else "*")
             try:
-                done, confirmed, video = await self._put_chunk(session, body, offset, end, total, stream.content_type)
+                done, confirmed, video = await self._put_chunk(session, _head(pending, end - offset), offset,
+                                                               end, total, stream.content_type)
             except PlatformError as error:
                 interruptions += 1
                 if interruptions > self.interruptions or not _interrupted(error, self.retry):
@@ -334,7 +351,13 @@ class YouTubeClient(PlatformClientBase):
                          content_type: str) -> tuple[bool, int, dict[str, Any]]:
         headers = {"Content-Type": content_type, "Content-Range": f"bytes {first}-{end - 1}/{total}"}
         response = await send(self.http, "PUT", str(session.extra["sessionUri"]), content=body, headers=headers)
-        return _upload_reply(response)
+        try:
+            return _upload_reply(response)
+        finally:
+            # httpx's response and its stream refer to each other, so the response, its request
+            # and the chunk in it would wait for the garbage collector: finished chunks would pile
+            # up beside the uploads at once. Without the cycle they go when this returns.
+            response.stream = httpx.ByteStream(b"")
 
     async def _held(self, session: RemoteHandle, total: str | None = None) -> tuple[bool, int, dict[str, Any]] | None:
         """`PUT bytes */total`: (done, bytes the server holds, the video when done); None when
@@ -375,6 +398,12 @@ def _upload_reply(response: httpx.Response) -> tuple[bool, int, dict[str, Any]]:
         raise PlatformError(ErrorClass.RETRYABLE, "sessionExpired",
                             "the upload session expired; a new one is needed")
     raise classify(response, json_body(response))
+
+
+def _head(buffer: bytearray, size: int) -> bytes:
+    """The first `size` bytes of `buffer`, copied once (a slice of the bytearray is a second copy)."""
+    with memoryview(buffer) as view:
+        return bytes(view[:size])
 
 
 def _interrupted(error: PlatformError, rules: RetryRules) -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import asyncpg
 
 from contracts import AdminAlert, AlertKind, ContractError, DeadLetter, Topics
-from services.runtime import Record, ServiceContext, trace_id_of
+from services.runtime import Record, ServiceContext, dead_letter_of, trace_id_of
 
 from . import store
 from .webhooks import Webhook
@@ -34,9 +34,11 @@ class NotifierHandlers:
                 else:
                     alerts.append(AdminAlert.from_bytes(record.value))
             except ContractError as error:
-                # nowhere further to set it aside: say so loudly, with where to find it
-                log.error("unreadable %s@%s/%s dropped by the notifier: %s",
-                          record.topic, record.partition, record.offset, error)
+                # kept here, as every dead letter is: sent to the dead-letter topic it would
+                # come back to this consumer, and one on that topic would go round for ever
+                log.warning("dead-lettering %s@%s/%s: %s", record.topic, record.partition, record.offset, error)
+                letters.append(dead_letter_of(record, reason=error.reason, message=error.message,
+                                              consumer="notifier"))
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await store.store_dead_letters(conn, letters)
             alerts += [dead_letter_alert(row_id, letter, now) for row_id, letter in stored]

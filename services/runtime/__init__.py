@@ -11,7 +11,7 @@ from ._http_tracing import TracedTransport
 from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
-from ._messaging import Outgoing, Record, dead_letter_for, group_by_key, map_by_key, publish_all
+from ._messaging import Outgoing, Record, dead_letter_for, dead_letter_of, group_by_key, map_by_key, publish_all
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
 from ._settings import (
     SANDBOX_OAUTH_SECRET,
@@ -71,6 +71,7 @@ __all__ = [
     "close_database",
     "database_ready",
     "dead_letter_for",
+    "dead_letter_of",
     "ensure_topics",
     "group_by_key",
     "headers_to_dict",

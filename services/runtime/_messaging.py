@@ -121,10 +121,21 @@ def dead_letter_for(
     record: "Record | Outgoing", *, reason: str, message: str, consumer: str, topic: str | None = None
 ) -> Outgoing:
     """The dead letter of a consumed record, or of a message that was never consumed (the
-    planner's post that the queue never stored): whole, to replay to its topic, unless that
-    would not fit in a message; then cut to fit (`truncated`)."""
-    key = record.key.encode() if isinstance(record.key, str) else record.key
-    payload, headers = record.value, record.headers
+    planner's post that the queue never stored), to send to the dead-letter `topic`."""
+    letter = dead_letter_of(record, reason=reason, message=message, consumer=consumer)
+    key = _key_bytes(record)
+    key = key[:LETTER_HEADERS_LIMIT] if key is not None else None
+    return Outgoing.of(topic or Topics.DEAD_LETTER, key.decode("utf-8", "replace") if key is not None else "", letter)
+
+
+def _key_bytes(record: "Record | Outgoing") -> bytes | None:
+    return record.key.encode() if isinstance(record.key, str) else record.key
+
+
+def dead_letter_of(record: "Record | Outgoing", *, reason: str, message: str, consumer: str) -> DeadLetter:
+    """`dead_letter_for`'s letter itself: the record whole, to replay to its topic, unless that
+    would not fit in a message; then cut to fit (`truncated`). Counted as dead-lettered."""
+    payload, headers, key = record.value, record.headers, _key_bytes(record)
     truncated = False
     if len(payload) > LETTER_PAYLOAD_LIMIT:
         payload, truncated = payload[:TRUNCATED_PAYLOAD_BYTES], True
@@ -147,7 +158,7 @@ def dead_letter_for(
         truncated=truncated,
     )
     DEAD_LETTERS.labels(consumer, reason).inc()
-    return Outgoing.of(topic or Topics.DEAD_LETTER, key.decode("utf-8", "replace") if key is not None else "", letter)
+    return letter
 
 
 def group_by_key(records: Iterable[Record]) -> dict[bytes | None, list[Record]]:

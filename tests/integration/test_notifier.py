@@ -154,3 +154,32 @@ def test_each_dead_letter_stored_has_an_alert_of_its_own():
     first, second = dead_letter_alert(1, letter, at), dead_letter_alert(2, letter, at)
     assert first.alert_id != second.alert_id, "two letters without a position are still two alerts"
     assert dead_letter_alert(1, letter, at).alert_id == first.alert_id, "the same letter, the same alert"
+
+
+async def test_an_unreadable_alert_or_dead_letter_is_kept_and_alerted_not_dropped(
+        kafka_bootstrap, topic_prefix, database_url):
+    async with AsyncExitStack() as stack:
+        base, received = await webhook_receiver(stack, fail_first=0)
+        settings = settings_for(kafka_bootstrap, topic_prefix, database_url)
+        settings = replace(settings, notifier=NotifierSettings(
+            webhooks=orjson.dumps([{"name": "ops", "url": f"{base}/ops"}]).decode(), retry_base_seconds=0.2))
+        await stack.enter_async_context(Pipeline(settings, ["notifier"]))
+        good = alert()
+        # an alert from a newer producer the contract refuses, and a letter that is not JSON;
+        # the good alert in the same batch still goes out
+        await produce(kafka_bootstrap, topic_prefix + Topics.ALERTS,
+                      [b'{"alertId": "not-a-uuid"}', good.to_bytes()], key=b"a")
+        await produce(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, [b"\x00garbage"] * 1, key=b"d")
+        await wait_for(lambda: asyncio.sleep(0, len(received) >= 3), 30, "three deliveries")
+        await asyncio.sleep(1.0)  # a redelivery would add nothing
+        conn = await asyncpg.connect(database_url)
+        try:
+            dead = await conn.fetch("SELECT * FROM dead_letters ORDER BY id")
+        finally:
+            await conn.close()
+    kinds = sorted(body["kind"] for _, body in received)
+    assert kinds == ["attempts_exhausted", "dead_letter", "dead_letter"], kinds
+    assert {(row["consumer"], row["source_topic"], bytes(row["payload"])) for row in dead} == {
+        ("notifier", topic_prefix + Topics.ALERTS, b'{"alertId": "not-a-uuid"}'),
+        ("notifier", topic_prefix + Topics.DEAD_LETTER, b"\x00garbage"),
+    }

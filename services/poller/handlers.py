@@ -76,11 +76,12 @@ class PollHandlers:
     async def _collect_engagement(self, record: Record, request: StatusRequested) -> Outgoing:
         """A posted target's figures now; a failed read says why, for the queue to retry or skip."""
         with self._span(record, request) as span:
-            figures, error = await self._engagement(request)
+            figures, learnt, error = await self._engagement(request)
             if figures is not None:
                 span.set_attribute("autopost.interactions", figures.interactions)
-            return self._observed(request, state=ObservedState.PUBLISHED, url=request.url, error=error,
-                                  age_seconds=request.age_seconds, engagement=figures)
+            # the URL the client found the post by, where the queue had none
+            return self._observed(request, state=ObservedState.PUBLISHED, url=learnt or request.url,
+                                  error=error, age_seconds=request.age_seconds, engagement=figures)
 
     def _span(self, record: Record, request: StatusRequested):
         """The consumer span of one check, named by its kind, in the queue's trace."""
@@ -108,22 +109,25 @@ class PollHandlers:
         return Outgoing.of(self.ctx.topic(Topics.STATUS_OBSERVED), request.target_id, observed,
                            current_carrier())
 
-    async def _engagement(self, request: StatusRequested) -> tuple[EngagementFigures | None, PublishError | None]:
+    async def _engagement(
+        self, request: StatusRequested
+    ) -> tuple[EngagementFigures | None, str | None, PublishError | None]:
+        """(figures, the post's URL if the client learnt it, why the figures could not be read)."""
         try:
             if denied := await self.ledger.reserve(status_check_costs(self.rules, request)):
                 raise PlatformError(ErrorClass.QUOTA, denied.code, denied.message,
                                     denied.retry_after(datetime.now(timezone.utc)))
             client = self.clients[request.platform]
-            figures = await with_token(self.tokens, request.platform, request.account_id,
-                                       lambda token: client.fetch_engagement(request.remote_handle, token,
-                                                                             request.account_id, request.url))
-            return figures, None
+            figures, learnt = await with_token(self.tokens, request.platform, request.account_id,
+                                               lambda token: client.read_engagement(
+                                                   request.remote_handle, token, request.account_id, request.url))
+            return figures, learnt, None
         except PlatformError as error:
-            return None, error.to_contract()
+            return None, None, error.to_contract()
         except Exception as exc:
             log.exception("engagement of %s could not be read", request.target_id)
-            return None, PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
-                                      message=type(exc).__name__)
+            return None, None, PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
+                                            message=type(exc).__name__)
 
     async def _report(self, request: StatusRequested) -> StatusReport:
         try:
@@ -149,3 +153,4 @@ class PollHandlers:
         except Exception as exc:
             log.exception("status check of %s failed unexpectedly", request.target_id)
             return StatusReport(ObservedState.PROCESSING, detail=f"internal_error: {type(exc).__name__}")
+

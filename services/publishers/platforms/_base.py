@@ -122,6 +122,13 @@ class PlatformClient(Protocol):
         """A published post's figures and the account's audience size, as of now."""
         ...
 
+    async def read_engagement(
+        self, handle: RemoteHandle, token: str, account_id: str, url: str | None = None
+    ) -> tuple[EngagementFigures, str | None]:
+        """`fetch_engagement`, with the post's URL when the read found one `url` did not give
+        (TikTok's public id after a long moderation), for the queue to keep."""
+        ...
+
 
 @contextmanager
 def classified(token: str) -> Iterator[None]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 
+from contracts import EngagementFigures, RemoteHandle
+
 from ..limits import EndpointLimits, no_limits
 from ._base import RetryRules
 from ._media import MediaPolicy
@@ -19,3 +21,12 @@ class PlatformClientBase:
         self.media_policy = media_policy or MediaPolicy()
         self.limits = limits or no_limits()
         self.retry = retry or RetryRules()
+
+    async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                               url: str | None = None) -> EngagementFigures:
+        raise NotImplementedError
+
+    async def read_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                              url: str | None = None) -> tuple[EngagementFigures, str | None]:
+        """A client that can find a post the queue has no URL for overrides this."""
+        return await self.fetch_engagement(handle, token, account_id, url), None

@@ -148,6 +148,9 @@ _PUBLIC_ID = re.compile(r"/(?:video|photo)/(\d+)/?$")
 
 # a public post passes moderation (usually < 1 min, sometimes hours) before its public id
 # appears (platforms.md §1.5): followed that long, then taken as published without an address
+# (waiting longer would risk the queue's processing budget, 6 h for TikTok, failing a live post
+# as processing_timeout); its engagement read then asks status/fetch for the id (see
+# `read_engagement`), and the queue keeps the URL that read finds
 MODERATION_WAIT_SECONDS = 3600.0
 
 
@@ -158,6 +161,12 @@ def _in_moderation(handle: RemoteHandle, now: float) -> bool:
     if handle.extra.get("privacy") != "PUBLIC_TO_EVERYONE" or not isinstance(accepted_at, (int, float)):
         return False
     return now - accepted_at < MODERATION_WAIT_SECONDS
+
+
+def _public_id(status: dict[str, Any]) -> str | None:
+    """The public post id a status/fetch answer gives, once moderation let it out."""
+    post_ids = status.get("publicaly_available_post_id") or []  # sic, TikTok's spelling
+    return str(post_ids[0]) if post_ids else None
 
 
 def public_post_id(url: str | None) -> str | None:
@@ -241,15 +250,13 @@ class TikTokClient(PlatformClientBase):
             data = await self._status(account_id or "", token, handle.id)
             status = data.get("status")
             if status == "PUBLISH_COMPLETE":
-                post_ids = data.get("publicaly_available_post_id") or []  # sic, TikTok's spelling
-                if not post_ids and _in_moderation(handle, self.clock()):
+                post_id = _public_id(data)
+                if post_id is None and _in_moderation(handle, self.clock()):
                     return StatusReport(ObservedState.PROCESSING, detail="in moderation: no public id yet")
-                if not post_ids:  # e.g. SELF_ONLY posts never get a public id
+                if post_id is None:  # e.g. SELF_ONLY posts never get a public id; or a long moderation
                     return StatusReport(ObservedState.PUBLISHED, detail="published without a public post id")
-                username = handle.extra.get("username") or (
-                    await self._creator_info(account_id or "", token)).get("creator_username", "")
-                media = handle.extra.get("mediaType", "video")
-                return StatusReport(ObservedState.PUBLISHED, url=post_url(username, media, str(post_ids[0])))
+                url = await self._url(handle, post_id, account_id or "", token)
+                return StatusReport(ObservedState.PUBLISHED, url=url)
             if status == "SEND_TO_USER_INBOX":  # the creator finishes it in the app
                 return StatusReport(ObservedState.PUBLISHED, detail="sent to the creator's inbox")
             if status == "FAILED":
@@ -306,14 +313,26 @@ class TikTokClient(PlatformClientBase):
     async def fetch_engagement(self, handle: RemoteHandle, token: str, account_id: str,
                                url: str | None = None) -> EngagementFigures:
         """Display API: `POST /v2/video/query/` for the post's counts, `GET /v2/user/info/` for
-        the followers. The post is found by its public id, the last part of its URL, so a post
-        an operator found (its handle only that URL) is read the same way."""
+        the followers (see `read_engagement`)."""
+        figures, _ = await self.read_engagement(handle, token, account_id, url)
+        return figures
+
+    async def read_engagement(self, handle: RemoteHandle, token: str, account_id: str,
+                              url: str | None = None) -> tuple[EngagementFigures, str | None]:
+        """The figures, and the post's URL when it was learnt here (None when `url` served).
+
+        The post is found by its public id, the last part of its URL, so a post an operator
+        found (its handle only that URL) is read the same way. A public post the status check
+        took as published without its id (its moderation outlasted the wait) is looked up by
+        status/fetch, within the account's status cap: once TikTok gives the id, the figures are
+        read by it and its URL comes back for the queue to keep; until then the read fails
+        RETRYABLE `in_moderation`, for the queue to try again later."""
         if handle.kind != FOUND_HANDLE_KIND:
             require_kind(handle, HANDLE_KIND)
+        learnt = None
         post_id = public_post_id(url)
         if post_id is None:
-            raise PlatformError(ErrorClass.PERMANENT, "no_public_post",
-                                "the post has no public id (e.g. SELF_ONLY): TikTok gives no figures")
+            post_id, learnt = await self._public_id_after_moderation(handle, token, account_id)
         with classified(token), engagement_refusals("tiktok", _SCOPE_REFUSED.__contains__):
             data = await self._call(f"/v2/video/query/?fields={_VIDEO_FIELDS}", "video_query", account_id,
                                     token, {"filters": {"video_ids": [post_id]}})
@@ -321,10 +340,39 @@ class TikTokClient(PlatformClientBase):
             if video is None:  # just published: not listed yet
                 raise PlatformError(ErrorClass.RETRYABLE, "video_not_listed", f"video {post_id} not listed yet")
             user = await self._get("/v2/user/info/?fields=open_id,follower_count", "user_info", account_id, token)
-        return EngagementFigures(
+        figures = EngagementFigures(
             views=count(video.get("view_count")), likes=count(video.get("like_count")),
             comments=count(video.get("comment_count")), shares=count(video.get("share_count")),
             audience_size=count((user.get("user") or {}).get("follower_count")))
+        return figures, learnt
+
+    async def _public_id_after_moderation(self, handle: RemoteHandle, token: str,
+                                          account_id: str) -> tuple[str, str]:
+        """(public id, URL) of a public post published without its id, asked of status/fetch.
+
+        Only a post to everyone gets a public id (§1.5): any other (SELF_ONLY, a handle from
+        before the privacy was kept, a post an operator found) has no figures, for good."""
+        if (handle.kind != HANDLE_KIND or not handle.id
+                or handle.extra.get("privacy") != "PUBLIC_TO_EVERYONE"):
+            raise PlatformError(ErrorClass.PERMANENT, "no_public_post",
+                                "the post has no public id (e.g. SELF_ONLY): TikTok gives no figures")
+        with classified(token):  # outside engagement_refusals: a refused publish grant is the account's
+            data = await self._status(account_id, token, handle.id)
+            status = data.get("status")
+            post_id = _public_id(data) if status == "PUBLISH_COMPLETE" else None
+            if post_id is not None:
+                return post_id, await self._url(handle, post_id, account_id, token)
+        if status in ("PUBLISH_COMPLETE", "PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD"):
+            raise PlatformError(ErrorClass.RETRYABLE, "in_moderation",
+                                "TikTok has not given the public post's id yet (in moderation)")
+        raise PlatformError(ErrorClass.PERMANENT, "no_public_post",
+                            f"TikTok reports the publish {status or 'unknown'}"
+                            f"{': ' + str(data['fail_reason']) if data.get('fail_reason') else ''}: no public id")
+
+    async def _url(self, handle: RemoteHandle, post_id: str, account_id: str, token: str) -> str:
+        username = handle.extra.get("username") or (
+            await self._creator_info(account_id, token)).get("creator_username", "")
+        return post_url(username, handle.extra.get("mediaType", "video"), post_id)
 
     # -- flows -------------------------------------------------------------------------------
 

@@ -286,12 +286,20 @@ def on_engagement_observed(
     state: TargetState, observed: StatusObserved, now: datetime, cadence: EngagementCadence
 ) -> Change | None:
     """Figures for the collection in flight move the timer to the next one, and go to the
-    planner; a failed read is retried (or skipped when the platform will never tell)."""
+    planner; a failed read is retried (or skipped when the platform will never tell).
+
+    A target posted without its URL (a TikTok post whose moderation outlasted the status
+    check) takes the one the read found the post by, from any answer, even a late one: a URL
+    is filled in, never replaced."""
+    if state.status is not TargetStatus.POSTED or observed.check is not StatusCheck.ENGAGEMENT:
+        return None
     checks = state.engagement_checks
     ages = cadence.ages_seconds
-    if (state.status is not TargetStatus.POSTED or observed.check is not StatusCheck.ENGAGEMENT
-            or checks >= len(ages) or observed.age_seconds != ages[checks]):
-        return None  # late, repeated, or for a collection that is no longer current
+    learnt = replace(state, url=observed.url) if state.url is None and observed.url else state
+    if checks >= len(ages) or observed.age_seconds != ages[checks]:
+        # late, repeated, or for a collection that is no longer current: at most its URL is news
+        return None if learnt is state else Change(replace(learnt, version=state.version + 1))
+    state = learnt
     if observed.engagement is not None:
         return replace(_next_collection(state, cadence), emit=Emit.ENGAGEMENT_OBSERVED)
     if observed.error is not None and observed.error.error_class is ErrorClass.PERMANENT:

@@ -127,7 +127,11 @@ class TestTikTokEngagement(EngagementSuite):
     first_operation = "tiktok.video_query"
     finds_by_address = True
 
-    async def test_a_post_without_public_id_has_no_figures(self, client):
+    async def test_a_post_without_public_id_has_no_figures(self, http, tmp_path):
+        # SELF_ONLY (an unaudited client's): never a public id. A public post published without
+        # one (a long moderation) is looked up instead: test_tiktok_moderated_engagement
+        client = build_client(self.platform, http, f"{ROOT}/{self.platform.value}", unaudited=True,
+                              **self.media_options(http, MediaPolicy.sandbox().with_roots(tmp_path)))
         handle, _ = await self.published(client)
         with pytest.raises(PlatformError) as raised:
             await client.fetch_engagement(handle, self.token, self.account, None)

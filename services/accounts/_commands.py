@@ -15,7 +15,8 @@ import orjson
 from contracts import Platform
 from services.runtime import Settings, apply_migrations, create_pool
 
-from ._connect import connect_sandbox_account, connect_with_code, oauth_clients
+from ._connect import IDENTITY, connect_sandbox_account, connect_with_code, oauth_clients
+from ._errors import OAuthError
 from ._keyring import Keyring
 from ._model import Account
 from ._oauth import oauth_http_client
@@ -65,13 +66,20 @@ async def connect(settings: Settings, platform: Platform, account_id: str, *, co
                   "(see README, Configuration)", file=sys.stderr)
             return 1
         client = clients[platform]
-        if code is None and client.sandbox_root is not None:
-            account = await connect_sandbox_account(store, client, account_id, http, display_name=name)
-        else:
-            if code is None:
-                code = _ask_for_code(client.authorize_url(secrets.token_urlsafe(16)))
-            account = await connect_with_code(store, client, account_id, code, display_name=name)
-    print(f"connected {account.platform.value} account {account.account_id}; scopes "
+        try:
+            if code is None and client.sandbox_root is not None:
+                account = await connect_sandbox_account(store, client, account_id, http, display_name=name)
+            else:
+                if code is None:
+                    state = secrets.token_urlsafe(16)  # the pasted redirect must carry it back
+                    code = _ask_for_code(client.authorize_url(state), state)
+                account = await connect_with_code(store, client, account_id, code, display_name=name)
+        except (RedirectRefused, OAuthError) as exc:
+            reason = exc.message if isinstance(exc, OAuthError) else str(exc)
+            print(f"{platform.value} account {account_id} not connected: {reason}", file=sys.stderr)
+            return 1
+    login = f" as {IDENTITY[account.platform]} {account.remote_user_id}" if account.remote_user_id else ""
+    print(f"connected {account.platform.value} account {account.account_id}{login}; scopes "
           f"{', '.join(account.scopes) or '-'}; token expires {_when(account.access_expires_at)}")
     return 0
 
@@ -96,15 +104,28 @@ async def rekey(settings: Settings) -> int:
     return 0
 
 
-def _ask_for_code(url: str) -> str:
+class RedirectRefused(Exception):
+    """A pasted address that does not answer this sign-in, or carries no code."""
+
+
+def _ask_for_code(url: str, state: str) -> str:
+    """The code from what the operator pastes: the address the platform sent them back to, whose
+    `state` must be the one in `url` (else it answers another sign-in, or is forged), or the
+    bare code (nothing to check it against)."""
     print(f"Open this page, sign in and allow access:\n\n  {url}\n", file=sys.stderr)
     answer = input("Paste the address you were sent back to (or just the code): ").strip()
-    if "://" in answer:
-        query = parse_qs(urlsplit(answer).query)
-        if "code" not in query:
-            raise SystemExit(f"no code in that address ({query.get('error', ['?'])[0]})")
-        return query["code"][0]
-    return answer
+    if "://" not in answer and "?" not in answer:
+        return answer
+    query = parse_qs(urlsplit(answer).query)
+    if query.get("state") != [state]:
+        problem = ("carries no state, so it cannot be matched to this sign-in" if "state" not in query else
+                   "carries a state other than this sign-in's: it answers another sign-in (an earlier "
+                   "attempt, another operator's) or was not made by the platform")
+        raise RedirectRefused(f"that address {problem}. Nothing was exchanged: open the page above, sign in "
+                              "again and paste the whole address you are sent back to")
+    if "code" not in query:
+        raise RedirectRefused(f"no code in that address ({query.get('error', ['?'])[0]})")
+    return query["code"][0]
 
 
 def _when(moment: datetime | None) -> str:

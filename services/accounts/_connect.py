@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -26,16 +27,50 @@ def oauth_clients(settings: Settings, http: httpx.AsyncClient) -> dict[Platform,
             for platform, app in settings.accounts.oauth_apps.items()}
 
 
+# what each platform calls the identity behind a login (`remote_user_id`)
+IDENTITY = {Platform.TIKTOK: "TikTok user", Platform.INSTAGRAM: "Instagram user",
+            Platform.YOUTUBE: "YouTube channel"}
+# a YouTube channel id: `UC` and 22 base64url characters
+_CHANNEL_ID = re.compile(r"UC[A-Za-z0-9_-]{22}")
+
+
 async def connect_with_code(store: AccountStore, client: OAuthClient, account_id: str, code: str, *,
                             display_name: str = "", now: datetime | None = None) -> Account:
-    """Exchange an authorization code and store the tokens: the account is connected."""
+    """Exchange an authorization code and store the tokens: the account is connected.
+
+    Refused, with nothing stored, when the login is not the account's: an Instagram user other
+    than the account id; a YouTube channel other than the account id when that is a channel id;
+    and, for an account that holds tokens, an identity other than the one it was connected as
+    (`autopost accounts remove` it first to connect it as someone else).
+    """
     grant = await client.exchange_code(code)
-    if client.platform is Platform.INSTAGRAM and grant.remote_user_id and grant.remote_user_id != account_id:
+    platform, login = client.platform, grant.remote_user_id
+    if platform is Platform.INSTAGRAM and login and login != account_id:
         # the Graph API addresses an Instagram account by its user id: a mismatch would post elsewhere
         raise OAuthError(OAuthFailure.REJECTED, "account_mismatch",
-                         f"this login is Instagram user {grant.remote_user_id}, not {account_id}")
-    return await store.connect(client.platform, account_id, grant, now or datetime.now(timezone.utc),
-                               display_name)
+                         f"this login is Instagram user {login}, not {account_id}")
+    if platform is Platform.YOUTUBE and _CHANNEL_ID.fullmatch(account_id) and login != account_id:
+        # named by its channel id: only that channel's owner may connect it
+        raise OAuthError(OAuthFailure.REJECTED, "account_mismatch",
+                         f"this login's YouTube channel is {login}, not {account_id}: nothing was stored; "
+                         f"sign in with the Google account (or brand account) that owns {account_id}")
+
+    def same_identity(held: str | None) -> None:
+        if held is None or held == login:
+            return
+        what = IDENTITY[platform]
+        if login is None:
+            raise OAuthError(OAuthFailure.REJECTED, "identity_unknown",
+                             f"{platform.value} did not say which {what} this login is, so it cannot be "
+                             f"checked against {held}, the one {account_id} is connected as: nothing was stored")
+        raise OAuthError(OAuthFailure.REJECTED, "identity_changed",
+                         f"it is connected as {what} {held}, but this login is {what} {login}: nothing was "
+                         f"stored and its tokens are unchanged. Sign in as {held}; or, if it is to post as "
+                         f"{login} from now on, run `autopost accounts remove {platform.value} {account_id}` "
+                         "first, then connect it again")
+
+    return await store.connect(platform, account_id, grant, now or datetime.now(timezone.utc),
+                               display_name, identity_check=same_identity)
 
 
 async def connect_sandbox_account(store: AccountStore, client: OAuthClient, account_id: str,

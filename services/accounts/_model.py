@@ -26,7 +26,7 @@ class Account:
     status: AccountStatus
     status_reason: str | None = None
     scopes: tuple[str, ...] = ()
-    remote_user_id: str | None = None  # TikTok open_id, Instagram user id
+    remote_user_id: str | None = None  # who signed in: TikTok open_id, Instagram user id, YouTube channel id
     connected_at: datetime | None = None
     access_expires_at: datetime | None = None
     refresh_expires_at: datetime | None = None

@@ -2,8 +2,12 @@
 
     client = oauth_client(Platform.TIKTOK, http, app, sandbox_root=None)
     url = client.authorize_url(state)            # where a person grants access
-    grant = await client.exchange_code(code)     # TokenGrant
+    grant = await client.exchange_code(code)     # TokenGrant, naming who signed in
     grant = await client.refresh(credential)     # TokenGrant, or OAuthError
+
+A code exchange's `remote_user_id` is the login's identity: TikTok's `open_id` and Instagram's
+user id from the token reply; Google's reply names nobody, so the YouTube client reads the
+login's channel (`channels.list part=id mine=true`, one API unit) and gives its id.
 
 Every failure is an `OAuthError`: INVALID_GRANT (reconnect), TRANSIENT (later) or REJECTED (the
 app's configuration). Messages never carry a token, a code or the client secret. Use an httpx
@@ -12,6 +16,8 @@ client that is NOT traced: token URLs and bodies carry secrets.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import unquote, urlencode
 
@@ -45,7 +51,8 @@ _INSTAGRAM = {"authorize": ("https://api.instagram.com", "/oauth/authorize"),
               "exchange": ("https://graph.instagram.com", "/access_token"),
               "refresh": ("https://graph.instagram.com", "/refresh_access_token")}
 _GOOGLE = {"authorize": ("https://accounts.google.com", "/o/oauth2/v2/auth"),
-           "token": ("https://oauth2.googleapis.com", "/token")}
+           "token": ("https://oauth2.googleapis.com", "/token"),
+           "channels": ("https://www.googleapis.com", "/youtube/v3/channels")}  # who signed in
 
 # the last ones read engagement (video.list: a post's counts, user.info.stats: followers;
 # the insights): a user may untick them and still post, and then no engagement is collected
@@ -71,22 +78,23 @@ class _Base:
         host, path = self.endpoints[name]
         return (self.sandbox_root or host) + path
 
-    async def _send(self, method: str, name: str, *secrets: str | None, **kwargs: Any) -> tuple[int, Any]:
+    async def _send(self, method: str, name: str, *secrets: str | None, what: str = "token endpoint",
+                    **kwargs: Any) -> tuple[int, Any]:
         """(status, decoded JSON body or None); transport failures are TRANSIENT, scrubbed."""
         try:
             response = await self.http.request(method, self.url(name), **kwargs)
         except httpx.TimeoutException:
-            raise OAuthError(OAuthFailure.TRANSIENT, "timeout", f"{self.platform.value} token endpoint timed out") from None
+            raise OAuthError(OAuthFailure.TRANSIENT, "timeout", f"{self.platform.value} {what} timed out") from None
         except httpx.TransportError as exc:
             raise OAuthError(OAuthFailure.TRANSIENT, "transport_error",
-                             f"{self.platform.value} token endpoint unreachable ({type(exc).__name__})") from None
+                             f"{self.platform.value} {what} unreachable ({type(exc).__name__})") from None
         try:
             body = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError:
             body = None
         if response.status_code >= 500 or response.status_code == 429:
             raise OAuthError(OAuthFailure.TRANSIENT, f"http_{response.status_code}",
-                             f"{self.platform.value} token endpoint answered {response.status_code}",
+                             f"{self.platform.value} {what} answered {response.status_code}",
                              _retry_after(response))
         return response.status_code, body
 
@@ -255,6 +263,7 @@ class InstagramOAuth(_Base):
 class GoogleOAuth(_TokenEndpoint):
     platform = Platform.YOUTUBE
     endpoints = _GOOGLE
+    channel_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)  # seconds before each further try
 
     def authorize_url(self, state: str, **extra: str) -> str:
         query = {"client_id": self.app.client_id, "redirect_uri": self.app.redirect_uri,
@@ -262,6 +271,60 @@ class GoogleOAuth(_TokenEndpoint):
                  # offline + consent: the only way to be given a refresh token
                  "access_type": "offline", "prompt": "consent", "state": state, **extra}
         return f"{self.url('authorize')}?{urlencode(query)}"
+
+    async def exchange_code(self, code: str) -> TokenGrant:
+        """The tokens, and as `remote_user_id` the id of the channel they are for: Google's
+        reply names nobody, and videos go to the channel of whoever signed in."""
+        grant = await super().exchange_code(code)
+        return replace(grant, remote_user_id=await self.channel_id(grant.access_token))
+
+    async def channel_id(self, access_token: str) -> str:
+        """`channels.list part=id mine=true`: the channel this token uploads to (one API unit a
+        call). It needs a read scope (`youtube.readonly`); `youtube.upload` alone is refused.
+        Transient failures are tried again: the code is spent, a new one means signing in again."""
+        delays = iter(self.channel_retry_delays)
+        while True:
+            try:
+                return await self._channel_id(access_token)
+            except OAuthError as error:
+                delay = next(delays, None)
+                # the day's units do not come back in seconds
+                if delay is None or error.failure is not OAuthFailure.TRANSIENT or error.code == "quotaExceeded":
+                    raise
+                await asyncio.sleep(max(delay, min(error.retry_after or 0.0, 10.0)))
+
+    async def _channel_id(self, access_token: str) -> str:
+        status, body = await self._send("GET", "channels", what="channels.list",
+                                        params={"part": "id", "mine": "true"},
+                                        headers={"Authorization": f"Bearer {access_token}"})
+        items = body.get("items") if status == 200 and isinstance(body, dict) else None
+        if items == [] or status == 200 and isinstance(body, dict) and "items" not in body:
+            raise OAuthError(OAuthFailure.REJECTED, "no_channel",
+                             "this Google login has no YouTube channel to post to: sign in with the "
+                             "Google account (or brand account) that owns the channel")
+        channel = items[0].get("id") if isinstance(items, list) and items and isinstance(items[0], dict) else None
+        if isinstance(channel, str) and channel:
+            return channel
+        raise self._channel_error(status, body, access_token)
+
+    def _channel_error(self, status: int, body: Any, token: str) -> OAuthError:
+        """A Data API error (`error.errors[].reason`, platforms.md §3.5) reading the channel."""
+        error = body.get("error") if isinstance(body, dict) else None
+        errors = error.get("errors") if isinstance(error, dict) else None
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        reason = str(first.get("reason") or "") or (f"http_{status}" if status != 200 else "invalid_response")
+        text = scrub(str(error.get("message") or ""), *self._secrets(token)) if isinstance(error, dict) else ""
+        message = f"youtube could not tell which channel this login is (channels.list: {reason}"
+        message += f", {text})" if text else ")"
+        if reason == "insufficientPermissions" or status == 403 and "scope" in text:
+            message += ("; autopost reads the channel to know whom it posts for, which needs the "
+                        "youtube.readonly permission: connect again and leave it granted")
+        if reason in ("quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded", "backendError") \
+                or status == 200:
+            failure = OAuthFailure.TRANSIENT
+        else:
+            failure = OAuthFailure.REJECTED
+        return OAuthError(failure, reason, message[:500])
 
 
 _CLIENTS: dict[Platform, type[_Base]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,9 +72,26 @@ class AccountStore:
         return [_account(r) for r in rows]
 
     async def connect(self, platform: Platform, account_id: str, grant: TokenGrant, now: datetime,
-                      display_name: str = "") -> Account:
-        """Store a fresh grant from a code exchange: the account is connected (added if new)."""
+                      display_name: str = "",
+                      identity_check: Callable[[str | None], None] | None = None) -> Account:
+        """Store a fresh grant from a code exchange: the account is connected (added if new).
+
+        `identity_check` is called, under the account's row lock, with the identity the account
+        holds tokens for (its `remote_user_id` while connected or needing a reconnect; None when
+        new, pending or removed); if it raises, nothing is written and the old tokens stay.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
+            if identity_check is not None:
+                # the row first (a concurrent first connect waits here), then its lock
+                await conn.execute(
+                    """INSERT INTO accounts (platform, account_id, display_name) VALUES ($1, $2, $3)
+                       ON CONFLICT (platform, account_id) DO NOTHING""", platform.value, account_id, display_name)
+                held = await conn.fetchrow(
+                    "SELECT status, remote_user_id FROM accounts WHERE platform = $1 AND account_id = $2 FOR UPDATE",
+                    platform.value, account_id)
+                identity_check(held["remote_user_id"] if held["status"] in (AccountStatus.CONNECTED.value,
+                                                                            AccountStatus.NEEDS_RECONNECT.value)
+                               else None)
             await conn.execute(
                 """INSERT INTO accounts (platform, account_id, display_name, status, scopes, remote_user_id,
                                          connected_at)

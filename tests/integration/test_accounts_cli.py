@@ -146,7 +146,7 @@ async def test_reconnecting_as_another_login_is_refused_and_the_old_tokens_stay(
                                platform, account, status)
             await conn.close()
             code, out, err = await autopost(capsys, "accounts", "connect", platform, account,
-                                            "--code", await login_code(http, url, platform, "mallory"))
+                                            "--code=" + await login_code(http, url, platform, "mallory"))
             assert code == 1 and not out, status
             assert owner in err and other in err and f"autopost accounts remove {platform} {account}" in err
             assert await credential_row(database_url, platform, account) == held, "the old tokens are untouched"
@@ -155,7 +155,7 @@ async def test_reconnecting_as_another_login_is_refused_and_the_old_tokens_stay(
         # meant: remove it first, then the other login connects it
         assert (await autopost(capsys, "accounts", "remove", platform, account))[0] == 0
         code, out, _ = await autopost(capsys, "accounts", "connect", platform, account,
-                                      "--code", await login_code(http, url, platform, "mallory"))
+                                      "--code=" + await login_code(http, url, platform, "mallory"))
         assert code == 0 and (await listed(capsys, platform))[account]["remoteUserId"] == other
         assert f"connected {platform} account {account} as " in out and other in out  # whom, is shown
 
@@ -168,11 +168,11 @@ async def test_a_youtube_account_named_by_its_channel_id_connects_that_channel_o
         alice, bob = await identity_of(http, url, "youtube", "alice"), await identity_of(http, url, "youtube", "bob")
         assert re.fullmatch(r"UC[\w-]{22}", alice)
         code, out, err = await autopost(capsys, "accounts", "connect", "youtube", alice,
-                                        "--code", await login_code(http, url, "youtube", "bob"))
+                                        "--code=" + await login_code(http, url, "youtube", "bob"))
         assert code == 1 and alice in err and bob in err
         assert await listed(capsys, "youtube") == {}, "nothing was stored"
         code, out, _ = await autopost(capsys, "accounts", "connect", "youtube", alice,
-                                      "--code", await login_code(http, url, "youtube", "alice"))
+                                      "--code=" + await login_code(http, url, "youtube", "alice"))
         assert code == 0 and (await listed(capsys, "youtube"))[alice]["remoteUserId"] == alice
 
 

@@ -51,6 +51,9 @@ class RemoteHandle(WireModel):
     kind: str
     id: str
     extra: dict[str, Any] = Field(default_factory=dict)
+    # until when the platform gives the post's figures (an Instagram story's 24 hours): the
+    # queue makes its last engagement collection before then
+    figures_until: AwareDatetime | None = None
 
 
 class ErrorClass(str, Enum):

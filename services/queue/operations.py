@@ -33,6 +33,7 @@ from .domain import (
     TargetStatus,
     awaited_review,
     cancel,
+    collection_ages,
     found,
     on_due,
     on_engagement_due,
@@ -188,7 +189,7 @@ class QueueOperations:
 
     def _traced_request(self, due: repo.DueTarget, change: Change) -> Outgoing:
         if change.emit is Emit.ENGAGEMENT:
-            age = self.engagement.ages_seconds[change.state.engagement_checks]
+            age = collection_ages(change.state, self.engagement)[change.state.engagement_checks]
             topic, key, message = engagement_request_for(due, change.state, age)
         else:
             topic, key, message = request_for(due, change.state, change.emit)
@@ -269,7 +270,7 @@ class QueueOperations:
         outgoing = []
         for change, observed in earned:
             context = contexts[change.state.target_id]
-            final = change.state.engagement_checks >= len(self.engagement.ages_seconds)
+            final = change.state.engagement_checks >= len(collection_ages(change.state, self.engagement))
             topic, key, message = engagement_observed_for(context, change.state, observed, final)
             with self.tracer.start_as_current_span(
                 "record engagement", context=context_from(context.trace_context),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -210,10 +210,14 @@ class InstagramClient(PlatformClientBase):
                         error.handle = None
                     raise
             # the product type and the publish time tell the engagement read which insights
-            # there are, and (a story's) until when
+            # there are, and (a story's) until when: the queue collects a story's last figures
+            # before they are gone
+            product = _product_type(specs[-1])
             handle = RemoteHandle(kind=HANDLE_KIND, id=media_id, extra={
                 "containerId": container.id, "igUserId": account,
-                "productType": _product_type(specs[-1]), "publishedAt": published_at})
+                "productType": product, "publishedAt": published_at},
+                figures_until=datetime.fromtimestamp(published_at + STORY_INSIGHTS_SECONDS, timezone.utc)
+                if product == "STORY" else None)
             await journal.save(ACCEPTED, handle)
         return await self._live(account, handle, token)
 

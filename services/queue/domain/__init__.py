@@ -8,6 +8,7 @@ from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, St
 from ._slots import GIVEN_UP, slot_change
 from ._transitions import (
     LEASE_EXPIRED,
+    collection_ages,
     on_due,
     on_engagement_due,
     on_engagement_observed,
@@ -32,6 +33,7 @@ __all__ = [
     "TargetState",
     "TargetStatus",
     "cancel",
+    "collection_ages",
     "on_due",
     "on_engagement_due",
     "on_engagement_observed",

@@ -71,6 +71,10 @@ class StatusCadence:
         return min(self.max_seconds, self.first_seconds * 2 ** min(checks_done, 16))
 
 
+# a post whose figures run out is read this long before they do, for the last time
+FINAL_COLLECTION_LEAD_SECONDS = 3600.0
+
+
 @dataclass(frozen=True)
 class EngagementCadence:
     """When a posted target's engagement is collected: at each age after it went live."""
@@ -83,6 +87,17 @@ class EngagementCadence:
         ages = self.ages_seconds
         if any(a <= 0 for a in ages) or any(b <= a for a, b in zip(ages, ages[1:])):
             raise ValueError(f"engagement ages must be positive and increasing, not {ages}")
+
+    def ages_for(self, published_at: datetime | None, figures_until: datetime | None) -> tuple[float, ...]:
+        """The collection ages of one post: those before its figures run out (`figures_until`,
+        an Instagram story's 24 hours), then one last collection shortly before they do (a
+        story's at 23 h: at 24 h there would be nothing to read)."""
+        if published_at is None or figures_until is None:
+            return self.ages_seconds
+        lifetime = (figures_until - published_at).total_seconds()
+        last = lifetime - min(FINAL_COLLECTION_LEAD_SECONDS, lifetime / 2)
+        kept = tuple(age for age in self.ages_seconds if age < last)
+        return kept if len(kept) == len(self.ages_seconds) or last <= 0 else (*kept, last)
 
     def give_up_after(self, age_seconds: float) -> float:
         """How late a collection may be before it is skipped: its figures would not compare."""

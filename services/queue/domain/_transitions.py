@@ -267,7 +267,7 @@ def on_engagement_due(state: TargetState, now: datetime, cadence: EngagementCade
     if state.status is not TargetStatus.POSTED:
         return None
     checks = state.engagement_checks
-    ages = cadence.ages_seconds
+    ages = collection_ages(state, cadence)
     if state.published_at is None or state.remote_handle is None or checks >= len(ages):
         return _stop_collecting(state, len(ages))
     due = _collection_due(state, checks, cadence)
@@ -294,7 +294,7 @@ def on_engagement_observed(
     if state.status is not TargetStatus.POSTED or observed.check is not StatusCheck.ENGAGEMENT:
         return None
     checks = state.engagement_checks
-    ages = cadence.ages_seconds
+    ages = collection_ages(state, cadence)
     learnt = replace(state, url=observed.url) if state.url is None and observed.url else state
     if checks >= len(ages) or observed.age_seconds != ages[checks]:
         # late, repeated, or for a collection that is no longer current: at most its URL is news
@@ -324,6 +324,18 @@ def _stop_collecting(state: TargetState, checks: int) -> Change:
 
 
 def _collection_due(state: TargetState, checks: int, cadence: EngagementCadence) -> datetime | None:
-    if state.published_at is None or checks >= len(cadence.ages_seconds):
+    ages = collection_ages(state, cadence)
+    if state.published_at is None or checks >= len(ages):
         return None
-    return state.published_at + timedelta(seconds=cadence.ages_seconds[checks])
+    return state.published_at + timedelta(seconds=ages[checks])
+
+
+def collection_ages(state: TargetState, cadence: EngagementCadence) -> tuple[float, ...]:
+    """The ages at which this target's engagement is collected: the cadence's, ending before
+    the platform stops giving the post's figures (its handle's `figuresUntil`)."""
+    until = (state.remote_handle or {}).get("figuresUntil")
+    try:
+        figures_until = datetime.fromisoformat(until) if isinstance(until, str) else None
+    except ValueError:
+        figures_until = None
+    return cadence.ages_for(state.published_at, figures_until)

@@ -80,6 +80,9 @@ def age_story(app, handle: RemoteHandle, seconds: float) -> None:
 async def test_a_storys_engagement_is_read_with_the_metrics_stories_have(client, app, url):
     handle = await publish(client, ContentType.STORY, url)
     assert handle.extra["productType"] == "STORY"
+    # the queue makes its last collection before a story's figures are gone
+    lives = (handle.figures_until - datetime.now(timezone.utc)).total_seconds()
+    assert 86_400 - 60 < lives <= 86_400
 
     figures = await client.fetch_engagement(handle, TOKEN, ACCOUNT, None)
 
@@ -109,6 +112,7 @@ async def test_a_story_stored_before_its_product_type_was_kept_is_looked_up_firs
 async def test_feed_posts_and_reels_keep_likes_comments_and_saves(client, content_type, url):
     handle = await publish(client, content_type, url)
     assert handle.extra["productType"] == ("REELS" if content_type is ContentType.REEL else "FEED")
+    assert handle.figures_until is None, "read for as long as the queue likes"
     figures = await client.fetch_engagement(handle, TOKEN, ACCOUNT, None)
     assert None not in (figures.views, figures.likes, figures.comments, figures.shares, figures.saves)
 

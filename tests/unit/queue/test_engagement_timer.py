@@ -26,6 +26,7 @@ from services.queue.domain import (
     StatusCadence,
     TargetState,
     TargetStatus,
+    collection_ages,
     on_engagement_due,
     on_engagement_observed,
     on_publish_result,
@@ -179,3 +180,22 @@ def test_a_collection_too_late_to_compare_is_skipped():
 def test_collection_ages_must_increase():
     with pytest.raises(ValueError):
         EngagementCadence((86_400.0, 3600.0))
+
+
+def test_a_post_whose_figures_run_out_is_read_for_the_last_time_before_they_do():
+    # an Instagram story: its insights are given for 24 hours, so the 24 h reading would find none
+    assert CADENCE.ages_for(NOW, NOW + timedelta(hours=24)) == (3600.0, 23 * 3600.0)
+    assert CADENCE.ages_for(NOW, NOW + timedelta(hours=48)) == AGES, "long enough for every age"
+    assert CADENCE.ages_for(NOW, None) == AGES
+    assert CADENCE.ages_for(NOW, NOW + timedelta(minutes=40)) == (1200.0,), "half its life, at least"
+    story = replace(posted(checks=1), remote_handle=RemoteHandle(
+        kind="instagram.media", id="1790", figures_until=NOW + timedelta(hours=24)).to_wire())
+    assert collection_ages(story, CADENCE) == (3600.0, 23 * 3600.0)
+    at = NOW + timedelta(hours=23)
+    asked = on_engagement_due(replace(story, due_at=at), at, CADENCE)
+    assert asked is not None and asked.emit is Emit.ENGAGEMENT
+    done = on_engagement_observed(asked.state, observed(story, 23 * 3600.0, FIGURES), at, CADENCE)
+    assert done is not None and done.emit is Emit.ENGAGEMENT_OBSERVED
+    assert (done.state.engagement_checks, done.state.due_at) == (2, None), "the last collection"
+    # a story posted before its handle said so keeps the plain ages
+    assert on_engagement_due(replace(posted(checks=1), due_at=at), at, CADENCE).emit is None

@@ -242,7 +242,14 @@ class InstagramClient(PlatformClientBase):
         require_kind(handle, HANDLE_KIND)
         account = account_id or str(handle.extra.get("igUserId") or "")
         with classified(token):
-            permalink = await with_retries(self.retry, lambda: self._permalink(account, handle.id, token))
+            try:
+                permalink = await with_retries(self.retry, lambda: self._permalink(account, handle.id, token))
+            except PlatformError as error:
+                if error.error_class is not ErrorClass.PERMANENT:
+                    raise
+                # media_publish gave this media id: the post went out, whatever its node says now
+                # (removed since, or not readable with this grant)
+                return StatusReport(ObservedState.PUBLISHED, detail=f"published; permalink unreadable: {error.code}")
             if not permalink:
                 return StatusReport(ObservedState.PUBLISHED, detail="published; no permalink given")
             return StatusReport(ObservedState.PUBLISHED, url=permalink)

@@ -94,8 +94,12 @@ class PublishHandlers:
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,
                 error=None) -> PublishResult:
+        # one id per request and answer: a request read twice and answered alike is applied
+        # once, but another answer to it is news (another publisher's publish_in_progress, then
+        # this one's success, which the queue must not drop as a repeat)
+        answer = f"result:{outcome.value}:{error.code if error else ''}"
         return PublishResult(
-            message_id=uuid.uuid5(request.message_id, "result"),
+            message_id=uuid.uuid5(request.message_id, answer),
             target_id=request.target_id,
             attempt=request.attempt,
             outcome=outcome,

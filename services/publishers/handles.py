@@ -145,9 +145,11 @@ class HandleStore:
     async def journal_for(self, request: PublishRequested) -> AsyncIterator[Journal]:
         row = await self._claim(request)
         if not row["claimed"]:
+            # pending: not this post's failure, so the queue comes back when the claim would
+            # lapse without spending an attempt (a late success of the holder is kept)
             raise PlatformError(ErrorClass.RETRYABLE, PUBLISH_IN_PROGRESS,
                                 "another publisher is working on this target",
-                                max(1.0, float(row["left_seconds"] or 0)))
+                                max(1.0, float(row["left_seconds"] or 0)), pending=True)
         self.held.add(request.target_id)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._keep())

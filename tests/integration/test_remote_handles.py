@@ -65,6 +65,7 @@ async def test_a_second_publisher_keeps_off_a_claimed_target_until_the_claim_lap
             async with other.journal_for(request(2, target.target_id)):
                 pass
         assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "publish_in_progress")
+        assert raised.value.pending, "no attempt spent: the holder may yet succeed"
         assert 0 < raised.value.retry_after <= 1.2
         await asyncio.sleep(1.5)  # longer than the claim: the heartbeat keeps it
         with pytest.raises(PlatformError):

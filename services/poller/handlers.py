@@ -96,10 +96,18 @@ class PollHandlers:
             attributes={"autopost.target_id": str(request.target_id), **about},
         )
 
+    @staticmethod
+    def observation_id(request: StatusRequested, state: ObservedState, error: PublishError | None = None,
+                       figures: bool = False) -> uuid.UUID:
+        """One id per request and answer (as a publish result's): a repeat is dropped, another
+        answer to it (processing, then published, from two pollers across a rebalance) is not."""
+        return uuid.uuid5(request.message_id, f"observed:{state.value}:{error.code if error else ''}:{figures}")
+
     def _observed(self, request: StatusRequested, **answer) -> Outgoing:
         """The answer to a check, of its kind; built inside its span, so it carries that span."""
         observed = StatusObserved(
-            message_id=uuid.uuid5(request.message_id, "observed"),
+            message_id=self.observation_id(request, answer["state"], answer.get("error"),
+                                           answer.get("engagement") is not None),
             target_id=request.target_id,
             attempt=request.attempt,
             observed_at=datetime.now(timezone.utc),

@@ -18,6 +18,7 @@ from contracts import (
     StatusRequested,
     Topics,
 )
+from services.poller.handlers import PollHandlers
 from harness import Pipeline, connect_accounts, produce, read_topic, serve_sandbox, settings_for
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ async def test_each_publisher_publishes_and_the_poller_follows_to_the_url(
                                             platform=asked.platform, account_id=asked.account_id, attempt=1,
                                             remote_handle=result.remote_handle, expires_at=now + lease)
                             for lease in (timedelta(seconds=-1), timedelta(minutes=2)))
-            fresh_ids.add(uuid.uuid5(fresh.message_id, "observed"))
+            fresh_ids.add(PollHandlers.observation_id(fresh, ObservedState.PUBLISHED))
             await produce(kafka_bootstrap, topic_prefix + Topics.status_requested(asked.platform),
                           [stale.to_bytes(), fresh.to_bytes()], key=asked.account_id.encode())
         observed = [StatusObserved.from_bytes(r.value)

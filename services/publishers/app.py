@@ -83,7 +83,8 @@ def platform_client(settings: Settings, platform: Platform, http: httpx.AsyncCli
         options.update(media_http=media_http, media_policy=media_policy(settings))
     if platform is Platform.TIKTOK:
         options.update(pull_prefixes=platforms.tiktok_pull_prefixes, unaudited=platforms.tiktok_unaudited,
-                       pull_inits_at_once=platforms.tiktok_pull_inits_at_once)
+                       pull_inits_at_once=platforms.tiktok_pull_inits_at_once,
+                       uploads_at_once=platforms.tiktok_uploads_at_once)
     elif platform is Platform.INSTAGRAM:
         options.update(media_policy=media_policy(settings),
                        poll_timeout=platforms.instagram_poll_timeout_seconds,

@@ -237,6 +237,7 @@ class PlatformSettings:
     tiktok_pull_prefixes: tuple[str, ...] | None = None  # verified URL prefixes; None: pull all
     tiktok_unaudited: bool = False  # unaudited TikTok clients may post SELF_ONLY only
     tiktok_pull_inits_at_once: int = 8  # journalled pull inits awaiting their answer (see _tiktok.py)
+    tiktok_uploads_at_once: int = 2  # chunked uploads holding their chunk buffer at once (see _tiktok.py)
     youtube_privacy: str = "public"
     youtube_schedule_lead_seconds: float = 900.0  # publishAt when the slot is this far ahead
     youtube_uploads_at_once: int = 4  # uploads holding their chunk buffer at once (see _youtube.py)
@@ -261,6 +262,8 @@ class PlatformSettings:
             tiktok_unaudited=_env_bool("AUTOPOST_TIKTOK_UNAUDITED", False),
             tiktok_pull_inits_at_once=max(1, _env_int("AUTOPOST_TIKTOK_PULL_INITS_AT_ONCE",
                                                       cls.tiktok_pull_inits_at_once)),
+            tiktok_uploads_at_once=max(1, _env_int("AUTOPOST_TIKTOK_UPLOADS_AT_ONCE",
+                                                   cls.tiktok_uploads_at_once)),
             youtube_privacy=os.environ.get("AUTOPOST_YOUTUBE_PRIVACY", cls.youtube_privacy),
             youtube_schedule_lead_seconds=_env_float("AUTOPOST_YOUTUBE_SCHEDULE_LEAD_SECONDS",
                                                      cls.youtube_schedule_lead_seconds),

@@ -191,6 +191,16 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
                             maybe_processed=True) from None
 
 
+def release_response(response: httpx.Response) -> None:
+    """Let a read response go when its last reference does, with its request and the body in it.
+
+    httpx's response and its stream refer to each other, so without this a response, its
+    request and the upload chunk in that request (megabytes) wait for the garbage collector:
+    finished chunks pile up beside the uploads at once, however few those are. Call it once
+    the response's body is read (`send` reads it); its `content` stays readable."""
+    response.stream = httpx.ByteStream(b"")
+
+
 @dataclass(frozen=True)
 class RetryRules:
     """How a client repeats one call in place before handing the failure to the queue.

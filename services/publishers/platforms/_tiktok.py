@@ -6,6 +6,11 @@ got no answer may have posted and cannot be looked up: it is failed as `needs_re
 than sent again (only an intent whose own save raised is known here never to have been sent).
 A chunked upload that never got its answer is harmless (no bytes, no post), so that one is
 simply made again.
+
+A chunked upload holds its chunk in memory (10 MB, the last up to twice that, and its copy on
+the way out), so a client uploads only `uploads_at_once` videos at once; the others wait for a
+place before they open their media or send their init, so waiting holds nothing (see
+UPLOADS_AT_ONCE).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from ._base import (
     count,
     first_line,
     json_body,
+    release_response,
     require_kind,
     retry_after_seconds,
     send,
@@ -54,7 +60,7 @@ from ._base import (
 )
 from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, INTENT, Checkpoint, Journal, MemoryJournal, resume_point
-from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, is_remote, open_media
+from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, head_bytes, is_remote, open_media
 from ._rules import check_fetched
 
 log = logging.getLogger("autopost.publisher.tiktok")
@@ -78,6 +84,19 @@ _RESYNCS = 3
 # one account meets the cap, the planner spaces an account's posts hours apart, and the places
 # are free in a backlog of one account. More places suit a platform slower to answer.
 PULL_INITS_AT_ONCE = 8
+# FILE_UPLOADs one client sends at once. Each holds the chunk it reads (up to a read piece more)
+# while it makes the chunk's copy to send, then that copy, which the socket may not have taken
+# yet: measured with tracemalloc (as test_tiktok_upload_bound.py does) 23 MB for a
+# 10 MB chunk and 41 MB for the last one, which absorbs the remainder (up to 20 MB), so with
+# what the socket holds up to 33 and 61 MB. 2 of them and a publisher's own 85 MB stay well
+# inside its 256 MiB (deploy/manifests.py), both at their last chunk (207 MB); 3 would reach it.
+# A place is taken before the media is opened: waiting then holds no media stream (a remote
+# host drops one left idle, and each takes one of the media client's connections) and no init
+# (a publish made while waiting would spend its account's init cap and creator cap, and its
+# upload URL would expire an hour on). Beyond its buffer a place holds only the short steps
+# before it: the open, the intent's save, and the init within its cap (one per ten seconds an
+# account; the planner spaces an account's posts hours apart).
+UPLOADS_AT_ONCE = 2
 # Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
 _UNSENT_REMEMBERED = 10_000
 
@@ -213,9 +232,11 @@ class TikTokClient(PlatformClientBase):
                  media_policy: MediaPolicy | None = None, limits: EndpointLimits | None = None,
                  retry: RetryRules | None = None, pull_prefixes: tuple[str, ...] | None = None,
                  unaudited: bool = False, pull_inits_at_once: int = PULL_INITS_AT_ONCE,
-                 clock: Callable[[], float] = time.time):
+                 uploads_at_once: int = UPLOADS_AT_ONCE, clock: Callable[[], float] = time.time):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
+        if uploads_at_once < 1:
+            raise ValueError("uploads_at_once must be at least 1")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size = chunk_size
         self.media_http = media_http or http
@@ -225,6 +246,7 @@ class TikTokClient(PlatformClientBase):
         self.unaudited = unaudited
         self.clock = clock  # unix time: a handle's acceptedAt is read by another process
         self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
+        self._uploads = asyncio.Semaphore(uploads_at_once)  # places for a chunked upload's buffer
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
     async def publish(self, request: PublishRequested, token: str,
@@ -293,7 +315,8 @@ class TikTokClient(PlatformClientBase):
             uploaded = int(data.get("uploaded_bytes") or 0)
             if uploaded < int(handle.extra["videoSize"]):
                 try:
-                    await self._upload(request, handle, token, offset=uploaded)
+                    async with self._uploads:  # before the media is opened again, as a new upload
+                        await self._upload(request, handle, token, offset=uploaded)
                 except PlatformError as error:
                     if error.code != "upload_url_expired":
                         raise
@@ -405,7 +428,9 @@ class TikTokClient(PlatformClientBase):
                 # refused, so nothing was made (its intent is set aside): send the bytes ourselves
                 log.warning("%s is not on a verified domain; uploading it instead (set "
                             "AUTOPOST_TIKTOK_PULL_PREFIXES to the verified ones)", media.url)
-        async with self._open(media) as stream:
+        # a place for the upload's buffer before its media is opened and its init sent (see
+        # UPLOADS_AT_ONCE); it is given back however the upload ends
+        async with self._uploads, self._open(media) as stream:
             if stream.size is None:
                 raise PlatformError(ErrorClass.PERMANENT, "media_size_unknown",
                                     "a chunked TikTok upload needs the media's size; the host did not give it")
@@ -540,26 +565,35 @@ class TikTokClient(PlatformClientBase):
             await fill(stream.chunks, buffer, length)
             if len(buffer) < length:
                 raise PlatformError(ErrorClass.PERMANENT, "media_changed", "the file shrank while uploading")
-            body = bytes(buffer[:length])
-            del buffer[:length]
             try:
-                await with_retries(self.retry, lambda: self._put_chunk(handle, body, first, size))
+                await self._send_chunk(handle, buffer, length, first, size)
             except _OutOfStep as step:
                 step.first = first
                 raise
+
+    async def _send_chunk(self, handle: RemoteHandle, buffer: bytearray, length: int, first: int,
+                          size: int) -> None:
+        """The chunk at the head of `buffer`, taken out of it and sent: its copy lives only
+        while it is sent (not beside the next chunk's, as the read goes on)."""
+        body = head_bytes(buffer, length)
+        del buffer[:length]
+        await with_retries(self.retry, lambda: self._put_chunk(handle, body, first, size))
 
     async def _put_chunk(self, handle: RemoteHandle, body: bytes, first: int, size: int) -> None:
         headers = {"Content-Type": str(handle.extra.get("contentType") or "video/mp4"),
                    "Content-Range": f"bytes {first}-{first + len(body) - 1}/{size}"}
         response = await send(self.http, "PUT", str(handle.extra["uploadUrl"]), content=body, headers=headers)
-        if response.status_code in (201, 206):
-            return
-        if response.status_code == 404:
-            raise PlatformError(ErrorClass.RETRYABLE, "upload_url_expired", "the upload URL is no longer valid")
-        error = classify(response, json_body(response))
-        if error.code == "invalid_file_upload":
-            raise _OutOfStep(error)  # a lost or doubled chunk: compare with what the server holds
-        raise error
+        try:
+            if response.status_code in (201, 206):
+                return
+            if response.status_code == 404:
+                raise PlatformError(ErrorClass.RETRYABLE, "upload_url_expired", "the upload URL is no longer valid")
+            error = classify(response, json_body(response))
+            if error.code == "invalid_file_upload":
+                raise _OutOfStep(error)  # a lost or doubled chunk: compare with what the server holds
+            raise error
+        finally:
+            release_response(response)  # the chunk goes when this returns, not at the next GC
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from ._base import (
     count,
     first_line,
     json_body,
+    release_response,
     repeatable,
     require_kind,
     retry_after_seconds,
@@ -56,7 +57,7 @@ from ._base import (
 )
 from ._client import PlatformClientBase
 from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
-from ._media import MediaPolicy, MediaStream, check_kind, fill, open_media
+from ._media import MediaPolicy, MediaStream, check_kind, fill, head_bytes, open_media
 from ._rules import check_fetched
 
 DEFAULT_BASE_URL = "https://www.googleapis.com"
@@ -326,8 +327,8 @@ class YouTubeClient(PlatformClientBase):
             end = offset + (self.chunk_size if more else len(pending))
             total = str(end) if not more else (str(stream.size) if stream.size is not None else "*")
             try:
-                done, confirmed, video = await self._put_chunk(session, _head(pending, end - offset), offset,
-                                                               end, total, stream.content_type)
+                done, confirmed, video = await self._put_chunk(
+                    session, head_bytes(pending, end - offset), offset, end, total, stream.content_type)
             except PlatformError as error:
                 interruptions += 1
                 if interruptions > self.interruptions or not _interrupted(error, self.retry):
@@ -354,10 +355,7 @@ class YouTubeClient(PlatformClientBase):
         try:
             return _upload_reply(response)
         finally:
-            # httpx's response and its stream refer to each other, so the response, its request
-            # and the chunk in it would wait for the garbage collector: finished chunks would pile
-            # up beside the uploads at once. Without the cycle they go when this returns.
-            response.stream = httpx.ByteStream(b"")
+            release_response(response)  # the chunk goes when this returns, not at the next GC
 
     async def _held(self, session: RemoteHandle, total: str | None = None) -> tuple[bool, int, dict[str, Any]] | None:
         """`PUT bytes */total`: (done, bytes the server holds, the video when done); None when
@@ -398,12 +396,6 @@ def _upload_reply(response: httpx.Response) -> tuple[bool, int, dict[str, Any]]:
         raise PlatformError(ErrorClass.RETRYABLE, "sessionExpired",
                             "the upload session expired; a new one is needed")
     raise classify(response, json_body(response))
-
-
-def _head(buffer: bytearray, size: int) -> bytes:
-    """The first `size` bytes of `buffer`, copied once (a slice of the bytearray is a second copy)."""
-    with memoryview(buffer) as view:
-        return bytes(view[:size])
 
 
 def _interrupted(error: PlatformError, rules: RetryRules) -> bool:

@@ -62,6 +62,15 @@ class ContentSubmitted(Message):
     blackouts: list[Blackout] = Field(default_factory=list, max_length=100)
     submitted_at: AwareDatetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        """Postgres stores no NUL (U+0000) in text or JSON: refused here, with where it is,
+        rather than planned and then unstorable in the queue."""
+        if (where := _nul_at(data, "")) is not None:
+            raise ValueError(f"{where or 'the event'} contains a NUL character (U+0000)")
+        return data
+
     @model_validator(mode="after")
     def _distinct_targets(self) -> "ContentSubmitted":
         seen: set[tuple[Platform, str]] = set()
@@ -75,6 +84,24 @@ class ContentSubmitted(Message):
     @property
     def post_id(self) -> uuid.UUID:
         return post_id_for(self.upstream_id)
+
+
+def _nul_at(value: object, path: str) -> str | None:
+    """The path of the first string holding U+0000 in decoded JSON (keys too), else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            if (found := _nul_at(item, where)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_at(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
 
 
 class FieldProblem(WireModel):

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, field_validator, model_validator
 
 from ._base import WireModel
 from ._common import ContentType, Platform
@@ -25,9 +25,22 @@ def zone_info(name: str) -> ZoneInfo:
 def _known_zone(name: str) -> str:
     try:
         zone_info(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the zone database ("US", "Europe") is read as a file, and Python
+    # before 3.13 says IsADirectoryError, which would pass for an outage
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown IANA timezone {name!r}") from None
     return name
+
+
+def _plannable(moment: datetime) -> datetime:
+    """A time a plan may ask for: 9999-12-31 and its like overflow the planner's calendar."""
+    if not 2000 <= moment.year <= 2999:
+        raise ValueError(f"{moment.isoformat()} is not a time to plan for (years 2000 to 2999)")
+    return moment
+
+
+# an aware time in an event's schedule or blackouts
+PlanTime = Annotated[AwareDatetime, AfterValidator(_plannable)]
 
 
 def _weekday_names(days: object) -> object:
@@ -93,8 +106,8 @@ class Blackout(WireModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: PlanTime | None = None
+    end: PlanTime | None = None
     local_start: time | None = None
     local_end: time | None = None
     weekdays: list[str] = Field(default_factory=list, max_length=7)
@@ -158,8 +171,8 @@ class OptimalWithin(WireModel):
     """Let the planner choose, inside an optional window."""
 
     mode: Literal["optimal"] = "optimal"
-    not_before: AwareDatetime | None = None
-    not_after: AwareDatetime | None = None
+    not_before: PlanTime | None = None
+    not_after: PlanTime | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "OptimalWithin":
@@ -170,7 +183,7 @@ class OptimalWithin(WireModel):
 
 class AtTime(WireModel):
     mode: Literal["at"] = "at"
-    scheduled_time: AwareDatetime
+    scheduled_time: PlanTime
 
 
 class AsSoonAsPossible(WireModel):

@@ -58,6 +58,18 @@ def test_same_upstream_id_gives_the_same_post_and_target_ids():
                          "notAfter": "2026-12-01T00:00:00Z"}), "invalid_field", "schedule.optimal"),
         (event(targets=[{"platform": "tiktok", "accountId": "a"}, {"platform": "tiktok", "accountId": "a"}]),
          "invalid_field", ""),
+        # a folder of the zone database: Python 3.11 raises IsADirectoryError, an "outage"
+        (event(audienceData={"timezone": "US", "activityHours": [9]}), "invalid_field", "audienceData.timezone"),
+        (event(blackouts=[{"localStart": "22:00", "localEnd": "07:00", "timezone": "Europe"}]), "invalid_field",
+         "blackouts.0.timezone"),
+        # Postgres stores no NUL: refused here, not planned and then unstorable
+        (event(caption="launch\u0000day"), "invalid_field", ""),
+        (event(targets=[{"platform": "tiktok", "accountId": "a", "hashtags": ["#a\u0000"]}]), "invalid_field", ""),
+        # the planner's calendar overflows near the year 9999
+        (event(schedule={"mode": "optimal", "notBefore": "9999-12-28T00:00:00Z"}), "invalid_field",
+         "schedule.optimal.notBefore"),
+        (event(schedule={"mode": "at", "scheduledTime": "9999-12-31T23:00:00-05:00"}), "invalid_field",
+         "schedule.at.scheduledTime"),
     ],
 )
 def test_bad_events_are_rejected_with_a_reason_and_the_field(payload, reason, field):

@@ -10,9 +10,12 @@ from ._estimate import Reading
 def engagement_rate(figures: EngagementFigures) -> float | None:
     """Interactions per audience member: growth of the audience must not fake a good hour.
 
-    None when the platform gave no audience size to normalise by.
+    None when the platform gave no audience size to normalise by, or no count at all (a
+    YouTube video with its likes hidden and comments off): unknown is not zero engagement.
     """
     if not figures.audience_size:
+        return None
+    if all(count is None for count in (figures.likes, figures.comments, figures.shares, figures.saves)):
         return None
     return figures.interactions / figures.audience_size
 

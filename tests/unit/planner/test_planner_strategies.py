@@ -216,6 +216,14 @@ def test_engagement_is_normalised_by_audience_size():
     assert reading_from(5, 0.0, EngagementFigures(likes=3), 86_400, ContentType.VIDEO) is None
 
 
+def test_no_count_at_all_is_no_reading_not_zero_engagement():
+    # a YouTube video with its likes hidden and comments off: the platform gave views alone
+    hidden = EngagementFigures(views=5_000, audience_size=20_000)
+    assert engagement_rate(hidden) is None
+    assert reading_from(5, 0.0, hidden, 86_400, ContentType.VIDEO) is None
+    assert engagement_rate(EngagementFigures(likes=0, views=10, audience_size=100)) == 0.0, "a zero is a zero"
+
+
 def test_a_growing_audience_does_not_make_its_later_hours_look_better():
     """The account posts at 16:00 lately, as its followers grew eightfold: its counts there
     are bigger, its rate is not, and neither is the estimate."""

@@ -188,10 +188,13 @@ _FOREVER = float("inf")
 
 
 def _busiest_window(planned: Sequence[float], t: float, seconds: float) -> int:
-    """Most planned posts in one `seconds`-long window [a, a + seconds) that also holds `t`."""
+    """Most planned posts in one `seconds`-long window [a, a + seconds) that also holds `t`.
+
+    The count over a in (t - seconds, t] is largest at a planned post (which it still holds)
+    or at t itself: the window [t, t + seconds), which holds the posts planned after t."""
     lo = bisect.bisect_right(planned, t - seconds)
     hi = bisect.bisect_left(planned, t + seconds)
-    starts = [t - seconds + 1e-6] + [p for p in planned[lo:hi] if p <= t]
+    starts = [t - seconds + 1e-6, t] + [p for p in planned[lo:hi] if p <= t]
     return max(bisect.bisect_left(planned, a + seconds, lo, hi) - bisect.bisect_left(planned, a, lo, hi)
                for a in starts)
 
@@ -201,6 +204,8 @@ def _busiest_windows(planned: np.ndarray, t: np.ndarray, seconds: float) -> np.n
     edge = 1e-6
     # the window opening just after t - seconds ...
     busiest = np.searchsorted(planned, t + edge, "left") - np.searchsorted(planned, t - seconds + edge, "left")
+    # ... the window opening at t, which holds the posts planned after it ...
+    busiest = np.maximum(busiest, np.searchsorted(planned, t + seconds, "left") - np.searchsorted(planned, t, "left"))
     # ... and every window opening at a planned post in (t - seconds, t]
     from_post = np.searchsorted(planned, planned + seconds, "left") - np.searchsorted(planned, planned, "left")
     holds = (planned[None, :] > t[:, None] - seconds) & (planned[None, :] <= t[:, None])

@@ -65,6 +65,27 @@ def test_a_rolling_quota_window_is_checked_over_every_span():
     assert rules.next_allowed(at(10), at(60)) == at(24)
 
 
+def test_a_rolling_quota_counts_the_posts_planned_after_the_candidate():
+    # fifteen TikTok posts already booked over the next day (fixed times): a sixteenth now
+    # would make sixteen in the day that starts with it
+    quota = PlatformLimits(quota_windows=(QuotaWindow(15, 24 * HOUR),))
+    rules = SlotRules(quota, PARIS, planned=[at(1 + h) for h in range(15)])
+    assert not allows(rules, at(0))
+    assert not rules.mask(window_candidates(scheduling_window(T0, 1), PARIS))[0]
+    assert rules.next_allowed(at(0), at(60)) == at(25), "once the first of them has left every window"
+
+
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(-30, 30), max_size=10), st.integers(-30, 30), st.integers(1, 4))
+def test_a_rolling_quota_allows_exactly_what_no_full_window_holds(hours, candidate, limit):
+    planned, t, seconds = sorted(at(h) for h in hours), at(candidate), 24 * HOUR
+    rules = SlotRules(PlatformLimits(quota_windows=(QuotaWindow(limit, seconds),)), UTC, planned=planned)
+    # every window [a, a + 24 h) that holds t, a probed every half hour and at each post
+    starts = [t - seconds + 1800.0 * k for k in range(1, 49)] + [p for p in planned if t - seconds < p <= t]
+    full = any(sum(a <= p < a + seconds for p in planned) >= limit for a in starts)
+    assert allows(rules, t) is not full
+
+
 def test_a_cap_of_zero_allows_nothing():
     rules = SlotRules(PlatformLimits(daily_cap=0), PARIS)
     assert not allows(rules, at(1)) and rules.next_allowed(at(0), at(100)) is None

@@ -1,9 +1,11 @@
 """content.submitted in, post.planned or content.rejected out, one per event, in its trace;
 engagement.observed and slot.changed in, the planner's store updated.
 
-A batch of events is planned in one transaction: the accounts it touches are locked (so two
-replicas never plan one account at once), what is already planned for them is read, their
-readings are refreshed where stale, every event is planned, and the new slots are stored.
+A batch of events is planned in one transaction: the accounts and posts it touches are locked
+(so two replicas never plan one account, or one post, at once), what is already planned for
+them is read, their readings are refreshed where stale, every event is planned, and the new
+slots are stored. An event reusing a planned post's upstream id for other accounts is
+rejected (`upstream_id_reused`): the queue stores a post's targets once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from contracts import (
     EngagementObserved,
     SlotChanged,
     Topics,
-    target_id_for,
 )
 from services.runtime import (
     Outgoing,
@@ -76,13 +77,15 @@ class PlannerHandlers:
         decoded = {id(r): _decode(r) for r in records}
         events = [e for e in decoded.values() if isinstance(e, ContentSubmitted)]
         keys = {(t.platform, t.account_id) for e in events for t in e.targets}
-        target_ids = [target_id_for(e.post_id, t.platform, t.account_id) for e in events for t in e.targets]
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.lock_accounts(conn, keys)
+            post_ids = {e.post_id for e in events}
+            await store.lock_accounts(conn, keys, post_ids)
+            # read under the locks: a post another replica plans is seen whole, or not at all
+            planned = await store.planned_posts(conn, post_ids)
             context = PlanningContext(
                 strategy=self.strategy, limits=self.limits,
                 calendars=await store.calendars(conn, keys, now - CALENDAR_LOOKBACK),
-                planned=await store.planned_targets(conn, target_ids),
+                planned=planned.slots, posts=dict(planned.targets),
             )
             stale = self.readings.stale(keys)
             if stale:
@@ -120,7 +123,7 @@ class PlannerHandlers:
             except ContractError as error:
                 return self._rejected(record, error, None, now), []
             except PlanningRejected as rejection:
-                error = ContractError(rejection.reason, rejection.message)
+                error = ContractError(rejection.reason, rejection.message, rejection.details)
                 return self._rejected(record, error, event.upstream_id, now), []
             except Exception as exc:  # a bug, not bad input: keep the event for a replay
                 log.exception("planning failed for %s/%s@%s", record.topic, record.partition, record.offset)

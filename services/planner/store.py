@@ -51,28 +51,45 @@ class ObservationRow:
     observed_at: datetime
 
 
-def _lock_id(key: AccountKey) -> int:
-    digest = hashlib.blake2b(f"planner:{key[0].value}:{key[1]}".encode(), digest_size=8).digest()
+def _lock_id(key: AccountKey | uuid.UUID) -> int:
+    name = f"post:{key}" if isinstance(key, uuid.UUID) else f"{key[0].value}:{key[1]}"
+    digest = hashlib.blake2b(f"planner:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def lock_accounts(conn: asyncpg.Connection, keys: Iterable[AccountKey]) -> None:
-    """Plan one account in one transaction at a time, across replicas (until commit).
+async def lock_accounts(
+    conn: asyncpg.Connection, keys: Iterable[AccountKey], post_ids: Iterable[uuid.UUID] = ()
+) -> None:
+    """Plan one account, and one post, in one transaction at a time, across replicas (until
+    commit): two events of one upstream id for disjoint accounts are planned one after the other.
 
-    Locks are taken in one order, so two batches sharing accounts cannot deadlock.
+    Locks are taken in one order, so two batches sharing accounts or posts cannot deadlock.
     """
-    ids = sorted({_lock_id(k) for k in keys})
+    ids = sorted({_lock_id(k) for k in keys} | {_lock_id(p) for p in post_ids})
     if ids:
         await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", ids)
 
 
-async def planned_targets(conn: asyncpg.Connection, target_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChosenTime]:
+@dataclass(frozen=True, slots=True)
+class PlannedPosts:
+    slots: dict[uuid.UUID, ChosenTime]  # by target id
+    targets: dict[uuid.UUID, frozenset[AccountKey]]  # by post id: the accounts it was planned for
+
+
+async def planned_posts(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUID]) -> PlannedPosts:
+    """What was planned for these posts: each target's slot (released or not), and each post's
+    platform accounts (every target of a post is stored in one transaction)."""
     rows = await conn.fetch(
-        """SELECT target_id, slot_at, expected_engagement, strategy FROM planner_slots
-           WHERE target_id = ANY($1::uuid[])""",
-        list(target_ids),
+        """SELECT target_id, post_id, platform, account_id, slot_at, expected_engagement, strategy
+           FROM planner_slots WHERE post_id = ANY($1::uuid[])""",
+        list(set(post_ids)),
     )
-    return {r["target_id"]: ChosenTime(r["slot_at"], r["expected_engagement"], r["strategy"]) for r in rows}
+    slots: dict[uuid.UUID, ChosenTime] = {}
+    targets: dict[uuid.UUID, set[AccountKey]] = {}
+    for r in rows:
+        slots[r["target_id"]] = ChosenTime(r["slot_at"], r["expected_engagement"], r["strategy"])
+        targets.setdefault(r["post_id"], set()).add((Platform(r["platform"]), r["account_id"]))
+    return PlannedPosts(slots, {p: frozenset(keys) for p, keys in targets.items()})
 
 
 async def calendars(

@@ -39,7 +39,9 @@ class PlanningContext:
 
     `calendars` holds the slots already planned per platform account (UTC epoch seconds,
     sorted), `planned` the targets planned before (a replayed event gets the very same
-    slots); planning adds each new slot to both, so the next event of the batch sees it.
+    slots), `posts` the platform accounts each post was planned for (an event reusing its
+    upstream id with other targets is refused); planning adds each new slot and post to them,
+    so the next event of the batch sees it.
     """
 
     strategy: Strategy = field(default_factory=HeuristicStrategy)
@@ -47,6 +49,7 @@ class PlanningContext:
     calendars: dict[AccountKey, list[float]] = field(default_factory=dict)
     readings: Mapping[AccountKey, AccountReadings] = field(default_factory=dict)
     planned: dict[uuid.UUID, ChosenTime] = field(default_factory=dict)
+    posts: dict[uuid.UUID, frozenset[AccountKey]] = field(default_factory=dict)
     horizon_days: float = PLANNING_HORIZON_DAYS
 
     def calendar(self, key: AccountKey) -> list[float]:

@@ -18,8 +18,9 @@ from contracts import (
     target_id_for,
 )
 
-from ._context import ChosenTime, PlanningContext
+from ._context import AccountKey, ChosenTime, PlanningContext
 from ._default_audiences import DEFAULT_AUDIENCES
+from ._rejection import PlanningRejected
 from ._schedule_choice import choose_time, reject_if_closed
 from ._window import as_utc
 
@@ -28,14 +29,22 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
     """Plan every target of `event`, or raise `PlanningRejected`.
 
     Ids derive from the upstream id, and targets in `context.planned` keep their slot, so
-    planning the same event twice gives the same message. Without a context it plans like
-    the original: the heuristic, no limits.
+    planning the same event twice gives the same message. An event whose upstream id was
+    planned for other platform accounts (`context.posts`) is refused as `upstream_id_reused`
+    and books nothing: the queue keeps a post's targets as first planned. Without a context it
+    plans like the original: the heuristic, no limits.
     """
     context = context or PlanningContext()
     now = as_utc(now, "now")
     post_id = post_id_for(event.upstream_id)
-    target_ids = [target_id_for(post_id, t.platform, t.account_id) for t in event.targets]
-    if not all(t in context.planned for t in target_ids):  # a replay of a plan is never stale
+    keys = [(t.platform, t.account_id) for t in event.targets]
+    target_ids = [target_id_for(post_id, platform, account_id) for platform, account_id in keys]
+    before = context.posts.get(post_id)
+    if before is None and any(t in context.planned for t in target_ids):  # a context without `posts`
+        before = frozenset(k for k, t in zip(keys, target_ids) if t in context.planned)
+    if before is not None:
+        reject_if_reused(event.upstream_id, before, keys)
+    else:  # a replay of a plan is never stale
         reject_if_closed(event.schedule, now)
     chosen: list[ChosenTime] = []
     new: list[tuple[TargetSpec, uuid.UUID, ChosenTime]] = []
@@ -47,6 +56,7 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
         chosen.append(time)
     for target, target_id, time in new:  # once the whole event is planned: a rejection keeps none
         context.record((target.platform, target.account_id), target_id, time)
+    context.posts[post_id] = frozenset(keys)
     return PostPlanned(
         message_id=uuid.uuid5(post_id, "planned"),
         post_id=post_id,
@@ -60,6 +70,40 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
         targets=[_planned_target(event, t, post_id, c) for t, c in zip(event.targets, chosen)],
         planned_at=now,
     )
+
+
+def reject_if_reused(upstream_id: str, planned: frozenset[AccountKey], targets: list[AccountKey]) -> None:
+    """Raise `PlanningRejected` when `targets` are not the platform accounts `upstream_id` was
+    planned for: the queue stores a post's targets once, so an added one would be booked and
+    never posted, and a dropped one would still be posted."""
+    added = [k for k in targets if k not in planned]
+    dropped = sorted(planned - set(targets), key=_named)
+    if not added and not dropped:
+        return
+    changes = [f"adds {_names(added)}"] if added else []
+    changes += [f"drops {_names(dropped)}"] if dropped else []
+    raise PlanningRejected(
+        "upstream_id_reused",
+        f"upstreamId {upstream_id!r} is already planned for {_names(sorted(planned, key=_named))}; "
+        f"this event {' and '.join(changes)}. A planned post keeps the targets it was planned "
+        f"for, so nothing of this event was planned: send other targets under a new upstreamId, "
+        f"and cancel planned ones that should not go out (`autopost cancel {upstream_id}` "
+        f"cancels the whole post).",
+        [{"field": "targets", "type": "target_added", "target": _named(k),
+          "message": f"{_named(k)} is not a target of the post planned for upstreamId {upstream_id!r}"}
+         for k in added]
+        + [{"field": "targets", "type": "target_removed", "target": _named(k),
+            "message": f"{_named(k)} is a target of the post planned for upstreamId {upstream_id!r}"}
+           for k in dropped],
+    )
+
+
+def _named(key: AccountKey) -> str:
+    return f"{key[0].value}:{key[1]}"
+
+
+def _names(keys: list[AccountKey]) -> str:
+    return ", ".join(map(_named, keys))
 
 
 def audience_for(event: ContentSubmitted, platform: Platform) -> AudienceData:

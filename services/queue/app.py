@@ -59,7 +59,8 @@ class QueueService(Service):
             results_share=share, **self._ops_options
         )
         self.relay = OutboxRelay(self.pool, self.ctx.send, dead_letter_topic=self.ctx.topic(Topics.DEAD_LETTER))
-        self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake)
+        self.dispatcher = Dispatcher(self.ops, self.ctx.settings.database_url, self.relay.wake,
+                                     stall_seconds=self.ctx.settings.stall_seconds)
         self.handlers = QueueHandlers(self.ctx, self.ops, on_added=self.dispatcher.wake.set)
         self.housekeeping = Housekeeping(self.pool)
         self.stats = QueueStats(self.pool, self.ctx.settings.stats_interval_seconds, [p.value for p in Platform],
@@ -81,8 +82,20 @@ class QueueService(Service):
         await close_database(self.pool)
 
     def readiness_checks(self):
-        return {"database": database_ready(lambda: self.pool)}
+        # the database must take writes; the dispatcher must be completing rounds: a restart
+        # mends neither bad rows nor a database away, so neither fails liveness
+        return {"database": database_ready(lambda: self.pool), "dispatcher": self._dispatcher_progressing}
 
     def liveness_checks(self):
-        return {"dispatcher": task_alive(lambda: self.dispatcher), "outbox_relay": task_alive(lambda: self.relay)}
+        return {"dispatcher": self._dispatcher_alive, "outbox_relay": task_alive(lambda: self.relay)}
+
+    async def _dispatcher_progressing(self):
+        return self.dispatcher.progressing() if self.dispatcher is not None else False
+
+    async def _dispatcher_alive(self):
+        """Its task runs and no round of it has hung (only a restart mends those)."""
+        if self.dispatcher is None:
+            return False
+        why = self.dispatcher.wedged()
+        return True if why is None else (False, why)
 

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from contracts import (
+    AdminAlert,
+    AlertKind,
     ContentType,
     EngagementObserved,
     MediaRef,
@@ -21,8 +23,12 @@ from contracts import (
     Topics,
 )
 
-from .domain import Emit, TargetState, slot_change
+from services.runtime import trace_id_of
+
+from .domain import Emit, TargetState, TargetStatus, slot_change
 from .repository import DueTarget, EngagementContext, LockedTarget
+
+UNREADABLE = "unreadable_target"
 
 
 def request_for(due: DueTarget, state: TargetState, emit: Emit) -> tuple[str, str, PublishRequested | StatusRequested]:
@@ -122,3 +128,47 @@ def slot_changed_for(
         changed_at=now,
     )
     return Topics.SLOT_CHANGED, target.account_id, message
+
+
+def unreadable_error(exc: BaseException) -> dict[str, str]:
+    """A target's last error when its stored row does not make a valid request (content that no
+    longer validates, a remote handle of the wrong shape): permanent, sending again would not help."""
+    return {"errorClass": "permanent", "code": UNREADABLE, "message": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def unreadable_alert_for(due: DueTarget, after: TargetState, now: datetime) -> tuple[str, str, AdminAlert]:
+    """(topic, key, alert) for a target failed because its stored row cannot be sent. Built from
+    what may be read of that row: it is the row that is in question."""
+    error = after.last_error or {}
+    try:
+        platform: Platform | None = Platform(due.platform)
+    except ValueError:
+        platform = None
+    try:
+        trace_id = trace_id_of(due.trace_context)
+    except Exception:
+        trace_id = None
+    if due.state.status in (TargetStatus.PUBLISHING, TargetStatus.PROCESSING):
+        # its request went out before: the platform may have the post
+        advice = ("A request for it went out before, so check the account: if the post is there, "
+                  "`autopost found` this target with its address; if not, correct the stored row "
+                  "and `autopost retry` it.")
+    else:
+        advice = "Nothing was sent for it. Correct the stored row and `autopost retry` it."
+    alert = AdminAlert(
+        # one alert per failure: a replay of the same change is the same alert
+        alert_id=uuid.uuid5(after.target_id, f"{UNREADABLE}:{after.version}"),
+        kind=AlertKind.PUBLISH_FAILED,
+        reason=UNREADABLE,
+        message=(f"{due.platform} target of post {due.upstream_id} for account {due.account_id} "
+                 f"cannot be dispatched: its stored post or target is unreadable and was failed "
+                 f"({error.get('message') or 'no detail'}). {advice}")[:4000],
+        platform=platform,
+        account_id=due.account_id,
+        post_id=due.post_id,
+        target_id=after.target_id,
+        last_error=error or None,
+        trace_id=trace_id,
+        raised_at=now,
+    )
+    return Topics.ALERTS, str(after.target_id), alert

@@ -4,18 +4,19 @@ written in the same transaction."""
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import NamedTuple
 
 import asyncpg
 from opentelemetry import trace
 
-from contracts import FINDS_POSTS_BY_ADDRESS, Platform, PostPlanned, PublishResult, StatusCheck, StatusObserved
+from contracts import FINDS_POSTS_BY_ADDRESS, AlertKind, Platform, PostPlanned, PublishResult, StatusCheck, StatusObserved
 from services.runtime import Outgoing, QueueSettings, context_from, current_carrier, metrics, trace_id_of
 
 from . import repository as repo
@@ -45,10 +46,21 @@ from .domain import (
     retry_policies,
     with_engagement_timer,
 )
-from .messages import engagement_observed_for, engagement_request_for, request_for, slot_changed_for
+from .messages import (
+    engagement_observed_for,
+    engagement_request_for,
+    request_for,
+    slot_changed_for,
+    unreadable_alert_for,
+    unreadable_error,
+)
+
+log = logging.getLogger("autopost.queue.operations")
 
 Clock = Callable[[], datetime]
 OperatorCommand = Callable[[repo.LockedTarget, datetime], Change | Refused]
+# a due target's change, the messages it sends, and its attempts row (if it records one)
+_Dispatched = tuple[Change, list[Outgoing], tuple | None]
 
 
 class DispatchRound(NamedTuple):
@@ -144,22 +156,27 @@ class QueueOperations:
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
-            moves: list[tuple[repo.DueTarget, TargetState]] = []
+            unreadable: list[tuple[repo.DueTarget, Exception]] = []
             for due in claimed:
-                change = self._on_due(due, now)
-                if change is None:
+                # each row on its own: one whose request cannot be built (stored content that no
+                # longer validates) must not roll the round back, or it is claimed first again
+                # next round (the oldest due) and no platform is dispatched to any more
+                try:
+                    dispatched = self._dispatch(due, now)
+                except Exception as exc:
+                    unreadable.append((due, exc))
+                    dispatched = self._unreadable(due, now, exc)
+                if dispatched is None:
                     continue
+                change, messages, attempt = dispatched
                 changes.append((due.state.version, change))
-                if change.emit is Emit.PUBLISH:
-                    metrics.DISPATCH_LATENESS.labels(due.platform).observe((now - due.state.due_at).total_seconds())
-                if change.emit is not None:
-                    outgoing.append(self._traced_request(due, change))
-                if change.alert is not None:
-                    outgoing.append(alert_for(due, change, now, self.topic))
-                if change.attempt_outcome:
-                    attempts.append(_attempt_row(change, due.trace_context))
-                moves.append((due, change.state))
-            outgoing.extend(self._slot_messages(moves, now))
+                outgoing.extend(messages)
+                if attempt is not None:
+                    attempts.append(attempt)
+            _fail_none_if_systemic(unreadable, len(claimed))
+            for due, exc in unreadable:
+                log.error("target %s (%s, post %s) cannot be dispatched: its stored row is unreadable; "
+                          "failed", due.state.target_id, due.platform, due.upstream_id, exc_info=exc)
             await repo.save_changes(conn, changes)
             await repo.record_attempts(conn, attempts)
             await repo.write_outbox(conn, outgoing)
@@ -180,6 +197,51 @@ class QueueOperations:
             metrics.DISPATCH_IN_FLIGHT_LIMIT.labels(platform).set(limit)
             room[platform] = limit - out.get(platform, 0)
         return room
+
+    def _dispatch(self, due: repo.DueTarget, now: datetime) -> _Dispatched | None:
+        """What a due target becomes and sends (None: nothing)."""
+        change = self._on_due(due, now)
+        if change is None:
+            return None
+        messages: list[Outgoing] = []
+        if change.emit is not None:
+            messages.append(self._traced_request(due, change))
+        if change.alert is not None:
+            messages.append(alert_for(due, change, now, self.topic))
+        messages.extend(self._slot_messages([(due, change.state)], now))
+        attempt = _attempt_row(change, due.trace_context) if change.attempt_outcome else None
+        if change.emit is Emit.PUBLISH:
+            metrics.DISPATCH_LATENESS.labels(due.platform).observe((now - due.state.due_at).total_seconds())
+        return change, messages, attempt
+
+    def _unreadable(self, due: repo.DueTarget, now: datetime, exc: Exception) -> _Dispatched:
+        """A due target whose stored row does not make a valid request: sending it later would
+        fail the same way. Failed for good and alerted (an operator corrects the row and retries
+        it), with the slot given up; a posted one (its engagement collection) stays posted, its
+        collections stopped. Each message about it is built as far as the row allows."""
+        state, error = due.state, unreadable_error(exc)
+        if state.status is TargetStatus.POSTED:
+            parked = replace(state, version=state.version + 1, due_at=None, last_error=error)
+            return Change(parked), [], None
+        failed = replace(state, status=TargetStatus.FAILED, version=state.version + 1, due_at=None,
+                         last_error=error)
+        change = Change(failed, attempt_outcome="failed", error=error, alert=AlertKind.PUBLISH_FAILED)
+        messages: list[Outgoing] = []
+        try:
+            topic, key, alert = unreadable_alert_for(due, failed, now)
+            carrier = due.trace_context if isinstance(due.trace_context, dict) else {}
+            messages.append(Outgoing.of(self.topic(topic), key, alert, dict(carrier)))
+        except Exception:
+            log.exception("no alert could be built for unreadable target %s", state.target_id)
+        try:
+            messages.extend(self._slot_messages([(due, failed)], now))
+        except Exception:
+            log.exception("no slot change could be built for unreadable target %s", state.target_id)
+        try:
+            attempt = _attempt_row(change, due.trace_context)
+        except Exception:
+            attempt = _attempt_row(change, {})
+        return change, messages, attempt
 
     def _on_due(self, due: repo.DueTarget, now: datetime) -> Change | None:
         if due.state.status is TargetStatus.POSTED:  # its timer is the next engagement collection
@@ -341,6 +403,26 @@ class QueueOperations:
             (target.platform, target.state.status, change.state.status)
             for target, (_, change) in zip(applied, changes)))
         return outcomes
+
+
+# So many of a round's targets unreadable at once is not a few bad rows but a change of code or
+# of contract that every stored row now meets (content a new version validates more strictly):
+# failing them all for good would be the worse outcome. The round fails instead, changing nothing;
+# the dispatcher says so (its readiness, its log) until the code or the rows are put right.
+SYSTEMIC_UNREADABLE = 10
+
+
+class UnreadableRound(Exception):
+    """Most of a round's due targets could not be dispatched: see SYSTEMIC_UNREADABLE."""
+
+
+def _fail_none_if_systemic(unreadable: Sequence[tuple[repo.DueTarget, Exception]], claimed: int) -> None:
+    if len(unreadable) >= SYSTEMIC_UNREADABLE and 2 * len(unreadable) >= claimed:
+        due, exc = unreadable[0]
+        raise UnreadableRound(
+            f"{len(unreadable)} of {claimed} due targets cannot be dispatched, none was failed: a change "
+            f"of code or contract rather than bad rows? First, target {due.state.target_id}: "
+            f"{type(exc).__name__}: {exc}"[:2000]) from exc
 
 
 def _outcome(target: repo.LockedTarget, state: TargetState, applied: bool, detail: str) -> CommandOutcome:

@@ -74,14 +74,42 @@ async def close_database(pool: asyncpg.Pool | None, timeout: float = 10.0) -> No
         await asyncio.wait_for(pool.close(), timeout=timeout)
 
 
-def database_ready(pool_of: Callable[[], asyncpg.Pool | None]) -> Callable[[], Awaitable[bool]]:
-    """A /readyz check for a service's pool (`pool_of`: it exists only once the service is set up)."""
+async def read_only_reason(conn: asyncpg.Connection) -> str | None:
+    """Why this session cannot write, or None when it can."""
+    row = await conn.fetchrow(
+        "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS read_only")
+    if row["standby"]:
+        return "read-only: the server is a standby (pg_is_in_recovery)"
+    if row["read_only"] != "off":
+        return "read-only session: transaction_read_only is on (default_transaction_read_only)"
+    return None
 
-    async def ready() -> bool:
+
+def database_ready(
+    pool_of: Callable[[], asyncpg.Pool | None], *, writable: bool = True
+) -> Callable[[], Awaitable[bool | tuple[bool, str]]]:
+    """A /readyz check for a service's pool (`pool_of`: it exists only once the service is set up).
+
+    `writable` (every service that opens a pool writes: queue, planner, publishers, notifier):
+    a session that cannot write fails the check too. After a failover a pooled session may be
+    on the demoted primary, or a new one on a standby behind a DNS name not yet moved; there
+    `SELECT 1` answers while every write fails with 25006. A read-only session makes the check
+    give the pool's sessions up (each is replaced as it is next acquired, so they do not stay on
+    that node for as long as they are busy) and judge by a fresh one: where the name points now."""
+
+    async def ready() -> bool | tuple[bool, str]:
         pool = pool_of()
         if pool is None:
             return False
         async with pool.acquire() as conn:
-            return await conn.fetchval("SELECT 1") == 1
+            if not writable:
+                return await conn.fetchval("SELECT 1") == 1
+            reason = await read_only_reason(conn)
+        if reason is None:
+            return True
+        await pool.expire_connections()
+        async with pool.acquire() as conn:
+            reason = await read_only_reason(conn)
+        return True if reason is None else (False, reason)
 
     return ready

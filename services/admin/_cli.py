@@ -264,23 +264,28 @@ async def _dlq_show(args, conn, _) -> int:
 async def _dlq_replay(args, conn, context) -> int:
     from aiokafka import AIOKafkaProducer
 
-    from ._dead_letters import list_dead_letters, replay
+    from ._dead_letters import last_unreplayed_id, replay, replay_unreplayed
 
     settings, _ = context
-    ids = list(args.ids)
-    if args.all:
-        ids += [r["id"] for r in await list_dead_letters(conn, include_replayed=False, limit=1_000_000)]
-    if not ids:
+    # every letter not replayed yet as of now, read and sent a page at a time (not those the
+    # replays bring back)
+    up_to = await last_unreplayed_id(conn) if args.all else None
+    if not args.ids and up_to is None:
         print("nothing to replay: give dead letter ids or --all", file=sys.stderr)
         return 1
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
                                 enable_idempotence=settings.kafka.enable_idempotence)
     await producer.start()
     try:
-        replayed, truncated = await replay(conn, producer, sorted(set(ids)))
+        replayed, truncated = [], []
+        if up_to is not None:
+            replayed, truncated = await replay_unreplayed(conn, producer, up_to)
+        done = set(replayed) | set(truncated)
+        more = await replay(conn, producer, [i for i in args.ids if i not in done])
+        replayed, truncated = replayed + more[0], truncated + more[1]
     finally:
         await producer.stop()
-    missing = sorted(set(ids) - set(replayed) - set(truncated))
+    missing = sorted(set(args.ids) - set(replayed) - set(truncated))
     print(f"replayed {len(replayed)} dead letter(s)" + (f"; not found: {missing}" if missing else ""))
     if truncated:
         print(f"not replayed: {truncated} hold only the start of their message (it was too large to keep "

@@ -1,6 +1,10 @@
-"""Keeps the queue's logs from growing without bound: a message id is remembered long enough for
+"""Keeps the record's logs from growing without bound: a message id is remembered long enough for
 any redelivery (Kafka's retention, a replay), an attempt long enough for anyone to ask why a
-post went as it did, not forever."""
+post went as it did, a dead letter long enough for an operator to replay it, not forever.
+
+The queue prunes for the whole database (the services share one): the notifier's alerts and
+dead letters, the publishers' remote handles and the quota ledger's reservations too. Only what
+nothing reads again goes: see each retention's reason."""
 
 from __future__ import annotations
 
@@ -15,24 +19,86 @@ log = logging.getLogger("autopost.queue.housekeeping")
 
 INBOX_RETENTION_DAYS = 14  # twice Kafka's default retention
 ATTEMPTS_RETENTION_DAYS = 90  # `autopost posts show` of a post a season old
+# A dead letter nobody replayed yet may still be wanted (`autopost dlq replay`): a month, for an
+# outage over a holiday to be looked into. Truncated letters, which cannot be replayed, too.
+DEAD_LETTERS_UNREPLAYED_RETENTION_DAYS = 30
+# A replayed one was dealt with (if it failed again, that is a new letter): two weeks after its
+# last replay, for `dlq ls --all` to show what was done.
+DEAD_LETTERS_REPLAYED_RETENTION_DAYS = 14
+# An alert every delivery of which is done (delivered, or given up): a month. Longer than any
+# redelivery of its message (Kafka's retention), after which a copy would be notified again.
+ALERTS_RETENTION_DAYS = 30
+# A remote handle lets a publisher resume (not post again) on a redelivered or re-driven request.
+# Kept while its target may be published: forever for one not finished or failed (an operator may
+# retry a failed target), and for a month after a posted or cancelled target's last change (which
+# nothing re-arms) — well past any redelivery of its requests.
+REMOTE_HANDLES_RETENTION_DAYS = 30
+# A rolling-window reservation counts for 24 h; the ledger itself forgets a bucket's rows 2 days
+# behind its window (services/quotas/_ledger.py, _KEEP), but only when that bucket is taken again:
+# the same here, for buckets no longer taken (an account removed, a cap no longer configured).
+QUOTA_RESERVATIONS_RETENTION_DAYS = 3
 INTERVAL_SECONDS = 3600.0
 BATCH = 10_000  # short transactions, so pruning never holds up the consumers
 
-# table -> the time column its age is read from (each has an index on it)
-_PRUNED = {"inbox": "seen_at", "attempts": "at"}
+# The finished statuses of a target whose remote handles may go: nothing re-arms them.
+_FINISHED = "('cancelled', 'posted')"
+
+# What each retention deletes, a batch at a time: $1 is the retention in seconds, $2 the batch.
+# Each reads an index on its time column (migrations 004, 013). By ctid: a row changed meanwhile
+# (a letter replayed, a handle written again) is a new version, which the delete then leaves.
+_PRUNE = {
+    "inbox": """DELETE FROM inbox WHERE ctid IN (
+        SELECT ctid FROM inbox WHERE seen_at < now() - make_interval(secs => $1) LIMIT $2)""",
+    "attempts": """DELETE FROM attempts WHERE ctid IN (
+        SELECT ctid FROM attempts WHERE at < now() - make_interval(secs => $1) LIMIT $2)""",
+    "dead_letters_unreplayed": """DELETE FROM dead_letters WHERE ctid IN (
+        SELECT ctid FROM dead_letters
+        WHERE replayed_at IS NULL AND stored_at < now() - make_interval(secs => $1) LIMIT $2)""",
+    "dead_letters_replayed": """DELETE FROM dead_letters WHERE ctid IN (
+        SELECT ctid FROM dead_letters
+        WHERE replayed_at IS NOT NULL AND replayed_at < now() - make_interval(secs => $1) LIMIT $2)""",
+    # an alert with its deliveries, once none is still to be tried (the count is of alerts)
+    "alerts": """WITH old AS (
+            SELECT a.alert_id FROM alerts a
+            WHERE a.received_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM alert_deliveries d
+                              WHERE d.alert_id = a.alert_id AND d.next_attempt_at IS NOT NULL)
+            LIMIT $2 FOR UPDATE SKIP LOCKED
+        ), deliveries AS (
+            DELETE FROM alert_deliveries d USING old WHERE d.alert_id = old.alert_id
+        )
+        DELETE FROM alerts a USING old WHERE a.alert_id = old.alert_id""",
+    # a handle not written for the retention, of a target finished (and unchanged) as long
+    "remote_handles": f"""DELETE FROM remote_handles WHERE ctid IN (
+        SELECT r.ctid FROM remote_handles r JOIN targets t USING (target_id)
+        WHERE r.updated_at < now() - make_interval(secs => $1)
+          AND t.status IN {_FINISHED} AND t.due_at IS NULL
+          AND t.updated_at < now() - make_interval(secs => $1)
+        LIMIT $2)""",
+    "quota_reservations": """DELETE FROM quota_reservations WHERE ctid IN (
+        SELECT ctid FROM quota_reservations WHERE reserved_at < now() - make_interval(secs => $1) LIMIT $2)""",
+}
+
+# what Housekeeping prunes, with how long each is kept, in days
+RETENTION_DAYS = {
+    "inbox": INBOX_RETENTION_DAYS,
+    "attempts": ATTEMPTS_RETENTION_DAYS,
+    "dead_letters_unreplayed": DEAD_LETTERS_UNREPLAYED_RETENTION_DAYS,
+    "dead_letters_replayed": DEAD_LETTERS_REPLAYED_RETENTION_DAYS,
+    "alerts": ALERTS_RETENTION_DAYS,
+    "remote_handles": REMOTE_HANDLES_RETENTION_DAYS,
+    "quota_reservations": QUOTA_RESERVATIONS_RETENTION_DAYS,
+}
 
 
 async def prune(pool: asyncpg.Pool, table: str, retention_days: float) -> int:
-    """Delete `table`'s rows older than `retention_days`, a batch at a time; returns how many."""
-    column = _PRUNED[table]
+    """Delete what `table`'s retention (a key of RETENTION_DAYS) lets go of, older than
+    `retention_days`, a batch at a time; returns how many rows."""
+    statement = _PRUNE[table]
     pruned = 0
     while True:
         async with pool.acquire() as conn:
-            result = await conn.execute(
-                f"""DELETE FROM {table} WHERE ctid IN (
-                       SELECT ctid FROM {table} WHERE {column} < now() - make_interval(secs => $1) LIMIT $2)""",
-                retention_days * 86400.0, BATCH,
-            )
+            result = await conn.execute(statement, retention_days * 86400.0, BATCH)
         deleted = int(result.split()[-1])
         pruned += deleted
         if deleted < BATCH:
@@ -47,7 +113,7 @@ class Housekeeping(Background):
 
     async def _run(self) -> None:
         while True:
-            for table, days in (("inbox", INBOX_RETENTION_DAYS), ("attempts", ATTEMPTS_RETENTION_DAYS)):
+            for table, days in RETENTION_DAYS.items():
                 try:
                     if pruned := await prune(self.pool, table, days):
                         log.info("pruned %d %s rows older than %d days", pruned, table, days)

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from contracts import PostPlanned
+from contracts import Platform, PostPlanned
 from services.runtime import Outgoing
 
 from .domain import WAITING_TO_PUBLISH, Change, TargetState, TargetStatus
@@ -122,6 +122,18 @@ async def insert_planned(
     return len(targets)
 
 
+# What each claim may take, as SQL constants. Spelt out rather than bound: a partial index is
+# used only when the query's own predicate proves the index's, which a parameter (whose value a
+# prepared statement's generic plan does not know) never does. These must equal the predicates of
+# the indexes of migration 012 (a test checks that the plans use them).
+_WAITING_SQL = "(" + ", ".join(sorted(f"'{s.value}'" for s in WAITING_TO_PUBLISH)) + ")"
+# checks, leases, engagement collections: index targets_due_following
+_FOLLOWING = f"t.status NOT IN {_WAITING_SQL}"
+# a platform's targets waiting to be published: index targets_due_to_publish_<platform>. One index
+# per platform, on due_at alone, and not one on (platform, due_at): the planner then never prefers
+# targets_due_at (which it could, from the heap's order, and read a held-back backlog again).
+_TO_PUBLISH = {p.value: f"t.platform = '{p.value}' AND t.status IN {_WAITING_SQL}" for p in Platform}
+
 _CLAIM = f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags, p.content
               FROM targets t JOIN posts p ON p.post_id = t.post_id
               WHERE t.due_at IS NOT NULL AND t.due_at <= $1 AND {{which}}
@@ -129,8 +141,10 @@ _CLAIM = f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags
               LIMIT $2
               FOR UPDATE OF t SKIP LOCKED"""
 _CLAIM_ANY = _CLAIM.format(which="TRUE")
-_CLAIM_FOLLOWING = _CLAIM.format(which="NOT t.status = ANY($3::text[])")  # checks, leases, engagement
-_CLAIM_TO_PUBLISH = _CLAIM.format(which="t.platform = $3 AND t.status = ANY($4::text[])")
+_CLAIM_FOLLOWING = _CLAIM.format(which=_FOLLOWING)
+_CLAIM_TO_PUBLISH = {platform: _CLAIM.format(which=which) for platform, which in _TO_PUBLISH.items()}
+# a platform the queue does not know (none is stored: its contract is an enum): no index
+_CLAIM_TO_PUBLISH_OTHER = _CLAIM.format(which=f"t.platform = $3 AND t.status IN {_WAITING_SQL}")
 
 
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
@@ -146,12 +160,14 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
     if room is None:
         rows = await conn.fetch(_CLAIM_ANY, now, limit)
         return [_due(r) for r in rows], len(rows) >= limit
-    waiting = [s.value for s in WAITING_TO_PUBLISH]
-    rows = list(await conn.fetch(_CLAIM_FOLLOWING, now, limit, waiting))
+    rows = list(await conn.fetch(_CLAIM_FOLLOWING, now, limit))
     full = len(rows) >= limit
     for platform, n in room.items():
         if n > 0:
-            to_publish = await conn.fetch(_CLAIM_TO_PUBLISH, now, min(n, limit), platform, waiting)
+            if platform in _CLAIM_TO_PUBLISH:
+                to_publish = await conn.fetch(_CLAIM_TO_PUBLISH[platform], now, min(n, limit))
+            else:
+                to_publish = await conn.fetch(_CLAIM_TO_PUBLISH_OTHER, now, min(n, limit), platform)
             full |= len(to_publish) >= limit  # a platform short of room waits for results, which wake us
             rows.extend(to_publish)
     return [_due(r) for r in rows], full
@@ -191,16 +207,24 @@ async def lock_targets(conn: asyncpg.Connection, target_ids: Iterable[uuid.UUID]
     return {r["target_id"]: _locked(r) for r in rows}
 
 
+# Each reference compared in its own type, so that each is an index lookup (targets' primary
+# key, targets_post_id, posts' unique upstream_id) rather than a cast of every row to text. The
+# post ids are gathered first (an init plan, run once), so `post_id = ANY(...)` is indexable too.
+_LOCK_TARGETS_OF = f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}
+    FROM targets t JOIN posts p ON p.post_id = t.post_id
+    WHERE t.target_id = $1::uuid
+       OR t.post_id = ANY(ARRAY(SELECT $1::uuid UNION ALL SELECT post_id FROM posts WHERE upstream_id = $2))
+    ORDER BY t.target_id
+    FOR UPDATE OF t"""
+
+
 async def lock_targets_of(conn: asyncpg.Connection, ref: str) -> list[LockedTarget]:
     """An operator's reference: a target id, a post id or an upstream id; locked, in id order."""
-    rows = await conn.fetch(
-        f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}
-            FROM targets t JOIN posts p ON p.post_id = t.post_id
-            WHERE t.target_id::text = $1 OR t.post_id::text = $1 OR p.upstream_id = $1
-            ORDER BY t.target_id
-            FOR UPDATE OF t""",
-        ref,
-    )
+    try:
+        as_uuid: uuid.UUID | None = uuid.UUID(ref)
+    except ValueError:
+        as_uuid = None  # only an upstream id
+    rows = await conn.fetch(_LOCK_TARGETS_OF, as_uuid, ref)
     return [_locked(r) for r in rows]
 
 
@@ -329,14 +353,21 @@ async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
 
 
+def _next_due_sql(platforms: Sequence[str]) -> str:
+    """The earliest timer of the targets followed (checks, leases, engagement) and of those
+    waiting to be published on `platforms`: each the first entry of a partial index."""
+    firsts = [f"(SELECT min(t.due_at) FROM targets t WHERE t.due_at IS NOT NULL AND {which})"
+              for which in [_FOLLOWING, *(_TO_PUBLISH[p] for p in platforms)]]
+    return "SELECT LEAST(" + ", ".join(firsts) + ")"
+
+
 async def next_due_at(conn: asyncpg.Connection, held_back: Sequence[str] = ()) -> datetime | None:
     """The next due time, not counting targets of `held_back` platforms waiting to be published."""
     if not held_back:
         return await conn.fetchval("SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL")
-    return await conn.fetchval(
-        """SELECT min(due_at) FROM targets WHERE due_at IS NOT NULL
-             AND NOT (platform = ANY($1::text[]) AND status = ANY($2::text[]))""",
-        list(held_back), [s.value for s in WAITING_TO_PUBLISH])
+    # (targets of a platform the queue does not know, of which there are none, are not counted)
+    held = set(held_back)
+    return await conn.fetchval(_next_due_sql([p for p in _TO_PUBLISH if p not in held]))
 
 
 async def notify_due(conn: asyncpg.Connection) -> None:

@@ -123,6 +123,7 @@ class QueueOperations:
         self.rng = rng or random.Random()
         self.platforms = [p.value for p in Platform]
         self.held_back: list[str] = []  # platforms at their in-flight limit in the last round
+        self._unsent_since: datetime | None = None  # the oldest outbox message of this round
         # learnt from the results this replica applies, which are `results_share()` of them all
         self.in_flight = {p: InFlightLimit(settings.max_in_flight, settings.lease_seconds) for p in self.platforms}
         self.results_share = results_share
@@ -153,6 +154,8 @@ class QueueOperations:
             room = await self._room_to_publish(conn)
             self.held_back = [platform for platform, n in (room or {}).items() if n <= 0]
             claimed, full = await repo.claim_due(conn, now, limit, room)
+            # a lease whose request may still be in the outbox is not run out (see on_due)
+            self._unsent_since = await repo.oldest_unsent_at(conn) if claimed else None
             changes: list[tuple[int, Change]] = []
             outgoing: list[Outgoing] = []
             attempts: list[tuple] = []
@@ -247,7 +250,7 @@ class QueueOperations:
         if due.state.status is TargetStatus.POSTED:  # its timer is the next engagement collection
             return on_engagement_due(due.state, now, self.engagement)
         return on_due(due.state, now, lease_seconds=self.settings.lease_seconds, cadence=self.cadence,
-                      policy=self.policy(due.platform))
+                      policy=self.policy(due.platform), unsent_since=self._unsent_since)
 
     def _traced_request(self, due: repo.DueTarget, change: Change) -> Outgoing:
         if change.emit is Emit.ENGAGEMENT:

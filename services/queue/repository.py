@@ -341,6 +341,12 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -
         )
 
 
+async def oldest_unsent_at(conn: asyncpg.Connection) -> datetime | None:
+    """When the oldest message still in the outbox was written: every one written before it has
+    been sent (the relay deletes a row once Kafka confirmed it). None when the outbox is empty."""
+    return await conn.fetchval("SELECT created_at FROM outbox ORDER BY id LIMIT 1")
+
+
 async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[tuple[int, Outgoing]]:
     rows = await conn.fetch(
         "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",

@@ -274,3 +274,39 @@ async def test_an_outbox_message_the_broker_refuses_is_dead_lettered_and_the_res
     [letter] = [DeadLetter.from_bytes(r.value) for r in await read_topic(kafka_bootstrap, dead_letters, 1)]
     assert (letter.consumer, letter.reason, letter.source_topic) == ("queue-outbox", "refused_by_broker", topic)
     assert letter.truncated and letter.payload_bytes == len(huge) and "MessageSizeTooLarge" in letter.message
+
+
+async def test_a_request_the_broker_never_took_spends_no_attempt_however_long_it_waits(database_url):
+    # the broker (or the relay) down for more than six leases: the request waits in the outbox,
+    # and its lease is renewed rather than run out six times into a failure
+    from opentelemetry import trace
+
+    from services.queue.operations import QueueOperations
+    from services.runtime import QueueSettings, create_pool
+
+    clock = {"now": datetime.now(timezone.utc)}
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        settings = QueueSettings()
+        ops = QueueOperations(pool, settings, trace.get_tracer("test"), lambda name: name,
+                              clock=lambda: clock["now"])
+        await ops.add_to_queue([(planned_post("outage", [Platform.INSTAGRAM], at=clock["now"]), {})])
+        await ops.get_next_batch(100)  # dispatched: its request is in the outbox, unsent
+        for _ in range(8):
+            clock["now"] += timedelta(seconds=settings.lease_seconds + 1)
+            await ops.get_next_batch(100)
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT status, attempt, failures FROM targets")
+            requests = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE 'publish.requested%'")
+            await conn.execute("DELETE FROM outbox")  # the broker is back: the relay sent it
+        assert (row["status"], row["attempt"], row["failures"]) == ("publishing", 1, 0)
+        assert requests == 1, "one request, sent once the broker is back"
+        clock["now"] += timedelta(seconds=settings.lease_seconds + 1)
+        await ops.get_next_batch(100)  # now the lease may run out: sent, and no answer came
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT status, attempt, failures FROM targets")
+        assert (row["status"], row["attempt"], row["failures"]) == ("publishing", 2, 1)
+    finally:
+        await pool.close()

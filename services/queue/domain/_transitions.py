@@ -35,6 +35,11 @@ ACCEPTED_WITHOUT_HANDLE = {
                "address; if not, `autopost retry` it."}
 
 
+# the outbox's times are the database's clock, a lease's this process's: its request was
+# written as the lease began, up to this much later or earlier as the two clocks tell it
+_CLOCK_SLACK = timedelta(seconds=30)
+
+
 def on_due(
     state: TargetState,
     now: datetime,
@@ -42,16 +47,26 @@ def on_due(
     lease_seconds: float,
     cadence: StatusCadence,
     policy: RetryPolicy,
+    unsent_since: datetime | None = None,
 ) -> Change | None:
     """A target whose due time has come: publish it, re-drive its lease, or check its status.
 
     A status check is due again only after its answer came back (see `on_status_observed`);
     until then the timer stands at the check's own lease, in case the request or answer is lost.
     That keeps one check per target in flight however far behind the poller is.
+
+    `unsent_since`: when the oldest message still in the outbox was written (None: it is
+    empty). A lease that began after it may not have been sent at all (the broker or the relay
+    is down): it is renewed, spending no attempt and sending nothing more, until the platform's
+    time budget runs out.
     """
     if state.status in WAITING_TO_PUBLISH:
         return _start_attempt(state, now, lease_seconds)
     if state.status is TargetStatus.PUBLISHING:
+        began = state.due_at - timedelta(seconds=lease_seconds) if state.due_at is not None else None
+        if unsent_since is not None and began is not None and began + _CLOCK_SLACK >= unsent_since \
+                and now < _deadline(state, policy, now):
+            return Change(replace(state, version=state.version + 1, due_at=now + timedelta(seconds=lease_seconds)))
         # The lease ran out: the publisher died or a message was lost. Re-drive it with the
         # stored remote handle so the publisher resumes rather than posting again; a target
         # that keeps losing its lease is a failure like any other, not a loop.

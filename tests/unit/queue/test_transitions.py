@@ -239,6 +239,26 @@ def test_expired_lease_counts_as_a_failure_and_gives_up_when_spent():
     assert change.alert is AlertKind.ATTEMPTS_EXHAUSTED and change.error["code"] == "lease_expired"
 
 
+def test_a_lease_whose_request_may_still_be_in_the_outbox_is_renewed_not_run_out():
+    # the lease began at NOW - 600 s; the outbox's oldest message is older: the broker or the
+    # relay is down, and this request may never have left
+    state = target(TargetStatus.PUBLISHING, attempt=2, failures=1, remote_handle=HANDLE.to_wire())
+    began = NOW - timedelta(seconds=600)
+    stuck = on_due(state, NOW, lease_seconds=600, cadence=CADENCE, policy=POLICY,
+                   unsent_since=began - timedelta(seconds=1))
+    assert stuck.emit is None and stuck.attempt_outcome is None, "nothing sent again, no attempt spent"
+    assert (stuck.state.status, stuck.state.attempt, stuck.state.failures) == (TargetStatus.PUBLISHING, 2, 1)
+    assert stuck.state.due_at == NOW + timedelta(seconds=600)
+    # the outbox moved past it (sent) or is empty: the lease has run out as before
+    for unsent in (began + timedelta(minutes=1), None):
+        change = on_due(state, NOW, lease_seconds=600, cadence=CADENCE, policy=POLICY, unsent_since=unsent)
+        assert change.emit is Emit.PUBLISH and change.state.failures == 2
+    # the platform's time budget still bounds it
+    late = replace(state, scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds + 1))
+    change = on_due(late, NOW, lease_seconds=600, cadence=CADENCE, policy=POLICY, unsent_since=began - timedelta(hours=1))
+    assert change.state.status is TargetStatus.FAILED
+
+
 def test_processing_past_the_budget_fails_instead_of_checking_forever():
     state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire(),
                    scheduled_time=NOW - timedelta(seconds=POLICY.max_elapsed_seconds + 1))

@@ -2,16 +2,15 @@
 
 Rolling caps are rows taken under a per-bucket advisory lock (their reopening time needs the
 rows), by one function call (migration 006); daily quotas are one counter per window, raised by
-a conditional upsert. The daily takes that arrive together (a batch of YouTube status checks,
-a unit each) raise the counter once, by their sum; only when the sum does not fit is each taken
-on its own, so the ones that fit still do.
+a conditional upsert, each key counted once a window. The daily takes that arrive together (a
+batch of YouTube status checks, a unit each) raise the counter once, by their sum; only when
+the sum does not fit is each taken on its own, so the ones that fit still do.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -99,7 +98,7 @@ class QuotaLedger:
     async def _take(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
                     observed: tuple[int, int] | None) -> Denied | None:
         if cost.rule.window is Window.PACIFIC_DAY:
-            return await self._take_daily(conn, cost, now)
+            return await self._take_daily(conn, [cost], now)
         return await self._take_rolling(conn, cost, now, observed)
 
     async def _take_rolling(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
@@ -135,32 +134,50 @@ class QuotaLedger:
             groups[(cost.rule, cost.scope)].append(i)
         async with self.pool.acquire() as conn:
             for members in groups.values():
-                first = costs[members[0]]
-                together = replace(first, units=sum(costs[i].units for i in members))
-                if len(members) == 1 or await self._take_daily(conn, together, now) is not None:
+                if len(members) == 1 or await self._take_daily(conn, [costs[i] for i in members], now) is not None:
                     for i in members:  # near the limit: each on its own, so what fits is taken
-                        answers[i] = await self._take_daily(conn, costs[i], now)
+                        answers[i] = await self._take_daily(conn, [costs[i]], now)
         return answers
 
-    async def _take_daily(self, conn: asyncpg.Connection, cost: Cost, now: datetime) -> Denied | None:
-        rule, start = cost.rule, window_start(cost.rule, now)
-        # one statement: the counter's row lock orders concurrent takers, the learnt limit wins
-        used = await conn.fetchval(
-            """INSERT INTO quota_counters AS c (bucket, scope, window_start, used)
-               SELECT $1, $2, $3, $4 WHERE $4 <= COALESCE(
-                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
-               ON CONFLICT (bucket, scope, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
-                 WHERE c.used + EXCLUDED.used <= COALESCE(
-                   (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
-               RETURNING used""",
-            rule.bucket, cost.scope, start, cost.units, rule.limit)
-        if used is not None:
-            return None
-        used = await conn.fetchval(
-            "SELECT used FROM quota_counters WHERE bucket = $1 AND scope = $2 AND window_start = $3",
-            rule.bucket, cost.scope, start)
-        limit = await self._limit(conn, rule, cost.scope)
-        return Denied(rule, cost.scope, int(used or 0), limit, opens_at(rule, now, limit, [], cost.units, used or 0))
+    async def _take_daily(self, conn: asyncpg.Connection, costs: list[Cost], now: datetime) -> Denied | None:
+        """Take `costs` (one rule and scope) from the window's counter, all or none. A key taken
+        in this window already counts no more: a retried upload resuming its session, another
+        publisher's `publish_in_progress`, a redelivered request (the keys are kept in
+        `quota_reservations`, as the rolling rules' are, until housekeeping prunes them)."""
+        rule, scope, start = costs[0].rule, costs[0].scope, window_start(costs[0].rule, now)
+        try:
+            async with conn.transaction():
+                fresh = await conn.fetch(
+                    """INSERT INTO quota_reservations AS r (bucket, scope, reservation_key, units, reserved_at)
+                       SELECT $1, $2, k, u, $5 FROM unnest($3::text[], $4::int[]) AS x(k, u)
+                       ON CONFLICT (bucket, scope, reservation_key) DO UPDATE
+                         SET units = EXCLUDED.units, reserved_at = EXCLUDED.reserved_at
+                         WHERE r.reserved_at < $6  -- taken in an earlier window: it counts again
+                       RETURNING units""",
+                    rule.bucket, scope, [c.key for c in costs], [c.units for c in costs], now, start)
+                units = sum(r["units"] for r in fresh)
+                if not units:
+                    return None
+                # one statement: the counter's row lock orders concurrent takers, the learnt limit wins
+                used = await conn.fetchval(
+                    """INSERT INTO quota_counters AS c (bucket, scope, window_start, used)
+                       SELECT $1, $2, $3, $4 WHERE $4 <= COALESCE(
+                           (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+                       ON CONFLICT (bucket, scope, window_start) DO UPDATE SET used = c.used + EXCLUDED.used
+                         WHERE c.used + EXCLUDED.used <= COALESCE(
+                           (SELECT quota_total FROM quota_limits WHERE bucket = $1 AND scope = $2), $5)
+                       RETURNING used""",
+                    rule.bucket, scope, start, units, rule.limit)
+                if used is not None:
+                    return None
+                used = await conn.fetchval(
+                    "SELECT used FROM quota_counters WHERE bucket = $1 AND scope = $2 AND window_start = $3",
+                    rule.bucket, scope, start)
+                limit = await self._limit(conn, rule, scope)
+                raise _Rollback(Denied(rule, scope, int(used or 0), limit,
+                                       opens_at(rule, now, limit, [], units, used or 0)))
+        except _Rollback as rollback:  # the keys are not taken either
+            return rollback.denied
 
     @staticmethod
     async def _limit(conn: asyncpg.Connection, rule: QuotaRule, scope: str) -> int:

@@ -87,7 +87,9 @@ def publish_costs(rules: dict[str, QuotaRule], request: PublishRequested) -> lis
         return [Cost(rules["instagram.publishes"], request.account_id, target)]
     if request.remote_handle is not None:  # resuming an upload session starts no new videos.insert
         return []
-    return [Cost(rules["youtube.uploads"], "", f"{target}:{request.attempt}")]
+    # one a target a day: its retries resume its upload session (a new videos.insert only when
+    # the session expired), and a request another publisher holds, or read twice, makes none
+    return [Cost(rules["youtube.uploads"], "", target)]
 
 
 def status_check_costs(rules: dict[str, QuotaRule], request: StatusRequested) -> list[Cost]:

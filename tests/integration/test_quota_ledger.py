@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -104,9 +105,9 @@ async def test_daily_units_taken_together_are_one_statement_and_what_fits_is_tak
     statements: list[int] = []
     take = ledger._take_daily
 
-    async def counted(conn, cost, now):
-        statements.append(cost.units)
-        return await take(conn, cost, now)
+    async def counted(conn, costs, now):
+        statements.append(sum(c.units for c in costs))
+        return await take(conn, costs, now)
 
     ledger._take_daily = counted
     try:
@@ -121,6 +122,41 @@ async def test_daily_units_taken_together_are_one_statement_and_what_fits_is_tak
         assert (answers[5].used, answers[5].limit) == (12, 12)
         assert statements == [6, 1, 1, 1, 1, 1, 1]
         assert await ledger.usage(units) == (12, 12)
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+async def test_a_daily_quota_counts_a_target_once_a_day_whatever_its_retries(database_url):
+    # YouTube's 100 uploads a day: a target retried (its session resumed), refused by another
+    # publisher holding it, or read twice makes one videos.insert at most
+    from contracts import ContentType, MediaRef, Platform, PublishRequested
+    from services.quotas import publish_costs
+
+    clock = Clock(START)
+    pools, [ledger, other] = await ledgers(database_url, 2, clock)
+    uploads = RULES["youtube.uploads"]
+    try:
+        def attempt(target: str, n: int) -> list[Cost]:
+            return publish_costs(RULES, PublishRequested(
+                message_id=uuid.uuid4(), target_id=uuid.UUID(target), post_id=uuid.uuid4(),
+                platform=Platform.YOUTUBE, account_id="UCx", attempt=n, content_type=ContentType.VIDEO,
+                caption="c", media=[MediaRef(url="https://cdn.example/v.mp4")], scheduled_time=START))
+
+        first = "00000000-0000-0000-0000-000000000001"
+        for n in range(1, 11):
+            assert await (ledger if n % 2 else other).reserve(attempt(first, n)) is None
+        assert await ledger.usage(uploads) == (1, 4), "ten attempts of one target: one upload"
+        for i in range(2, 5):
+            assert await ledger.reserve(attempt(f"00000000-0000-0000-0000-00000000000{i}", 1)) is None
+        refused = await ledger.reserve(attempt("00000000-0000-0000-0000-000000000005", 1))
+        assert refused is not None and (refused.used, refused.limit) == (4, 4)
+        assert await ledger.reserve(attempt(first, 11)) is None, "still counted: no new take"
+        clock.at = next_reset(START) + timedelta(minutes=1)  # a new Pacific day: it counts again
+        assert await ledger.reserve(attempt("00000000-0000-0000-0000-000000000005", 2)) is None, \
+            "a refusal took no key"
+        assert await ledger.reserve(attempt(first, 12)) is None
+        assert await ledger.usage(uploads) == (2, 4)
     finally:
         for pool in pools:
             await pool.close()

@@ -28,7 +28,7 @@ from services.runtime import (
 )
 
 from .handles import JournalSource
-from .platforms import Accepted, PlatformClient, PlatformError, Published
+from .platforms import Accepted, LiveObjectWatch, PlatformClient, PlatformError, Published
 from .preflight import Preflight
 
 log = logging.getLogger("autopost.publisher")
@@ -89,7 +89,15 @@ class PublishHandlers:
         per-endpoint caps, and the journal every remote handle the moment it is returned."""
         with metrics.PLATFORM_CALL_DURATION.labels(request.platform.value, "publish").time():
             async with self.journals.journal_for(request) as journal:
-                return await self.client.publish(request, token, journal)
+                watched = LiveObjectWatch(journal)
+                try:
+                    return await self.client.publish(request, token, watched)
+                except PlatformError as error:
+                    # failed with a remote object live (a resume's status read, an upload out of
+                    # step): the post may exist, so its quota is kept, and the queue hears of it
+                    if error.handle is None and watched.live is not None:
+                        error.handle = watched.live
+                    raise
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,

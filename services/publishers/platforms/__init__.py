@@ -33,6 +33,7 @@ from ._journal import (
     UPLOADED,
     Checkpoint,
     Journal,
+    LiveObjectWatch,
     MemoryJournal,
 )
 from ._media import MediaPolicy, address_allowed, check_url, media_client
@@ -51,6 +52,7 @@ __all__ = [
     "Checkpoint",
     "InstagramClient",
     "Journal",
+    "LiveObjectWatch",
     "MediaPolicy",
     "MemoryJournal",
     "PlatformClient",

@@ -75,3 +75,27 @@ async def resume_point(journal: Journal, request: PublishRequested) -> Checkpoin
     if checkpoint is not None and checkpoint.stage == ABANDONED:
         return None
     return checkpoint
+
+
+class LiveObjectWatch:
+    """A journal that remembers the live remote object it last read or was given (one with an
+    id, not abandoned since): a failure after it may have left a post on the platform."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+        self.live: RemoteHandle | None = None
+
+    async def load(self) -> Checkpoint | None:
+        checkpoint = await self.journal.load()
+        if checkpoint is not None and checkpoint.stage != ABANDONED and checkpoint.handle.id:
+            self.live = checkpoint.handle
+        return checkpoint
+
+    async def save(self, stage: str, handle: RemoteHandle) -> None:
+        if handle.id:  # before the save: one that raises still names what the platform made
+            self.live = handle
+        await self.journal.save(stage, handle)
+
+    async def abandon(self, reason: str) -> None:
+        await self.journal.abandon(reason)
+        self.live = None

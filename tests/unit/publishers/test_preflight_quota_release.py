@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 import pytest
@@ -55,3 +56,32 @@ async def test_the_quota_is_given_back_only_when_nothing_was_made(error, given_b
         await preflight.publish(tiktok_request(), send)
     assert len(ledger.reserved) == 1
     assert bool(ledger.released) is given_back
+
+
+async def test_a_failure_while_a_remote_object_is_live_keeps_the_quota():
+    # a redelivered request resumes the post TikTok already has, and its status read fails: the
+    # post exists, so what it took of the creator's daily posts stays taken
+    from services.publishers.handlers import PublishHandlers
+    from services.publishers.platforms import ACCEPTED, MemoryJournal
+
+    live = RemoteHandle(kind="tiktok.publish_id", id="v_pub_1")
+    journal = MemoryJournal()
+    await journal.save(ACCEPTED, live)
+
+    class Journals:
+        @asynccontextmanager
+        async def journal_for(self, request):
+            yield journal
+
+    class Resuming:
+        async def publish(self, request, token, journal):
+            await journal.load()
+            raise PlatformError(ErrorClass.RETRYABLE, "http_500", "status/fetch failed")
+
+    ledger = FakeLedger()
+    preflight = Preflight(FakeTokens(), ledger, quota_rules(QuotaSettings()))
+    handlers = PublishHandlers(None, Resuming(), preflight, Journals())  # no messages sent here
+    with pytest.raises(PlatformError) as raised:
+        await preflight.publish(tiktok_request(), handlers._send)
+    assert raised.value.handle == live, "the queue hears which object was live"
+    assert ledger.released == []

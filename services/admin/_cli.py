@@ -212,6 +212,12 @@ def _command(name: str) -> Handler:
             outcomes = await ops.found(args.ref, args.url, args.at)
         else:
             outcomes = await getattr(ops, name)(args.ref)
+        from services.queue.domain._operator import HELD_FOR_REVIEW
+
+        # a refusal every target shares (a reference naming several for `found`) is said once
+        shared = {o.detail for o in outcomes if not o.applied}
+        once = next(iter(shared)) if len(outcomes) > 1 and len(shared) == 1 and not any(
+            o.applied for o in outcomes) else None
         if args.json:
             _print_json([dataclasses.asdict(o) for o in outcomes])
         elif not outcomes:
@@ -219,9 +225,14 @@ def _command(name: str) -> Handler:
         else:
             print(format_table(("target", "platform", "account", "status", "result"),
                                [(o.target_id, o.platform, o.account_id, o.status,
-                                 f"{name}: {o.detail}" if o.applied else f"not changed: {o.detail}")
+                                 f"{name}: {o.detail}" if o.applied
+                                 else "not changed (see below)" if once else f"not changed: {o.detail}")
                                 for o in outcomes]))
-        return 0 if any(o.applied for o in outcomes) else 1
+            if once:
+                print(f"\n{name} refused: {once}", file=sys.stderr)
+        # a target held back for review was not re-armed, though others of its post were: say so
+        held = any(not o.applied and o.detail.startswith(HELD_FOR_REVIEW) for o in outcomes)
+        return 0 if any(o.applied for o in outcomes) and not held else 1
 
     return run
 
@@ -273,22 +284,35 @@ async def _dlq_replay(args, conn, context) -> int:
     if not args.ids and up_to is None:
         print("nothing to replay: give dead letter ids or --all", file=sys.stderr)
         return 1
+    # as the services' producers: acks from all replicas, and a bounded wait for a topic's
+    # metadata (the client's default is 40 s a letter)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
-                                enable_idempotence=settings.kafka.enable_idempotence)
+                                enable_idempotence=settings.kafka.enable_idempotence,
+                                request_timeout_ms=_REPLAY_REQUEST_TIMEOUT_MS)
+    failed: dict[int, str] = {}
     await producer.start()
     try:
+        # a letter is sent only to a topic that exists: the client asks the broker for a topic's
+        # metadata allowing it to create the topic (as the services' producers do), so one that
+        # was deleted could come back, unconfigured, were the broker to allow auto-creation
+        topics = (await producer.client.fetch_all_metadata()).topics(exclude_internal_topics=False)
         replayed, truncated = [], []
         if up_to is not None:
-            replayed, truncated = await replay_unreplayed(conn, producer, up_to)
-        done = set(replayed) | set(truncated)
-        more = await replay(conn, producer, [i for i in args.ids if i not in done])
+            replayed, truncated = await replay_unreplayed(conn, producer, up_to, failed=failed, topics=topics)
+        done = set(replayed) | set(truncated) | set(failed)
+        more = await replay(conn, producer, [i for i in args.ids if i not in done], failed=failed, topics=topics)
         replayed, truncated = replayed + more[0], truncated + more[1]
     finally:
         await producer.stop()
-    missing = sorted(set(args.ids) - set(replayed) - set(truncated))
+    missing = sorted(set(args.ids) - set(replayed) - set(truncated) - set(failed))
     print(f"replayed {len(replayed)} dead letter(s)" + (f"; not found: {missing}" if missing else ""))
     if truncated:
         print(f"not replayed: {truncated} hold only the start of their message (it was too large to keep "
               "whole); replay it from its source topic and offset, which `dlq show` gives", file=sys.stderr)
+    for letter_id, why in sorted(failed.items()):
+        print(f"not sent: dead letter {letter_id}: {why}; it stays not replayed", file=sys.stderr)
     asked_for_truncated = set(truncated) & set(args.ids)
-    return 0 if (replayed or truncated) and not missing and not asked_for_truncated else 1
+    return 0 if (replayed or truncated) and not missing and not asked_for_truncated and not failed else 1
+
+
+_REPLAY_REQUEST_TIMEOUT_MS = 10_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -34,54 +34,112 @@ async def last_unreplayed_id(conn: asyncpg.Connection) -> int | None:
     return await conn.fetchval("SELECT max(id) FROM dead_letters WHERE replayed_at IS NULL")
 
 
+class ReplayFailed(Exception):
+    """Letters that could not be sent (the others were, and were counted): `failed` maps each
+    id to why. Raised only when the caller did not ask for the failures itself."""
+
+    def __init__(self, failed: dict[int, str]):
+        super().__init__("not sent: " + "; ".join(f"{i}: {why}" for i, why in sorted(failed.items())))
+        self.failed = failed
+
+
 async def replay(conn: asyncpg.Connection, producer: AIOKafkaProducer, letter_ids: Sequence[int], *,
-                 page: int | None = None) -> tuple[list[int], list[int]]:
+                 page: int | None = None, failed: dict[int, str] | None = None,
+                 topics: Collection[str] | None = None) -> tuple[list[int], list[int]]:
     """Send each letter's original key, payload and headers to its source topic again, and
     count the replay; a letter that fails again comes back as a new dead letter. Returns the
     ids replayed, and those not: truncated letters, which hold only part of their message.
-    `page` (REPLAY_PAGE) letters at a time, each page counted as replayed once sent."""
+    `page` (REPLAY_PAGE) letters at a time, each page counted as replayed once sent.
+
+    A letter that cannot be sent (its topic gone, too large for the broker, refused) is skipped,
+    not counted, and noted in `failed` (id: why); the others are sent and counted. Without
+    `failed`, ReplayFailed is raised once every other letter was sent. `topics`, if given, are
+    the topics that exist: a letter for another is not sent (a producer could create it)."""
     page = page or REPLAY_PAGE
     ids = sorted(set(letter_ids))
     replayed: list[int] = []
     truncated: list[int] = []
+    failures: dict[int, str] = {} if failed is None else failed
     for start in range(0, len(ids), page):
         rows = await conn.fetch("SELECT * FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id",
                                 ids[start:start + page])
-        await _replay_rows(conn, producer, rows, replayed, truncated)
+        await _replay_rows(conn, producer, rows, replayed, truncated, failures, topics)
+    if failed is None and failures:
+        raise ReplayFailed(failures)
     return replayed, truncated
 
 
 async def replay_unreplayed(conn: asyncpg.Connection, producer: AIOKafkaProducer, up_to: int, *,
-                            page: int | None = None) -> tuple[list[int], list[int]]:
+                            page: int | None = None, failed: dict[int, str] | None = None,
+                            topics: Collection[str] | None = None) -> tuple[list[int], list[int]]:
     """`replay` of every letter not replayed yet up to id `up_to` (taken before: the letters its
-    own replays bring back are newer, and not sent again), `page` at a time in id order."""
+    own replays bring back are newer, and not sent again), `page` at a time in id order. A letter
+    that cannot be sent is skipped (and left not replayed), as in `replay`."""
     page = page or REPLAY_PAGE
     replayed: list[int] = []
     truncated: list[int] = []
+    failures: dict[int, str] = {} if failed is None else failed
     after = 0
     while True:
         rows = await conn.fetch(
             """SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id > $1 AND id <= $2
                ORDER BY id LIMIT $3""", after, up_to, page)
         if not rows:
-            return replayed, truncated
-        await _replay_rows(conn, producer, rows, replayed, truncated)
+            break
+        await _replay_rows(conn, producer, rows, replayed, truncated, failures, topics)
         after = rows[-1]["id"]
+    if failed is None and failures:
+        raise ReplayFailed(failures)
+    return replayed, truncated
 
 
 async def _replay_rows(conn: asyncpg.Connection, producer: AIOKafkaProducer, found: Sequence[asyncpg.Record],
-                       replayed: list[int], truncated: list[int]) -> None:
-    rows = [r for r in found if not r["truncated"]]
-    sent = [
-        await producer.send(r["source_topic"], bytes(r["payload"]), key=bytes(r["key"]) if r["key"] else None,
-                            headers=[(k, v.encode()) for k, v in r["headers"].items()])
-        for r in rows
-    ]
-    for future in sent:
-        await future
-    await conn.execute(
-        "UPDATE dead_letters SET replays = replays + 1, replayed_at = now() WHERE id = ANY($1::bigint[])",
-        [r["id"] for r in rows],
-    )
-    replayed.extend(r["id"] for r in rows)
+                       replayed: list[int], truncated: list[int], failed: dict[int, str],
+                       topics: Collection[str] | None) -> None:
+    """Send a page's letters, each on its own: one that cannot be sent is noted in `failed` and
+    the rest still go; only those the broker acknowledged are counted as replayed."""
+    pending = []
+    gone: dict[str, str] = {}  # a topic one letter could not reach: the next ones are not tried
+    for r in found:
+        if r["truncated"]:
+            continue
+        topic = r["source_topic"]
+        if topics is not None and topic not in topics:
+            failed[r["id"]] = f"its source topic {topic!r} does not exist"
+            continue
+        if topic in gone:
+            failed[r["id"]] = gone[topic]
+            continue
+        try:
+            future = await producer.send(topic, bytes(r["payload"]), key=bytes(r["key"]) if r["key"] else None,
+                                         headers=[(k, v.encode()) for k, v in r["headers"].items()])
+        except Exception as exc:  # too large, a topic whose metadata never comes, ...
+            failed[r["id"]] = _why(exc)
+            if _is_timeout(exc):
+                gone[topic] = f"its source topic {topic!r} did not answer ({_why(exc)})"
+            continue
+        pending.append((r["id"], future))
+    sent = []
+    for letter_id, future in pending:
+        try:
+            await future
+        except Exception as exc:  # the broker refused or never acknowledged it
+            failed[letter_id] = _why(exc)
+            continue
+        sent.append(letter_id)
+    if sent:
+        await conn.execute(
+            "UPDATE dead_letters SET replays = replays + 1, replayed_at = now() WHERE id = ANY($1::bigint[])", sent)
+    replayed.extend(sent)
     truncated.extend(r["id"] for r in found if r["truncated"])
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaTimeoutError
+
+    return isinstance(exc, (KafkaTimeoutError, TimeoutError))

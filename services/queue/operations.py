@@ -23,6 +23,7 @@ from . import repository as repo
 from . import stats
 from .alerts import alert_for
 from .domain import (
+    Candidate,
     Change,
     Emit,
     EngagementCadence,
@@ -32,6 +33,7 @@ from .domain import (
     StatusCadence,
     TargetState,
     TargetStatus,
+    ambiguous,
     awaited_review,
     cancel,
     collection_ages,
@@ -44,6 +46,8 @@ from .domain import (
     reschedule,
     retry,
     retry_policies,
+    review_needs_its_own_name,
+    url_refusal,
     with_engagement_timer,
 )
 from .messages import (
@@ -365,25 +369,53 @@ class QueueOperations:
         return await self._command(ref, lambda target, now: reschedule(target.state, at))
 
     async def retry(self, ref: str) -> list[CommandOutcome]:
-        return await self._command(ref, lambda target, now: retry(target.state, now))
+        """Publish again now. A target awaiting review (its post may be on the platform) is re-armed
+        only when named on its own: by its target id, or by a reference naming no other target.
+        Given a post with several targets, the others are retried and those awaiting review refused."""
+
+        def held_back(targets: Sequence[repo.LockedTarget]) -> dict[uuid.UUID, Refused]:
+            if len(targets) < 2:
+                return {}
+            review = [t for t in targets if awaited_review(t.state)]
+            names = [Candidate(str(t.state.target_id), t.platform, t.account_id, t.state.status.value) for t in review]
+            return {t.state.target_id: review_needs_its_own_name(t.state, names) for t in review}
+
+        return await self._command(ref, lambda target, now: retry(target.state, now), held_back=held_back)
 
     async def found(self, ref: str, url: str, at: datetime | None = None) -> list[CommandOutcome]:
-        """Posted at `url` since `at`, or since it failed for review: right after its init left."""
+        """Posted at `url` since `at`, or since it failed for review: right after its init left.
+        `ref` must name one target, and `url` be an address on that target's platform: otherwise
+        nothing is changed."""
+
+        def held_back(targets: Sequence[repo.LockedTarget]) -> dict[uuid.UUID, Refused]:
+            if len(targets) > 1:
+                refused = ambiguous([Candidate(str(t.state.target_id), t.platform, t.account_id,
+                                               t.state.status.value) for t in targets], "mark")
+                return {t.state.target_id: refused for t in targets}
+            return {t.state.target_id: refused for t in targets
+                    if (refused := url_refusal(t.platform, url)) is not None}
+
         return await self._command(ref, lambda target, now: found(
             target.state, url, at or target.changed_at,
-            by_address=Platform(target.platform) in FINDS_POSTS_BY_ADDRESS))
+            by_address=Platform(target.platform) in FINDS_POSTS_BY_ADDRESS), held_back=held_back)
 
-    async def _command(self, ref: str, command: OperatorCommand) -> list[CommandOutcome]:
+    async def _command(
+        self, ref: str, command: OperatorCommand,
+        held_back: Callable[[Sequence[repo.LockedTarget]], Mapping[uuid.UUID, Refused]] | None = None,
+    ) -> list[CommandOutcome]:
         """Apply `command` to every target `ref` names (target, post or upstream id), each under
-        its row lock: a target the dispatcher holds is decided once the dispatch committed."""
+        its row lock: a target the dispatcher holds is decided once the dispatch committed.
+        `held_back`, given every target named, refuses those it returns before `command` runs."""
         now = self.clock()
         outcomes: list[CommandOutcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
             changes: list[tuple[int, Change]] = []
             applied: list[repo.LockedTarget] = []
             attempts: list[tuple] = []
-            for target in await repo.lock_targets_of(conn, ref):
-                decided = command(target, now)
+            targets = await repo.lock_targets_of(conn, ref)
+            refused_first = held_back(targets) if held_back is not None else {}
+            for target in targets:
+                decided = refused_first.get(target.state.target_id) or command(target, now)
                 if isinstance(decided, Refused):
                     outcomes.append(_outcome(target, target.state, False, decided.reason))
                     continue

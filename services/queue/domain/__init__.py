@@ -3,7 +3,18 @@ operators may do."""
 
 from ._in_flight import InFlightLimit
 from ._model import TERMINAL, WAITING_TO_PUBLISH, Change, Emit, TargetState, TargetStatus, post_status
-from ._operator import Refused, awaited_review, cancel, found, reschedule, retry
+from ._operator import (
+    Candidate,
+    Refused,
+    ambiguous,
+    awaited_review,
+    cancel,
+    found,
+    reschedule,
+    retry,
+    review_needs_its_own_name,
+    url_refusal,
+)
 from ._policy import PLATFORM_RETRY_POLICIES, EngagementCadence, RetryPolicy, StatusCadence, retry_policies
 from ._slots import GIVEN_UP, slot_change
 from ._transitions import (
@@ -18,6 +29,7 @@ from ._transitions import (
 )
 
 __all__ = [
+    "Candidate",
     "GIVEN_UP",
     "LEASE_EXPIRED",
     "PLATFORM_RETRY_POLICIES",
@@ -32,6 +44,7 @@ __all__ = [
     "StatusCadence",
     "TargetState",
     "TargetStatus",
+    "ambiguous",
     "cancel",
     "collection_ages",
     "on_due",
@@ -46,5 +59,7 @@ __all__ = [
     "retry",
     "slot_change",
     "retry_policies",
+    "review_needs_its_own_name",
+    "url_refusal",
     "with_engagement_timer",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from contracts import FOUND_HANDLE_KIND, NEEDS_REVIEW
 
@@ -53,6 +55,55 @@ def found(state: TargetState, url: str, published_at: datetime, *, by_address: b
     if state.status is TargetStatus.FAILED:
         return Refused("it did not fail for review: the platform said why; nothing was changed")
     return Refused(_too_late(state))
+
+
+# Where each platform's posts are: the addresses its publisher builds (www.tiktok.com/@…/video/…,
+# www.youtube.com/watch?v=…), and those the operator copies from the app (vm.tiktok.com,
+# youtu.be, m.youtube.com, …).
+POST_HOSTS: dict[str, tuple[str, ...]] = {
+    "tiktok": ("tiktok.com",),
+    "instagram": ("instagram.com",),
+    "youtube": ("youtube.com", "youtu.be"),
+}
+
+
+def url_refusal(platform: str, url: str) -> Refused | None:
+    """Why `url` cannot be the address of a post on `platform` (None: it can)."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    domains = POST_HOSTS.get(platform, ())
+    if any(host == d or host.endswith("." + d) for d in domains):
+        return None
+    return Refused(f"{url} is not an address on {platform} (expected {' or '.join(domains) or 'its own host'}); "
+                   "nothing was changed")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A target a reference names, as the operator tells them apart."""
+
+    target_id: str
+    platform: str
+    account_id: str
+    status: str
+
+
+def ambiguous(candidates: Sequence[Candidate], command: str) -> Refused:
+    """A command that must name one target, given a reference that names several."""
+    listed = ", ".join(f"{c.target_id} ({c.platform}/{c.account_id}, {c.status})" for c in candidates)
+    return Refused(f"ambiguous: the reference names {len(candidates)} targets; {command} one by its target id: "
+                   f"{listed}; nothing was changed")
+
+
+# how a retry refused for review begins: the CLI exits non-zero on it, though others were retried
+HELD_FOR_REVIEW = "awaits review (check the platform first)"
+
+
+def review_needs_its_own_name(state: TargetState, others: Sequence[Candidate]) -> Refused:
+    """Retry by a post's reference of a target that awaits review, among others: each such target
+    is checked on the platform on its own, and re-armed by its own target id."""
+    names = ", ".join(f"{c.target_id} ({c.platform}/{c.account_id})" for c in others)
+    return Refused(f"{HELD_FOR_REVIEW}: retry it by its target id, {state.target_id}, "
+                   f"once checked; the post's targets awaiting review: {names}; nothing was changed")
 
 
 def awaited_review(state: TargetState) -> bool:

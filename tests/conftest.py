@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from services.devstack import TansuBroker
 
 
@@ -75,3 +77,17 @@ async def database_url(database_admin_url: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(database_admin_url, name)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, its schema migrated; closed at teardown."""
+    from services.runtime import apply_migrations, create_pool
+
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        yield pool
+    finally:
+        await pool.close()

@@ -9,22 +9,10 @@ import pytest
 
 from contracts import Platform
 from services.queue import repository as repo
-from services.runtime import apply_migrations, create_pool
 
 pytestmark = pytest.mark.integration
 
 FAR = datetime(2100, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-async def pool(database_url):
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _fill(conn, now: datetime) -> dict[str, uuid.UUID]:

@@ -9,20 +9,9 @@ from harness import read_topic, settings_for
 from services.admin import _dead_letters
 from services.admin._dead_letters import last_unreplayed_id, replay, replay_unreplayed
 from services.cli import main
-from services.runtime import apply_migrations, create_pool, ensure_topics
+from services.runtime import ensure_topics
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(database_url):
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-        yield pool
-    finally:
-        await pool.close()
 
 
 class FakeProducer:

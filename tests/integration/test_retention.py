@@ -10,20 +10,8 @@ import pytest
 
 from services.queue import housekeeping
 from services.queue.housekeeping import Housekeeping, RETENTION_DAYS, prune
-from services.runtime import apply_migrations, create_pool
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(database_url):
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _letter(conn, name: str, *, stored_days: int, replayed_days: float | None = None,

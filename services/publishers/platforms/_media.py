@@ -8,6 +8,11 @@ network it runs in (SSRF) or onto its disk:
   change between check and connect;
 - redirects are followed by hand, each hop checked again, at most `max_redirects`;
 - a size limit holds for the declared length and for the bytes actually read;
+- the size a stream announces is the exact length it delivers: hosts are asked for the body
+  unencoded (`Accept-Encoding: identity`), an encoded body's `Content-Length` is not taken as
+  its size, and a stream that goes on past its size, or ends short of it, fails
+  (`media_size_mismatch`) before its last bytes are handed over, so no upload is cut silently;
+- one fetch may wait on its host `MediaPolicy.fetch_seconds` in all (`media_timeout`, retryable);
 - local files only under the configured roots, streamed in pieces, never read whole.
 The sandbox mode (`MediaPolicy.sandbox()`) allows plain http and loopback, for the local fakes;
 `trusted_hosts` names hosts whose addresses are not checked (the sandbox on a private network).
@@ -34,7 +39,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
-from ._base import PlatformError, transport_failure
+from ._base import PlatformError, retry_after_seconds, transport_failure
 
 READ_SIZE = 1024 * 1024
 VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
@@ -42,6 +47,16 @@ VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/w
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                ".webp": "image/webp", ".gif": "image/gif"}
 REDIRECTS = {301, 302, 303, 307, 308}
+# what one media fetch may spend waiting on its host in all (headers and body, the time the
+# upload itself takes not counted): a host trickling bytes must not hold an upload place forever
+FETCH_SECONDS = 3600.0
+# IPv6 prefixes whose last 32 bits are an IPv4 address (checked as that address)
+EMBEDDED_IPV4 = tuple(ipaddress.IPv6Network(n) for n in (
+    "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052)
+    "64:ff9b:1::/48",  # NAT64, local-use prefix (RFC 8215)
+    "::/96",  # IPv4-compatible (deprecated, RFC 4291); :: and ::1 are themselves
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765)
+))
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -60,6 +75,7 @@ class MediaPolicy:
     local_roots: tuple[Path, ...] = ()  # local files only below these; none: no local files
     trusted_hosts: tuple[str, ...] = ()  # names whose addresses are not checked (a known media host)
     resolve: Resolver = field(default=system_resolver, compare=False)
+    fetch_seconds: float = FETCH_SECONDS  # one fetch's whole wait on its host
 
     @classmethod
     def sandbox(cls, **changes: Any) -> "MediaPolicy":
@@ -84,6 +100,9 @@ def address_allowed(address: str, policy: MediaPolicy) -> bool:
     candidates = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
         candidates += [a for a in (ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())) if a is not None]
+        if ip not in (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1")) and any(
+                ip in network for network in EMBEDDED_IPV4):
+            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     for candidate in candidates:
         if candidate.is_loopback:
             if not policy.allow_loopback:
@@ -227,13 +246,18 @@ async def open_media(http: httpx.AsyncClient, media: MediaRef, policy: MediaPoli
     """The media's bytes from `offset` on, as a stream; every failure is a PlatformError."""
     limit = min(policy.max_bytes, max_bytes) if max_bytes is not None else policy.max_bytes
     if is_remote(media):
-        async with _fetch(http, str(media.url), policy) as response:
+        budget = _Budget(policy.fetch_seconds)
+        async with _fetch(http, str(media.url), policy, budget) as response:
             length = response.headers.get("content-length")
-            size = int(length) if length and length.isdigit() else media.size_bytes
+            encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+            # an encoded body's length is not the decoded body's: then only the declared size
+            size = int(length) if length and length.isdigit() and not encoded else media.size_bytes
             if size is not None and size > limit:
                 raise refused("media_too_large", f"media is {size} bytes, the limit is {limit}")
-            yield MediaStream(size, mime_type(media),
-                              _limited(_skip(response.aiter_bytes(read_size), offset), limit - offset))
+            chunks = budget.timed(response.aiter_bytes(read_size))
+            if size is not None:
+                chunks = _exact(chunks, size)
+            yield MediaStream(size, mime_type(media), _limited(_skip(chunks, offset), limit - offset))
         return
     path = _allowed_local_path(media, policy)
     try:
@@ -247,18 +271,22 @@ async def open_media(http: httpx.AsyncClient, media: MediaRef, policy: MediaPoli
             raise refused("media_too_large", f"media is {size} bytes, the limit is {limit}")
         if offset:
             await asyncio.to_thread(handle.seek, offset)
-        yield MediaStream(size, mime_type(media), _read_file(handle, read_size))
+        yield MediaStream(size, mime_type(media), _exact(_read_file(handle, read_size), size, offset))
     finally:
         handle.close()
 
 
 @asynccontextmanager
-async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy) -> AsyncIterator[httpx.Response]:
-    """GET `url`, following redirects by hand, each hop checked; the 200 response, streaming."""
+async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy,
+                 budget: "_Budget | None" = None) -> AsyncIterator[httpx.Response]:
+    """GET `url`, following redirects by hand, each hop checked; the 200 response, streaming.
+    The body is asked for unencoded, so its `Content-Length` is its length."""
+    budget = budget or _Budget(policy.fetch_seconds)
     for _ in range(policy.max_redirects + 1):
         check_url(url, policy)
+        request = http.build_request("GET", url, headers={"Accept-Encoding": "identity"})
         try:
-            response = await http.send(http.build_request("GET", url), stream=True, follow_redirects=False)
+            response = await budget.wait(http.send(request, stream=True, follow_redirects=False))
         except httpx.TransportError as exc:
             failure = transport_failure(exc)
             raise PlatformError(failure.error_class, "media_unavailable", f"media host: {failure.message}") from None
@@ -268,9 +296,11 @@ async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy) -> Asyn
                 url = urljoin(url, location)
                 continue
             if response.status_code != 200:
-                error_class = ErrorClass.RETRYABLE if response.status_code >= 500 else ErrorClass.PERMANENT
-                raise PlatformError(error_class, "media_unavailable",
-                                    f"media host answered {response.status_code}")
+                status = response.status_code
+                retryable = status >= 500 or status in (408, 429)  # down, timed out or busy: later
+                raise PlatformError(ErrorClass.RETRYABLE if retryable else ErrorClass.PERMANENT,
+                                    "media_unavailable", f"media host answered {status}",
+                                    retry_after_seconds(response) if retryable else None)
             try:
                 yield response
             except httpx.TransportError as exc:
@@ -285,13 +315,70 @@ async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy) -> Asyn
 
 def _allowed_local_path(media: MediaRef, policy: MediaPolicy) -> Path:
     path = local_path(media)
+    if "\0" in str(path):
+        raise refused("media_path_refused", "local media path contains a NUL byte")
     try:
         real = path.resolve(strict=True)
+    except ValueError:  # another path the OS cannot name
+        raise refused("media_path_refused", "local media path is not a valid path") from None
     except (OSError, RuntimeError):
         raise PlatformError(ErrorClass.PERMANENT, "media_unavailable", "cannot read local media: no such file") from None
     if not any(real.is_relative_to(root) for root in policy.local_roots):
         raise refused("media_path_refused", "local media is outside the allowed folders")
     return real
+
+
+class _Budget:
+    """The time one fetch may wait on its host, spent across its waits (not between them)."""
+
+    def __init__(self, seconds: float):
+        self.left = seconds
+
+    async def wait(self, step: Awaitable[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(max(self.left, 0.0)):
+                return await step
+        except TimeoutError:
+            raise PlatformError(ErrorClass.RETRYABLE, "media_timeout",
+                                "the media host took too long to deliver the media") from None
+        finally:
+            self.left -= loop.time() - started
+
+    async def timed(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                piece = await self.wait(anext(chunks))
+            except StopAsyncIteration:
+                return
+            yield piece
+
+
+async def _exact(chunks: AsyncIterator[bytes], size: int, start: int = 0) -> AsyncIterator[bytes]:
+    """The stream, holding to `size` bytes in all (`start` of them before it): more, or fewer
+    at its end, is a permanent `media_size_mismatch`. The piece that reaches `size` is handed
+    over only once the stream has been seen to end there, so an uploader that reads exactly
+    `size` bytes still learns of bytes past it."""
+    seen = start
+    held: bytes | None = None
+    async for piece in chunks:
+        if not piece:
+            continue
+        seen += len(piece)
+        if held is not None or seen > size:
+            raise PlatformError(ErrorClass.PERMANENT, "media_size_mismatch",
+                                f"the media was announced as {size} bytes but more arrived "
+                                f"(at least {seen})")
+        if seen == size:
+            held = piece  # the last, if the stream ends here
+            continue
+        yield piece
+    if seen < size:
+        raise PlatformError(ErrorClass.PERMANENT, "media_size_mismatch",
+                            f"the media was announced as {size} bytes but only {seen} arrived")
+    if held is not None:
+        yield held
 
 
 async def _read_file(handle, read_size: int) -> AsyncIterator[bytes]:

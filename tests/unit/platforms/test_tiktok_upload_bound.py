@@ -17,197 +17,69 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
-import sandbox
-from contracts import ContentType, MediaRef, Platform, PublishRequested
+from contracts import Platform, PublishRequested
 from services.publishers.app import platform_client
-from services.publishers.limits import EndpointLimits
-from services.publishers.platforms import (
-    CREATED,
-    MediaPolicy,
-    MemoryJournal,
-    PlatformError,
-    RetryRules,
-    build_client,
-)
+from services.publishers.platforms import CREATED, MediaPolicy, MemoryJournal, PlatformError, build_client
 from services.publishers.platforms._base import release_response
 from services.publishers.platforms._media import head_bytes
 from services.runtime import PlatformSettings, Settings
+from test_platform_clients import RecordingLimits, again
+from upload_gate import BROKEN, FAST, MIB, ROOT, SlowChunks, settle, token, until, video_request
+from upload_gate import a_cancelled_upload_gives_its_place_back, crashed_after_first_chunk
+from upload_gate import Gate as UploadGate
+from upload_gate import app_fixture, http_fixture  # noqa: F401  (the fixtures app and http)
 
-ROOT = "http://sandbox"
 BASE = f"{ROOT}/tiktok"
-MIB = 1024 * 1024
 CHUNK = 5 * MIB  # the smallest chunk TikTok takes
 VIDEO = f"{ROOT}/media/clip.mp4?bytes={MIB}"  # one chunk (a video under 5 MB goes up whole)
 TWO_CHUNKS = f"{ROOT}/media/clip.mp4?bytes={2 * CHUNK + 123}"  # the last absorbs the 123
-BROKEN = "https://broken.example/clip.mp4"  # says 700,000 bytes, streams 300,000, then drops
+BROKEN_MEDIA = f"{BROKEN}?says=700000"  # says 700,000 bytes, streams 300,000, then drops
 VERIFIED = ("https://cdn.verified.example/",)  # the sandbox's media is not on it: streamed up
-FAST = RetryRules(base_delay=0.01, max_delay=0.05)
 
 
 def request_for(account: str, url: str = VIDEO) -> PublishRequested:
-    return PublishRequested(
-        message_id=uuid.uuid4(), target_id=uuid.uuid4(), post_id=uuid.uuid4(), platform=Platform.TIKTOK,
-        account_id=account, attempt=1, content_type=ContentType.VIDEO, caption="Launch day",
-        hashtags=["#autopost"], media=[MediaRef(url=url)], scheduled_time=datetime.now(timezone.utc))
-
-
-def again(request: PublishRequested) -> PublishRequested:
-    return request.model_copy(update={"attempt": request.attempt + 1, "message_id": uuid.uuid4()})
-
-
-def token(account: str) -> str:
-    return f"sandbox:{account}"
+    return video_request(Platform.TIKTOK, account, url)
 
 
 def is_chunk(request: httpx.Request) -> bool:
     return request.method == "PUT" and request.url.path.endswith("/upload/video/")
 
 
-class CountedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, gate: "Gate"):
-        self.inner, self.gate, self.closed = inner, gate, False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for piece in self.inner:
-            yield piece
-
-    async def aclose(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.gate.media_open -= 1
-        await self.inner.aclose()
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """The sandbox (platform and media host) with chunk PUTs held until `release` is set.
-
-    Counts media fetches and the media streams open now (`media_open`) and at most; the
-    uploads between their first chunk and the reply to their last (`uploading`: the part of an
-    upload that holds its buffer) now and at most; the chunks sent per upload URL; the
-    video inits sent per account. `refuse` answers every chunk with a permanent refusal."""
+class Gate(UploadGate):
+    """The upload gate, also counting the video inits sent per account. `refuse` answers every
+    chunk with a permanent refusal."""
 
     def __init__(self, app):
-        self.inner = httpx.ASGITransport(app=app)
-        self.release = asyncio.Event()
+        super().__init__(app)
         self.refuse = False
-        self.media_open = self.most_media_open = self.media_fetches = 0
-        self.chunks: dict[str, int] = {}  # upload_id: chunk PUTs received
         self.inits: dict[str, int] = {}  # account: video inits received
-        self.uploading: set[str] = set()
-        self.most_uploading = 0
-        self.held = 0  # chunk PUTs waiting at the gate now
+
+    def is_chunk(self, request: httpx.Request) -> bool:
+        return is_chunk(request)
+
+    def finished(self, request: httpx.Request, response: httpx.Response) -> bool:
+        return is_chunk(request) and response.status_code == 201  # the last chunk: done
+
+    def answer_released(self, request: httpx.Request) -> httpx.Response | None:
+        if not self.refuse:
+            return None
+        return httpx.Response(403, json={"error": {"code": "invalid_params", "message": "refused", "log_id": "x"}})
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/video/init/"):
             account = request.headers["authorization"].removeprefix("Bearer sandbox:")
             self.inits[account] = self.inits.get(account, 0) + 1
-        if is_chunk(request):
-            upload_id = request.url.params["upload_id"]
-            self.chunks[upload_id] = self.chunks.get(upload_id, 0) + 1
-            self.uploading.add(upload_id)
-            self.most_uploading = max(self.most_uploading, len(self.uploading))
-            self.held += 1
-            try:
-                await self.release.wait()
-            finally:
-                self.held -= 1
-            if self.refuse:
-                self.uploading.discard(upload_id)
-                return httpx.Response(403, json={"error": {"code": "invalid_params", "message": "refused",
-                                                           "log_id": "x"}})
-        response = await self.inner.handle_async_request(request)
-        if is_chunk(request) and response.status_code == 201:  # the last chunk: done
-            self.uploading.discard(request.url.params["upload_id"])
-        if request.url.path.startswith("/media/"):
-            self.media_fetches += 1
-            self.media_open += 1
-            self.most_media_open = max(self.most_media_open, self.media_open)
-            response.stream = CountedStream(response.stream, self)
-        return response
-
-
-class BrokenMediaHost(httpx.AsyncBaseTransport):
-    """`broken.example` promises 700 KB of a video, sends 300 KB and drops; other hosts go to `inner`."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport):
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "broken.example":
-            return await self.inner.handle_async_request(request)
-
-        async def body() -> AsyncIterator[bytes]:
-            yield b"\1" * 300_000
-            raise httpx.ReadError("connection reset by peer", request=request)
-
-        return httpx.Response(200, content=body(), headers={"content-length": "700000"})
-
-
-class RecordingLimits(EndpointLimits):
-    """No caps; remembers every slot asked for, (account, endpoint)."""
-
-    def __init__(self) -> None:
-        super().__init__({})
-        self.slots: list[tuple[str, str]] = []
-
-    def slot(self, account_id: str, endpoint: str):
-        self.slots.append((account_id, endpoint))
-        return super().slot(account_id, endpoint)
-
-
-class SimulatedCrash(BaseException):
-    """The process dies here: nothing after this point runs."""
-
-
-class CrashAfterFirstChunk(httpx.AsyncBaseTransport):
-    """The process dies just after the sandbox took the first chunk (its answer is lost)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport):
-        self.inner, self.crashed = inner, False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if is_chunk(request) and not self.crashed:
-            self.crashed = True
-            await response.aread()
-            raise SimulatedCrash("after the first chunk")
-        return response
-
-
-class SlowChunks(httpx.AsyncBaseTransport):
-    """Each chunk takes a while, so that uploads overlap."""
-
-    def __init__(self, app):
-        self.inner = httpx.ASGITransport(app=app)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if is_chunk(request):
-            await asyncio.sleep(0.02)
-        return await self.inner.handle_async_request(request)
-
-
-@pytest.fixture
-def app():
-    return sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0.05, daily_quotas=False))
+        return await super().handle_async_request(request)
 
 
 @pytest.fixture
 def gate(app) -> Gate:
     return Gate(app)
-
-
-@pytest.fixture
-async def http(gate) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=BrokenMediaHost(gate)) as client:
-        yield client
 
 
 def tiktok(http: httpx.AsyncClient, **options) -> object:
@@ -218,19 +90,6 @@ def tiktok(http: httpx.AsyncClient, **options) -> object:
 
 def publishes_of(app, account: str) -> list:
     return [p for p in app.state.sandbox.tiktok.publishes.values() if p.account_id == account]
-
-
-async def until(condition, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not come true in time")
-
-
-async def settle() -> None:
-    """Long enough for any publish that could get further to do so."""
-    await asyncio.sleep(0.2)
 
 
 def local_video(folder: Path, size: int) -> str:
@@ -286,7 +145,10 @@ async def test_the_bound_comes_from_the_settings(app, gate, http, monkeypatch):
         media_allow_loopback=True, tiktok_pull_prefixes=VERIFIED, tiktok_uploads_at_once=3))
     client = platform_client(settings, Platform.TIKTOK, http, http)
     accounts = [f"acct_{i}" for i in range(6)]
-    publishes = [asyncio.create_task(client.publish(request_for(a), token(a))) for a in accounts]
+    # two chunks of the default 10 MB: a media stream stays open while its first chunk is held
+    # (one read whole is closed)
+    two_default_chunks = f"{ROOT}/media/clip.mp4?bytes={20_000_123}"
+    publishes = [asyncio.create_task(client.publish(request_for(a, two_default_chunks), token(a))) for a in accounts]
     try:
         await until(lambda: gate.held >= 3)
         await settle()
@@ -303,8 +165,9 @@ async def test_a_waiting_upload_holds_no_media_intent_init_or_init_slot(app, gat
     limits = RecordingLimits()
     client = tiktok(http, uploads_at_once=1, limits=limits)
     journals = {"acct_a": MemoryJournal(), "acct_b": MemoryJournal()}
-    first = asyncio.create_task(client.publish(request_for("acct_a"), token("acct_a"), journals["acct_a"]))
-    second = asyncio.create_task(client.publish(request_for("acct_b"), token("acct_b"), journals["acct_b"]))
+    first = asyncio.create_task(client.publish(request_for("acct_a", TWO_CHUNKS), token("acct_a"), journals["acct_a"]))
+    second = asyncio.create_task(client.publish(request_for("acct_b", TWO_CHUNKS), token("acct_b"),
+                                                journals["acct_b"]))
     try:
         await until(lambda: gate.held == 1)
         await settle()
@@ -327,7 +190,7 @@ async def test_a_failed_upload_gives_its_place_back(app, gate, http, tmp_path: P
     client = tiktok(http, uploads_at_once=1, media_policy=MediaPolicy.sandbox().with_roots(tmp_path))
     for i in range(3):  # the media drops part-way, with part of a chunk read into the buffer
         with pytest.raises(PlatformError) as raised:
-            await asyncio.wait_for(client.publish(request_for(f"acct_x{i}", BROKEN), token(f"acct_x{i}")), 5)
+            await asyncio.wait_for(client.publish(request_for(f"acct_x{i}", BROKEN_MEDIA), token(f"acct_x{i}")), 5)
         assert raised.value.code == "media_unavailable"
     with pytest.raises(PlatformError):  # a missing file fails inside the place too
         await asyncio.wait_for(client.publish(request_for("acct_y", (tmp_path / "gone.mp4").as_uri()),
@@ -346,28 +209,14 @@ async def test_a_failed_upload_gives_its_place_back(app, gate, http, tmp_path: P
 
 
 async def test_a_cancelled_upload_gives_its_place_back(app, gate, http):
-    client = tiktok(http, uploads_at_once=1)
-    holder = asyncio.create_task(client.publish(request_for("acct_a"), token("acct_a")))
-    await until(lambda: gate.held == 1)
-    waiter = asyncio.create_task(client.publish(request_for("acct_b"), token("acct_b")))
-    next_in_line = asyncio.create_task(client.publish(request_for("acct_c"), token("acct_c")))
-    await settle()
-    waiter.cancel()  # cancelled while waiting for a place: it must not take one
-    holder.cancel()  # cancelled mid-upload (a lease lost, a shutdown): its place is given back
-    await asyncio.gather(holder, waiter, return_exceptions=True)
-    await until(lambda: len(publishes_of(app, "acct_c")) == 1 and gate.held == 1)
-    assert gate.media_open == 1 and publishes_of(app, "acct_b") == []
-    gate.release.set()
-    await asyncio.wait_for(next_in_line, 10)
-    await asyncio.wait_for(client.publish(request_for("acct_d"), token("acct_d")), 10)
-    assert gate.media_open == 0
+    await a_cancelled_upload_gives_its_place_back(tiktok(http, uploads_at_once=1), gate,
+                                                  lambda account: request_for(account, TWO_CHUNKS),
+                                                  lambda account: publishes_of(app, account))
 
 
 async def test_a_resumed_upload_waits_for_a_place_too(app, gate, http):
-    journal, request = MemoryJournal(), request_for("acct_b", TWO_CHUNKS)
-    async with httpx.AsyncClient(transport=CrashAfterFirstChunk(httpx.ASGITransport(app=app))) as crashing:
-        with pytest.raises(SimulatedCrash):
-            await tiktok(crashing).publish(request, token("acct_b"), journal)
+    request = request_for("acct_b", TWO_CHUNKS)
+    journal = await crashed_after_first_chunk(app, tiktok, request, is_chunk)
     assert (await journal.load()).stage == CREATED
     [stored] = publishes_of(app, "acct_b")
     assert stored.received == CHUNK
@@ -397,7 +246,7 @@ async def test_an_upload_holds_its_largest_chunk_about_twice_at_most(app, tmp_pa
     read and its one copy being sent; not a second copy, nor the chunks sent before it."""
     last = 2 * CHUNK - 1
     video = local_video(tmp_path, CHUNK + last)  # 2 chunks: 5 MiB, then 10 MiB less a byte
-    async with httpx.AsyncClient(transport=SlowChunks(app)) as slow:
+    async with httpx.AsyncClient(transport=SlowChunks(app, is_chunk)) as slow:
         client = tiktok(slow, media_policy=MediaPolicy.sandbox().with_roots(tmp_path))
         await client.publish(request_for("warm", video), token("warm"))  # imports, sandbox state
         peak = await traced_peak(client.publish(request_for("acct_a", video), token("acct_a")))
@@ -408,7 +257,7 @@ async def test_a_finished_chunk_is_freed_when_its_put_returns(app, tmp_path: Pat
     """Not when the garbage collector comes to it: without it (a quiet process may not run it
     for many chunks), memory stays that of the chunk on its way, not of those sent before."""
     video = local_video(tmp_path, 5 * CHUNK + 123)  # 5 chunks
-    async with httpx.AsyncClient(transport=SlowChunks(app)) as slow:
+    async with httpx.AsyncClient(transport=SlowChunks(app, is_chunk)) as slow:
         client = tiktok(slow, media_policy=MediaPolicy.sandbox().with_roots(tmp_path))
         await client.publish(request_for("warm", video), token("warm"))
         gc.collect()
@@ -423,7 +272,7 @@ async def test_a_finished_chunk_is_freed_when_its_put_returns(app, tmp_path: Pat
 async def test_the_memory_of_uploads_is_that_of_the_few_at_once(app, tmp_path: Path):
     """What the bound is for: traced memory at its peak, many uploads against one alone."""
     video = local_video(tmp_path, 3 * CHUNK - 1)  # 2 chunks, the last nearly 10 MiB: about 21 MiB each
-    async with httpx.AsyncClient(transport=SlowChunks(app)) as slow:
+    async with httpx.AsyncClient(transport=SlowChunks(app, is_chunk)) as slow:
         client = tiktok(slow, media_policy=MediaPolicy.sandbox().with_roots(tmp_path), uploads_at_once=2)
         await client.publish(request_for("warm", video), token("warm"))
         alone = await traced_peak(client.publish(request_for("acct_0", video), token("acct_0")))

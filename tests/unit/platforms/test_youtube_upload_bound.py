@@ -12,169 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
-import sandbox
-from contracts import ContentType, MediaRef, Platform, PublishRequested
+from contracts import Platform, PublishRequested
 from services.publishers.app import platform_client
-from services.publishers.limits import EndpointLimits
-from services.publishers.platforms import (
-    CREATED,
-    MediaPolicy,
-    MemoryJournal,
-    PlatformError,
-    RetryRules,
-    build_client,
-)
+from services.publishers.platforms import CREATED, MediaPolicy, PlatformError, build_client
 from services.runtime import PlatformSettings, Settings
+from test_platform_clients import RecordingLimits, again, is_put
+from upload_gate import BROKEN, FAST, MIB, ROOT, SlowChunks, settle, token, until, video_request
+from upload_gate import a_cancelled_upload_gives_its_place_back, crashed_after_first_chunk
+from upload_gate import Gate as UploadGate
+from upload_gate import app_fixture, http_fixture  # noqa: F401  (the fixtures app and http)
 
-ROOT = "http://sandbox"
 BASE = f"{ROOT}/youtube"
 CHUNK = 256 * 1024
-MIB = 1024 * 1024
 VIDEO = f"{ROOT}/media/clip.mp4?bytes={3 * MIB}"  # twelve 256 KiB chunks, read 1 MiB at a time
-BROKEN = "https://broken.example/clip.mp4"  # streams a little, then the connection drops
-FAST = RetryRules(base_delay=0.01, max_delay=0.05)
 
 
 def request_for(account: str, url: str = VIDEO) -> PublishRequested:
-    return PublishRequested(
-        message_id=uuid.uuid4(), target_id=uuid.uuid4(), post_id=uuid.uuid4(), platform=Platform.YOUTUBE,
-        account_id=account, attempt=1, content_type=ContentType.VIDEO, caption="Launch day",
-        hashtags=["#autopost"], media=[MediaRef(url=url)], scheduled_time=datetime.now(timezone.utc))
+    return video_request(Platform.YOUTUBE, account, url)
 
 
-def again(request: PublishRequested) -> PublishRequested:
-    return request.model_copy(update={"attempt": request.attempt + 1, "message_id": uuid.uuid4()})
+class Gate(UploadGate):
+    """The upload gate: a chunk is a PUT with a body; a PUT answered 200 or 201 ends its upload."""
 
+    def is_chunk(self, request: httpx.Request) -> bool:
+        return is_put(request)
 
-def token(account: str) -> str:
-    return f"sandbox:{account}"
-
-
-class CountedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, gate: "Gate"):
-        self.inner, self.gate, self.closed = inner, gate, False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for piece in self.inner:
-            yield piece
-
-    async def aclose(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.gate.media_open -= 1
-        await self.inner.aclose()
-
-
-class Gate(httpx.AsyncBaseTransport):
-    """The sandbox (platform and media host) with chunk PUTs held until `release` is set.
-
-    Counts media fetches and the media streams open now (`media_open`) and at most; the
-    uploads between their first chunk and the reply to their last (`uploading`: the part of an
-    upload that holds its buffer) now and at most; the chunks sent per session."""
-
-    def __init__(self, app, *, hold: bool = True):
-        self.inner = httpx.ASGITransport(app=app)
-        self.release = asyncio.Event()
-        if not hold:
-            self.release.set()
-        self.media_open = self.most_media_open = self.media_fetches = 0
-        self.chunks: dict[str, int] = {}  # upload_id: chunk PUTs received
-        self.uploading: set[str] = set()
-        self.most_uploading = 0
-        self.held = 0  # chunk PUTs waiting at the gate now
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "PUT" and request.headers.get("content-length") != "0":  # a chunk
-            upload_id = request.url.params["upload_id"]
-            self.chunks[upload_id] = self.chunks.get(upload_id, 0) + 1
-            self.uploading.add(upload_id)
-            self.most_uploading = max(self.most_uploading, len(self.uploading))
-            self.held += 1
-            try:
-                await self.release.wait()
-            finally:
-                self.held -= 1
-        response = await self.inner.handle_async_request(request)
-        if request.method == "PUT" and response.status_code in (200, 201):  # the video: done
-            self.uploading.discard(request.url.params["upload_id"])
-        if request.url.path.startswith("/media/"):
-            self.media_fetches += 1
-            self.media_open += 1
-            self.most_media_open = max(self.most_media_open, self.media_open)
-            response.stream = CountedStream(response.stream, self)
-        return response
-
-
-class BrokenMediaHost(httpx.AsyncBaseTransport):
-    """`broken.example` sends 300 KB of a video and then drops; other hosts go to `inner`."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport):
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "broken.example":
-            return await self.inner.handle_async_request(request)
-
-        async def body() -> AsyncIterator[bytes]:
-            yield b"\1" * 300_000
-            raise httpx.ReadError("connection reset by peer", request=request)
-
-        return httpx.Response(200, content=body())
-
-
-class RecordingLimits(EndpointLimits):
-    """No caps; remembers every slot asked for, (account, endpoint)."""
-
-    def __init__(self) -> None:
-        super().__init__({})
-        self.slots: list[tuple[str, str]] = []
-
-    def slot(self, account_id: str, endpoint: str):
-        self.slots.append((account_id, endpoint))
-        return super().slot(account_id, endpoint)
-
-
-class SimulatedCrash(BaseException):
-    """The process dies here: nothing after this point runs."""
-
-
-class CrashAfterFirstChunk(httpx.AsyncBaseTransport):
-    """The process dies just after the sandbox took the first chunk (its answer is lost)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport):
-        self.inner, self.crashed = inner, False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "PUT" and request.headers.get("content-length") != "0" and not self.crashed:
-            self.crashed = True
-            await response.aread()
-            raise SimulatedCrash("after the first chunk")
-        return response
-
-
-@pytest.fixture
-def app():
-    return sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0.05, daily_quotas=False))
+    def finished(self, request: httpx.Request, response: httpx.Response) -> bool:
+        return request.method == "PUT" and response.status_code in (200, 201)  # the video: done
 
 
 @pytest.fixture
 def gate(app) -> Gate:
     return Gate(app)
-
-
-@pytest.fixture
-async def http(gate) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=BrokenMediaHost(gate)) as client:
-        yield client
 
 
 def youtube(http: httpx.AsyncClient, **options) -> object:
@@ -184,19 +58,6 @@ def youtube(http: httpx.AsyncClient, **options) -> object:
 
 def sessions_of(app, account: str) -> list:
     return [s for s in app.state.sandbox.youtube.sessions.values() if s.account_id == account]
-
-
-async def until(condition, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not come true in time")
-
-
-async def settle() -> None:
-    """Long enough for any publish that could get further to do so."""
-    await asyncio.sleep(0.2)
 
 
 async def test_by_default_four_uploads_hold_their_buffer_at_once(app, gate, http):
@@ -281,28 +142,13 @@ async def test_a_failed_upload_gives_its_place_back(app, gate, http):
 
 
 async def test_a_cancelled_upload_gives_its_place_back(app, gate, http):
-    client = youtube(http, uploads_at_once=1)
-    holder = asyncio.create_task(client.publish(request_for("acct_a"), token("acct_a")))
-    await until(lambda: gate.held == 1)
-    waiter = asyncio.create_task(client.publish(request_for("acct_b"), token("acct_b")))
-    next_in_line = asyncio.create_task(client.publish(request_for("acct_c"), token("acct_c")))
-    await settle()
-    waiter.cancel()  # cancelled while waiting for a place: it must not take one
-    holder.cancel()  # cancelled mid-upload (a lease lost, a shutdown): its place is given back
-    await asyncio.gather(holder, waiter, return_exceptions=True)
-    await until(lambda: len(sessions_of(app, "acct_c")) == 1 and gate.held == 1)
-    assert gate.media_open == 1 and sessions_of(app, "acct_b") == []
-    gate.release.set()
-    await asyncio.wait_for(next_in_line, 10)
-    await asyncio.wait_for(client.publish(request_for("acct_d"), token("acct_d")), 10)
-    assert gate.media_open == 0
+    await a_cancelled_upload_gives_its_place_back(youtube(http, uploads_at_once=1), gate, request_for,
+                                                  lambda account: sessions_of(app, account))
 
 
 async def test_a_resumed_upload_waits_for_a_place_too(app, gate, http):
-    journal, request = MemoryJournal(), request_for("acct_b")
-    async with httpx.AsyncClient(transport=CrashAfterFirstChunk(httpx.ASGITransport(app=app))) as crashing:
-        with pytest.raises(SimulatedCrash):
-            await youtube(crashing).publish(request, token("acct_b"), journal)
+    request = request_for("acct_b")
+    journal = await crashed_after_first_chunk(app, youtube, request, is_put)
     assert (await journal.load()).stage == CREATED
     [stored] = sessions_of(app, "acct_b")
     assert stored.received == CHUNK
@@ -333,14 +179,6 @@ async def test_the_memory_of_uploads_is_that_of_the_few_at_once(app, tmp_path: P
         path.write_bytes(bytes([i]) * (3 * MIB))
         files.append(path.as_uri())
 
-    class SlowChunks(httpx.AsyncBaseTransport):  # each chunk takes a while: the uploads overlap
-        inner = httpx.ASGITransport(app=app)
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if request.method == "PUT":
-                await asyncio.sleep(0.02)
-            return await self.inner.handle_async_request(request)
-
     async def peak(client, uris: list[str]) -> int:
         tracemalloc.start()
         try:
@@ -352,7 +190,7 @@ async def test_the_memory_of_uploads_is_that_of_the_few_at_once(app, tmp_path: P
         finally:
             tracemalloc.stop()
 
-    async with httpx.AsyncClient(transport=SlowChunks()) as slow:
+    async with httpx.AsyncClient(transport=SlowChunks(app, lambda request: request.method == "PUT")) as slow:
         client = build_client(Platform.YOUTUBE, slow, BASE, chunk_size=chunk, media_http=slow,
                               media_policy=MediaPolicy.sandbox().with_roots(tmp_path), retry=FAST,
                               uploads_at_once=2)

@@ -2,49 +2,27 @@
 learns it from an engagement observation that found it: filled in, never replaced, the same
 however often the observation is delivered."""
 
-import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from contracts import (
-    EngagementFigures,
-    ErrorClass,
-    ObservedState,
-    PublishError,
-    RemoteHandle,
-    StatusCheck,
-    StatusObserved,
-)
-from services.queue.domain import (
-    Emit,
-    EngagementCadence,
-    TargetState,
-    TargetStatus,
-    on_engagement_due,
-    on_engagement_observed,
-)
+import engagement_reads
+from contracts import EngagementFigures, ErrorClass, PublishError, RemoteHandle, StatusObserved
+from engagement_reads import AGES, CADENCE, FIGURES, NOW
+from services.queue.domain import Emit, TargetState, TargetStatus, on_engagement_due, on_engagement_observed
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-AGES = (3600.0, 86_400.0)
-CADENCE = EngagementCadence(AGES, lease_seconds=120, retry_seconds=60)
 HANDLE = RemoteHandle(kind="tiktok.publish_id", id="v_pub_url~1",
                       extra={"privacy": "PUBLIC_TO_EVERYONE"}).to_wire()
 FOUND = "https://www.tiktok.com/@a/video/7300000000000000001"
-FIGURES = EngagementFigures(views=900, likes=40, comments=3, shares=2, audience_size=1200)
 
 
 def posted(url: str | None = None, checks: int = 0) -> TargetState:
-    state = TargetState(target_id=uuid.uuid4(), status=TargetStatus.POSTED, version=5, attempt=1,
-                        due_at=NOW + timedelta(seconds=AGES[checks]), remote_handle=HANDLE, url=url,
-                        published_at=NOW, engagement_checks=checks)
+    state = engagement_reads.posted(checks, handle=HANDLE, url=url)
     return on_engagement_due(state, NOW + timedelta(seconds=AGES[checks]), CADENCE).state  # asked
 
 
 def observed(state: TargetState, age: float = AGES[0], url: str | None = FOUND,
              figures: EngagementFigures | None = FIGURES, error: PublishError | None = None) -> StatusObserved:
-    return StatusObserved(message_id=uuid.uuid4(), target_id=state.target_id, attempt=1,
-                          state=ObservedState.PUBLISHED, url=url, observed_at=NOW, check=StatusCheck.ENGAGEMENT,
-                          age_seconds=age, engagement=figures, error=error)
+    return engagement_reads.observed(state, age, figures, error, url=url)
 
 
 AT = NOW + timedelta(hours=1)

@@ -3,21 +3,20 @@
 import random
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
 from contracts import (
-    EngagementFigures,
     ErrorClass,
     ObservedState,
     PublishError,
     PublishOutcome,
     PublishResult,
     RemoteHandle,
-    StatusCheck,
     StatusObserved,
 )
+from engagement_reads import AGES, CADENCE, FIGURES, HANDLE, NOW, observed, posted
 from services.queue.domain import (
     Change,
     Emit,
@@ -33,29 +32,6 @@ from services.queue.domain import (
     on_status_observed,
     with_engagement_timer,
 )
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-AGES = (3600.0, 86_400.0)
-CADENCE = EngagementCadence(AGES, lease_seconds=120, retry_seconds=60)
-HANDLE = RemoteHandle(kind="tiktok.publish_id", id="v_pub_url~1").to_wire()
-
-
-def posted(checks: int = 0, published: datetime = NOW) -> TargetState:
-    due = published + timedelta(seconds=AGES[checks]) if checks < len(AGES) else None
-    return TargetState(target_id=uuid.uuid4(), status=TargetStatus.POSTED, version=5, attempt=1,
-                       due_at=due, remote_handle=HANDLE, url="https://www.tiktok.com/@a/video/71",
-                       published_at=published, engagement_checks=checks)
-
-
-def observed(state: TargetState, age: float, figures: EngagementFigures | None = None,
-             error: PublishError | None = None) -> StatusObserved:
-    return StatusObserved(message_id=uuid.uuid4(), target_id=state.target_id, attempt=1,
-                          state=ObservedState.PUBLISHED, observed_at=NOW, check=StatusCheck.ENGAGEMENT,
-                          age_seconds=age, engagement=figures, error=error)
-
-
-FIGURES = EngagementFigures(views=900, likes=40, comments=3, shares=2, audience_size=1200)
-
 
 def test_posting_sets_the_timer_to_the_first_collection():
     state = TargetState(target_id=uuid.uuid4(), status=TargetStatus.PROCESSING, version=2, attempt=1,

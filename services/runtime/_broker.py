@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -23,10 +24,11 @@ from contracts import Topics
 
 from . import _metrics as metrics
 from ._failures import is_transient
-from ._messaging import Record, dead_letter_for, publish_all
+from ._messaging import Outgoing, Record, bare_dead_letter, dead_letter_for, publish_all
 from ._settings import KafkaSettings
 
 log = logging.getLogger("autopost.consumer")
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 BatchHandler = Callable[[list[Record]], Awaitable[None]]
 
@@ -248,7 +250,31 @@ async def _isolate_poison(
             letters.append(dead_letter_for(record, reason="processing_failed",
                                            message=f"{type(exc).__name__}: {exc}", consumer=consumer,
                                            topic=topic))
-    await publish_all(broker, letters)
+    await _publish_dead_letters(broker, letters)
+
+
+async def _publish_dead_letters(broker: KafkaBroker, letters: list[Outgoing]) -> None:
+    """Send the letters; one the broker refuses for its size is sent bare (where its record
+    was, not the record), so a letter too large can never hold the partition up: a refusal for
+    size is refused again however often the batch is read. (After such a refusal the letters
+    are sent again one at a time: those already sent then appear twice.)"""
+    try:
+        await publish_all(broker, letters)
+        return
+    except _TOO_LARGE as exc:
+        log.error("dead letters refused for their size (%s: %s); sending them one at a time",
+                  type(exc).__name__, exc)
+    for letter in letters:
+        try:
+            await publish_all(broker, [letter])
+        except _TOO_LARGE as exc:
+            log.error("a dead letter of %s bytes refused for its size (%s); sending it without its record",
+                      len(letter.value), type(exc).__name__)
+            try:
+                await publish_all(broker, [bare_dead_letter(letter)])
+            except _TOO_LARGE:
+                log.exception("a bare dead letter refused for its size; the record is dropped: %s",
+                              letter.value[:2000])
 
 
 async def _wait_out_if_transient(exc: Exception, what: str) -> None:

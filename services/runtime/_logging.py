@@ -79,10 +79,20 @@ class ScrubbingTextFormatter(logging.Formatter):
         return scrub(line)
 
 
+_FORMATS = ("json", "text")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def configure_logging(
     level: str = "INFO", *, service: str | None = None, fmt: str = "json", stream: TextIO | None = None
 ) -> None:
-    """Replace the root handlers with one that writes `fmt` ("json" or "text") to stderr."""
+    """Replace the root handlers with one that writes `fmt` ("json" or "text") to stderr.
+    Both and the level are taken in any case; any other raises ValueError, naming what is taken."""
+    fmt, level = fmt.strip().lower(), level.strip().upper()
+    if fmt not in _FORMATS:
+        raise ValueError(f"log format {fmt!r}: expected one of {', '.join(_FORMATS)}")
+    if level not in _LEVELS:
+        raise ValueError(f"log level {level!r}: expected one of {', '.join(_LEVELS)}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else ScrubbingTextFormatter())
     root = logging.getLogger()

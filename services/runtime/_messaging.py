@@ -110,55 +110,101 @@ async def _publish_through_faststream(broker: "KafkaBroker", messages: Sequence[
     await asyncio.gather(*futures)
 
 
-# A letter is base64 (4/3 of the payload) plus its envelope; these keep it under the
-# broker's default limit of 1 MiB however large the record it holds.
-LETTER_PAYLOAD_LIMIT = 600 * 1024
-LETTER_HEADERS_LIMIT = 64 * 1024
-TRUNCATED_PAYLOAD_BYTES = 64 * 1024
+# The producer's limit on one message (aiokafka's max_request_size; build_broker keeps its
+# default of 1 MiB, as does the broker's message.max.bytes). A dead letter is measured as it is
+# sent: its encoded JSON (base64 is 4/3 of the bytes it holds; JSON escapes a control character
+# in a header to 6 bytes; invalid UTF-8 in a header or key becomes U+FFFD, 3 bytes) plus its
+# key, leaving the rest for the trace headers and the record's own framing.
+PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024
+LETTER_MAX_BYTES = PRODUCER_MAX_REQUEST_BYTES - 64 * 1024
+LETTER_KEY_LIMIT = 64 * 1024  # the dead letter's own Kafka key, encoded
+TRUNCATED_PAYLOAD_BYTES = 64 * 1024  # what a letter too large to send whole keeps of the payload
+TRUNCATED_KEY_BYTES = 1024  # and of a key too large to keep whole
+MESSAGE_CHARS = 2000
 
 
 def dead_letter_for(
     record: "Record | Outgoing", *, reason: str, message: str, consumer: str, topic: str | None = None
 ) -> Outgoing:
     """The dead letter of a consumed record, or of a message that was never consumed (the
-    planner's post that the queue never stored), to send to the dead-letter `topic`."""
-    letter = dead_letter_of(record, reason=reason, message=message, consumer=consumer)
+    planner's post that the queue never stored), to send to the dead-letter `topic`. It always
+    fits in one message the producer sends (`LETTER_MAX_BYTES` with its key)."""
     key = _key_bytes(record)
-    key = key[:LETTER_HEADERS_LIMIT] if key is not None else None
-    return Outgoing.of(topic or Topics.DEAD_LETTER, key.decode("utf-8", "replace") if key is not None else "", letter)
+    text_key = _cut_utf8(key.decode("utf-8", "replace"), LETTER_KEY_LIMIT) if key is not None else ""
+    letter = _dead_letter(record, reason=reason, message=message, consumer=consumer,
+                          limit=LETTER_MAX_BYTES - len(text_key.encode()))
+    return Outgoing.of(topic or Topics.DEAD_LETTER, text_key, letter)
 
 
 def _key_bytes(record: "Record | Outgoing") -> bytes | None:
     return record.key.encode() if isinstance(record.key, str) else record.key
 
 
+def _cut_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, on a character boundary."""
+    encoded = text.encode()
+    return text if len(encoded) <= limit else encoded[:limit].decode("utf-8", "ignore")
+
+
 def dead_letter_of(record: "Record | Outgoing", *, reason: str, message: str, consumer: str) -> DeadLetter:
-    """`dead_letter_for`'s letter itself: the record whole, to replay to its topic, unless that
-    would not fit in a message; then cut to fit (`truncated`). Counted as dead-lettered."""
-    payload, headers, key = record.value, record.headers, _key_bytes(record)
-    truncated = False
-    if len(payload) > LETTER_PAYLOAD_LIMIT:
-        payload, truncated = payload[:TRUNCATED_PAYLOAD_BYTES], True
-    if sum(len(k) + len(v) for k, v in headers.items()) > LETTER_HEADERS_LIMIT:
-        headers, truncated = {}, True
-    if key is not None and len(key) > LETTER_HEADERS_LIMIT:
-        key, truncated = key[:LETTER_HEADERS_LIMIT], True
-    letter = DeadLetter(
-        reason=reason,
-        message=message[:2000],
-        consumer=consumer,
-        source_topic=record.topic,
-        source_partition=getattr(record, "partition", None),
-        source_offset=getattr(record, "offset", None),
-        key_base64=base64.b64encode(key).decode() if key is not None else None,
-        payload_base64=base64.b64encode(payload).decode(),
-        headers=headers,
-        failed_at=datetime.now(timezone.utc),
-        payload_bytes=len(record.value),
-        truncated=truncated,
+    """`dead_letter_for`'s letter itself: the record whole, to replay to its topic, unless its
+    encoded letter would not fit in a message; then cut to fit (`truncated`): the payload to its
+    first part, then the headers dropped, then the key cut, until it does. Counted as
+    dead-lettered."""
+    return _dead_letter(record, reason=reason, message=message, consumer=consumer, limit=LETTER_MAX_BYTES)
+
+
+def _dead_letter(record: "Record | Outgoing", *, reason: str, message: str, consumer: str,
+                 limit: int) -> DeadLetter:
+    key = _key_bytes(record)
+    failed_at = datetime.now(timezone.utc)
+
+    def letter_of(payload: bytes, headers: dict[str, str], key: bytes | None, text: str,
+                  truncated: bool) -> DeadLetter:
+        return DeadLetter(
+            reason=reason,
+            message=text,
+            consumer=consumer,
+            source_topic=record.topic,
+            source_partition=getattr(record, "partition", None),
+            source_offset=getattr(record, "offset", None),
+            key_base64=base64.b64encode(key).decode() if key is not None else None,
+            payload_base64=base64.b64encode(payload).decode(),
+            headers=headers,
+            failed_at=failed_at,
+            payload_bytes=len(record.value),
+            truncated=truncated,
+        )
+
+    # each a smaller letter than the one before; the first that fits is sent
+    text = message[:MESSAGE_CHARS]
+    payload = record.value[:TRUNCATED_PAYLOAD_BYTES]
+    short_key = key[:TRUNCATED_KEY_BYTES] if key is not None else None
+    attempts = (
+        (record.value, record.headers, key, text),
+        (payload, record.headers, key, text),
+        (payload, {}, key, text),
+        (payload, {}, short_key, text),
+        (b"", {}, short_key, text),
+        (b"", {}, None, text[:200]),
     )
+    letter = None
+    for number, (payload, headers, key, text) in enumerate(attempts):
+        letter = letter_of(payload, headers, key, text, truncated=number > 0)
+        if len(letter.to_bytes()) <= limit:
+            break
+    assert letter is not None
     DEAD_LETTERS.labels(consumer, reason).inc()
     return letter
+
+
+def bare_dead_letter(letter: Outgoing) -> Outgoing:
+    """A dead letter the broker refused for its size, without its record: only where the record
+    was (`truncated`, no payload, headers or key), to replay from its source position."""
+    whole = DeadLetter.from_bytes(letter.value)
+    bare = whole.model_copy(update={"payload_base64": "", "headers": {}, "key_base64": None,
+                                    "truncated": True, "message": whole.message[:200]})
+    return Outgoing(topic=letter.topic, key="", value=bare.to_bytes(), headers=dict(letter.headers))
 
 
 def group_by_key(records: Iterable[Record]) -> dict[bytes | None, list[Record]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from contracts import Platform
@@ -15,15 +15,40 @@ REAL_API_BASES = {
     Platform.YOUTUBE: "https://www.googleapis.com",
 }
 
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+T = TypeVar("T")
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
+class SettingError(ValueError):
+    """An environment variable set to a value it does not take; says which, and what it takes."""
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+
+
+def _env_value(name: str) -> str | None:
+    """The variable's value, stripped; None when it is unset or empty (its default then)."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _parse(name: str, value: str, kind: type, expected: str, part: str | None = None) -> Any:
+    """`value` (or the `part` of it given) read as `kind`, or a SettingError naming `name`."""
+    try:
+        return kind(value if part is None else part.strip())
+    except ValueError:
+        raise SettingError(f"{name}={value!r}: expected {expected}") from None
+
+
+def _env_int(name: str, default: T) -> int | T:
+    value = _env_value(name)
+    return default if value is None else _parse(name, value, int, "a whole number, e.g. 10")
+
+
+def _env_float(name: str, default: T) -> float | T:
+    value = _env_value(name)
+    return default if value is None else _parse(name, value, float, "a number, e.g. 300 (no units)")
 
 
 def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -31,7 +56,31 @@ def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     value = os.environ.get(name)
     if value is None:
         return default
-    return tuple(float(part) for part in value.split(",") if part.strip())
+    return tuple(_parse(name, value, float, "comma-separated numbers, e.g. 3600,86400", part)
+                 for part in value.split(",") if part.strip())
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    """1/true/yes/on or 0/false/no/off, any case; unset or empty: `default`."""
+    value = _env_value(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise SettingError(f"{name}={value!r}: expected one of 1, true, yes, on or 0, false, no, off")
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, any case (returned as `choices` spells it); unset or empty: `default`."""
+    value = _env_value(name)
+    if value is None:
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise SettingError(f"{name}={value!r}: expected one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +106,7 @@ class KafkaSettings:
             topic_prefix=os.environ.get("AUTOPOST_TOPIC_PREFIX", ""),
             partitions=_env_int("AUTOPOST_TOPIC_PARTITIONS", cls.partitions),
             replication_factor=_env_int("AUTOPOST_TOPIC_REPLICATION_FACTOR", cls.replication_factor),
-            enable_idempotence=os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "") in {"1", "true"},
+            enable_idempotence=_env_bool("KAFKA_ENABLE_IDEMPOTENCE", cls.enable_idempotence),
             session_timeout_ms=_env_int("KAFKA_SESSION_TIMEOUT_MS", cls.session_timeout_ms),
             heartbeat_interval_ms=_env_int("KAFKA_HEARTBEAT_INTERVAL_MS", cls.heartbeat_interval_ms),
             max_poll_records=_env_int("KAFKA_MAX_POLL_RECORDS", cls.max_poll_records),
@@ -86,10 +135,9 @@ class QueueSettings:
 
     @classmethod
     def from_env(cls) -> "QueueSettings":
-        attempts, budget = os.environ.get("AUTOPOST_RETRY_MAX_ATTEMPTS"), os.environ.get("AUTOPOST_RETRY_BUDGET_SECONDS")
         return cls(
-            retry_max_attempts=int(attempts) if attempts else None,
-            retry_budget_seconds=float(budget) if budget else None,
+            retry_max_attempts=_env_int("AUTOPOST_RETRY_MAX_ATTEMPTS", None),
+            retry_budget_seconds=_env_float("AUTOPOST_RETRY_BUDGET_SECONDS", None),
             quota_alert_after_seconds=_env_float("AUTOPOST_QUOTA_ALERT_AFTER_SECONDS", 0) or None,
             engagement_ages_seconds=_env_floats("AUTOPOST_ENGAGEMENT_AGES_SECONDS",
                                                 cls.engagement_ages_seconds),
@@ -212,11 +260,6 @@ class QuotaSettings:
         )
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return value.strip().lower() in {"1", "true", "yes", "on"} if value else default
-
-
 def _env_list(name: str) -> tuple[str, ...] | None:
     value = os.environ.get(name)
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value is not None else None
@@ -297,7 +340,6 @@ class PlannerSettings:
 
     @classmethod
     def from_env(cls) -> "PlannerSettings":
-        spacing = os.environ.get("AUTOPOST_PLANNER_MIN_SPACING_SECONDS")
         caps = os.environ.get("AUTOPOST_PLANNER_DAILY_CAPS", "")  # e.g. "tiktok=4,instagram=3"
         return cls(
             strategy=os.environ.get("AUTOPOST_PLANNER_STRATEGY", cls.strategy),
@@ -308,8 +350,10 @@ class PlannerSettings:
             resend_max=_env_int("AUTOPOST_PLANNER_RESEND_MAX", cls.resend_max),
             recovery_interval_seconds=_env_float("AUTOPOST_PLANNER_RECOVERY_INTERVAL_SECONDS",
                                                  cls.recovery_interval_seconds),
-            min_spacing_seconds=float(spacing) if spacing else None,
-            daily_caps=tuple((name.strip(), int(cap)) for name, _, cap in
+            min_spacing_seconds=_env_float("AUTOPOST_PLANNER_MIN_SPACING_SECONDS", None),
+            daily_caps=tuple((name.strip(), _parse("AUTOPOST_PLANNER_DAILY_CAPS", caps, int,
+                                                   "platform=count pairs, e.g. tiktok=4,instagram=3", cap))
+                             for name, _, cap in
                              (part.partition("=") for part in caps.split(",") if part.strip())),
         )
 
@@ -355,8 +399,8 @@ class Settings:
             sandbox_url=sandbox,
             api_bases=api_bases_from_env(sandbox),
             publisher_concurrency=_env_int("AUTOPOST_PUBLISHER_CONCURRENCY", cls.publisher_concurrency),
-            log_level=os.environ.get("AUTOPOST_LOG_LEVEL", "INFO").upper(),
-            log_format=os.environ.get("AUTOPOST_LOG_FORMAT", cls.log_format),
+            log_level=_env_choice("AUTOPOST_LOG_LEVEL", cls.log_level, LOG_LEVELS),
+            log_format=_env_choice("AUTOPOST_LOG_FORMAT", cls.log_format, LOG_FORMATS),
             lag_interval_seconds=_env_float("AUTOPOST_LAG_INTERVAL_SECONDS", cls.lag_interval_seconds),
             stall_seconds=_env_float("AUTOPOST_STALL_SECONDS", cls.stall_seconds),
             stats_interval_seconds=_env_float("AUTOPOST_STATS_INTERVAL_SECONDS", cls.stats_interval_seconds),
@@ -385,6 +429,7 @@ def publish_rates_from_env() -> dict[Platform, tuple[int, float]]:
     for platform in Platform:
         value = os.environ.get(f"AUTOPOST_PUBLISH_RATE_{platform.value.upper()}")
         if value:
+            name, expected = f"AUTOPOST_PUBLISH_RATE_{platform.value.upper()}", "calls/seconds, e.g. 6/60"
             calls, _, seconds = value.partition("/")
-            rates[platform] = (int(calls), float(seconds))
+            rates[platform] = (_parse(name, value, int, expected, calls), _parse(name, value, float, expected, seconds))
     return rates

@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker
 from contracts import Topics
 from services.runtime import Service, close_database, database_ready, open_database, subscribe_batches
 
-from .delivery import DeliveryLoop
+from .delivery import DeliveryLoop, WebhookUrlRedaction
 from .handlers import NotifierHandlers
 from .webhooks import parse_webhooks
 
@@ -24,6 +24,7 @@ class NotifierService(Service):
         self.hooks = parse_webhooks(ctx.settings.notifier.webhooks)
         self.pool = None
         self.http: httpx.AsyncClient | None = None
+        self.redaction: WebhookUrlRedaction | None = None
         self.delivery: DeliveryLoop | None = None
         self.handlers: NotifierHandlers | None = None
 
@@ -36,6 +37,8 @@ class NotifierService(Service):
 
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider, max_size=4)
+        # httpx logs every request's full URL at INFO, and a webhook's URL is often its secret
+        self.redaction = WebhookUrlRedaction(self.hooks).install()
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.delivery = DeliveryLoop(self.pool, self.http, self.hooks, self.ctx.settings.notifier)
         self.handlers = NotifierHandlers(self.ctx, self.pool, self.hooks, on_new=self.delivery.wake.set)
@@ -49,6 +52,8 @@ class NotifierService(Service):
     async def close(self) -> None:
         if self.http is not None:
             await self.http.aclose()
+        if self.redaction is not None:
+            self.redaction.remove()
         await close_database(self.pool)
 
     def readiness_checks(self):

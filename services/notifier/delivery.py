@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -23,6 +25,43 @@ MAX_IDLE_SECONDS = 30.0
 ERROR_PAUSE_SECONDS = 1.0
 
 
+class WebhookUrlRedaction(logging.Filter):
+    """On the `httpx` logger: a record naming one of these webhooks' URLs (httpx logs
+    `HTTP Request: POST <url>` at INFO for every request) names the webhook instead, for a
+    webhook's path or query is often its secret (a Slack URL's is). Other requests, another
+    service's in the same process, are logged as they were."""
+
+    def __init__(self, hooks: list[Webhook]):
+        super().__init__()
+        self.names = {}
+        for hook in hooks:
+            try:
+                self.names[str(httpx.URL(hook.url))] = hook.name
+            except Exception:  # noqa: BLE001 - one httpx cannot send to is never logged by it either
+                continue
+            self.names.setdefault(hook.url, hook.name)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(str(a) in self.names for a in record.args
+                                                   if isinstance(a, (str, httpx.URL))):
+            record.args = tuple(f"<webhook {self.names[str(a)]}>"
+                                if isinstance(a, (str, httpx.URL)) and str(a) in self.names else a
+                                for a in record.args)
+        elif isinstance(record.msg, str) and any(url in record.msg for url in self.names):
+            message = record.getMessage()
+            for url, name in self.names.items():
+                message = message.replace(url, f"<webhook {name}>")
+            record.msg, record.args = message, ()
+        return True
+
+    def install(self) -> "WebhookUrlRedaction":
+        logging.getLogger("httpx").addFilter(self)
+        return self
+
+    def remove(self) -> None:
+        logging.getLogger("httpx").removeFilter(self)
+
+
 class DeliveryLoop(Background):
     task_name = "alert-delivery"
 
@@ -37,40 +76,75 @@ class DeliveryLoop(Background):
 
 
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed delivery waits before it is due again if no outcome is recorded
+        (the process died mid-send): past any send's bound."""
+        return 3 * self.settings.delivery_timeout_seconds + 30.0
+
     async def deliver_due(self) -> int:
         now = datetime.now(timezone.utc)
+        # claimed and committed first: no row stays locked through the HTTP requests, and a
+        # crash after a send re-sends that one delivery when its lease ends, not the batch at once
         async with self.pool.acquire() as conn, conn.transaction():
-            due = await store.claim_due_deliveries(conn, now, BATCH)
-            outcomes = await asyncio.gather(*(self._send(d) for d in due))
-            for delivery, error in zip(due, outcomes):
-                await self._record(conn, delivery, error, now)
+            due = await store.claim_due_deliveries(conn, now, BATCH, now + timedelta(seconds=self.lease_seconds))
+        if not due:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(d) for d in due))
+        finished = datetime.now(timezone.utc)
+        async with self.pool.acquire() as conn:
+            for delivery, (error, retry_after) in zip(due, outcomes):
+                # each its own statement: one that fails leaves the others recorded (and it is
+                # sent again when its lease ends)
+                await self._record(conn, delivery, error, retry_after, finished)
         return len(due)
 
-    async def _send(self, delivery: store.DueDelivery) -> str | None:
+    async def _send(self, delivery: store.DueDelivery) -> tuple[str | None, float | None]:
+        """(None, None) once delivered; else why not, and the receiver's Retry-After if it gave one.
+        Never raises: one delivery's failure is that delivery's alone."""
         hook = self.hooks.get(delivery.webhook)
         if hook is None:
-            return "webhook no longer configured"
+            return "webhook no longer configured", None
         try:
-            response = await self.http.post(hook.url, json=body_for(delivery.alert, hook, self.settings.jaeger_url),
-                                            timeout=self.settings.delivery_timeout_seconds)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}"  # never the URL: it may carry the receiver's secret
-        return None if response.is_success else f"HTTP {response.status_code}"
+            body = body_for(delivery.alert, hook, self.settings.jaeger_url)
+            timeout = self.settings.delivery_timeout_seconds
+            # httpx's timeout is per phase: the whole send is bounded too (within the lease)
+            async with asyncio.timeout(2 * timeout):
+                response = await self.http.post(hook.url, json=body, timeout=timeout)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            return "TimeoutError", None
+        except Exception as exc:
+            # never the message: an httpx error's may carry the URL, and the URL the receiver's secret
+            if not type(exc).__module__.startswith(("httpx", "httpcore")):
+                log.error("alert %s to %s: unexpected %s sending", delivery.alert.alert_id, hook.name,
+                          type(exc).__name__)
+            return type(exc).__name__, None
+        if response.is_success:
+            return None, None
+        retry_after = retry_after_seconds(response) if response.status_code in (429, 503) else None
+        return f"HTTP {response.status_code}", retry_after
 
-    async def _record(self, conn, delivery: store.DueDelivery, error: str | None, now: datetime) -> None:
+    async def _record(self, conn, delivery: store.DueDelivery, error: str | None, retry_after: float | None,
+                      now: datetime) -> None:
         alert_id = delivery.alert.alert_id
-        if error is None:
-            await store.record_delivery(conn, alert_id, delivery.webhook, delivered_at=now,
-                                        next_attempt_at=None, error=None)
-            return
-        attempts = delivery.attempts + 1
-        retry_at = None
-        if not self.policy.exhausted(attempts) and delivery.webhook in self.hooks:
-            retry_at = now + timedelta(seconds=self.policy.backoff(attempts, self.rng))
-        log.warning("alert %s to %s failed (%s, attempt %d)%s", alert_id, delivery.webhook, error,
-                    attempts, "" if retry_at else "; giving up")
-        await store.record_delivery(conn, alert_id, delivery.webhook, delivered_at=None,
-                                    next_attempt_at=retry_at, error=error)
+        try:
+            if error is None:
+                await store.record_delivery(conn, alert_id, delivery.webhook, delivered_at=now,
+                                            next_attempt_at=None, error=None)
+                return
+            attempts = delivery.attempts  # counted when claimed
+            retry_at = None
+            if not self.policy.exhausted(attempts) and delivery.webhook in self.hooks:
+                retry_at = now + timedelta(seconds=self.policy.backoff(attempts, self.rng, retry_after))
+            log.warning("alert %s to %s failed (%s, attempt %d)%s", alert_id, delivery.webhook, error,
+                        attempts, "" if retry_at else "; giving up")
+            await store.record_delivery(conn, alert_id, delivery.webhook, delivered_at=None,
+                                        next_attempt_at=retry_at, error=error)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            log.error("alert %s to %s: outcome not recorded (%s); sent again after its lease",
+                      alert_id, delivery.webhook, type(exc).__name__)
 
     async def _run(self) -> None:
         while True:
@@ -89,3 +163,24 @@ class DeliveryLoop(Background):
             except Exception:
                 log.exception("alert delivery failed; retrying")
                 await asyncio.sleep(ERROR_PAUSE_SECONDS)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """A receiver's `Retry-After`, in seconds from now: a number, or an HTTP date; None if absent
+    or unreadable."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ import orjson
 from contracts import AdminAlert, DeadLetter
 
 from .webhooks import Webhook
+
+log = logging.getLogger("autopost.notifier")
 
 
 async def store_alerts(conn: asyncpg.Connection, alerts: Sequence[AdminAlert], hooks: Sequence[Webhook],
@@ -71,23 +74,43 @@ class DueDelivery:
     attempts: int
 
 
-async def claim_due_deliveries(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueDelivery]:
+async def claim_due_deliveries(conn: asyncpg.Connection, now: datetime, limit: int,
+                               lease_until: datetime) -> list[DueDelivery]:
+    """Take the deliveries due: each counts an attempt and is not due again before
+    `lease_until` (another notifier, or this one after a crash, sends it then). Commit before
+    sending, so no row stays locked through an HTTP request. A delivery whose stored alert no
+    longer reads is given up here, with a log, and not returned."""
     rows = await conn.fetch(
-        """SELECT d.alert_id, d.webhook, d.attempts, a.payload FROM alert_deliveries d
-           JOIN alerts a USING (alert_id)
-           WHERE d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2
-           FOR UPDATE OF d SKIP LOCKED""",
-        now, limit,
+        """WITH due AS (
+               SELECT d.alert_id, d.webhook FROM alert_deliveries d
+               WHERE d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2
+               FOR UPDATE SKIP LOCKED)
+           UPDATE alert_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3
+           FROM due, alerts a
+           WHERE d.alert_id = due.alert_id AND d.webhook = due.webhook AND a.alert_id = d.alert_id
+           RETURNING d.alert_id, d.webhook, d.attempts, a.payload""",
+        now, limit, lease_until,
     )
-    return [DueDelivery(AdminAlert.model_validate(r["payload"]), r["webhook"], r["attempts"]) for r in rows]
+    due = []
+    for r in rows:
+        try:
+            alert = AdminAlert.model_validate(r["payload"])
+        except Exception as exc:  # a stored alert this version cannot read: it never will
+            log.error("alert %s to %s given up: its stored payload no longer reads (%s)",
+                      r["alert_id"], r["webhook"], type(exc).__name__)
+            await record_delivery(conn, r["alert_id"], r["webhook"], delivered_at=None, next_attempt_at=None,
+                                  error=f"stored alert unreadable: {type(exc).__name__}")
+            continue
+        due.append(DueDelivery(alert, r["webhook"], r["attempts"]))
+    return due
 
 
 async def record_delivery(conn: asyncpg.Connection, alert_id: uuid.UUID, webhook: str, *,
                           delivered_at: datetime | None, next_attempt_at: datetime | None,
                           error: str | None) -> None:
+    """The outcome of an attempt already counted when it was claimed."""
     await conn.execute(
-        """UPDATE alert_deliveries SET attempts = attempts + 1, delivered_at = $3,
-                  next_attempt_at = $4, last_error = $5
+        """UPDATE alert_deliveries SET delivered_at = $3, next_attempt_at = $4, last_error = $5
            WHERE alert_id = $1 AND webhook = $2""",
         alert_id, webhook, delivered_at, next_attempt_at, error,
     )

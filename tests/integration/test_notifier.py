@@ -2,12 +2,14 @@
 
 import asyncio
 import base64
+import logging
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 from starlette.applications import Starlette
@@ -50,7 +52,9 @@ def alert() -> AdminAlert:
     )
 
 
-async def test_each_alert_reaches_every_webhook_once_even_after_failures(kafka_bootstrap, topic_prefix, database_url):
+async def test_each_alert_reaches_every_webhook_once_even_after_failures(kafka_bootstrap, topic_prefix, database_url,
+                                                                        caplog):
+    caplog.set_level(logging.INFO, logger="httpx")
     async with AsyncExitStack() as stack:
         base, received = await webhook_receiver(stack, fail_first=2)
         hooks = orjson.dumps([{"name": "ops", "url": f"{base}/ops"},
@@ -91,6 +95,10 @@ async def test_each_alert_reaches_every_webhook_once_even_after_failures(kafka_b
     assert dead_alert["traceId"] == "cd" * 16 and "autopost dlq show" in dead_alert["message"]
     assert all("text" in body and "blocks" in body for body in chat), "Slack-compatible bodies"
     assert len(dead) == 1 and bytes(dead[0]["payload"]) == b"{oops"
+    # httpx logs every request at INFO: a webhook's URL (a Slack one's path is its secret) never
+    requests = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("<webhook chat>" in m for m in requests), requests
+    assert not any(f"{base}/" in m for m in requests), requests
 
 
 async def test_a_dead_letter_read_twice_is_kept_once_even_without_a_source_position(database_url):
@@ -183,3 +191,144 @@ async def test_an_unreadable_alert_or_dead_letter_is_kept_and_alerted_not_droppe
         ("notifier", topic_prefix + Topics.ALERTS, b'{"alertId": "not-a-uuid"}'),
         ("notifier", topic_prefix + Topics.DEAD_LETTER, b"\x00garbage"),
     }
+
+
+# --- one delivery's failure is its own; nothing is sent twice a second; no row locked through a send
+
+async def delivery_loop(database_url: str, hooks, handler, **settings):
+    """A DeliveryLoop over a fresh database, its webhooks answered by `handler` (no network)."""
+    from services.notifier.delivery import DeliveryLoop
+    from services.runtime import apply_migrations, create_pool
+
+    pool = await create_pool(database_url)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    loop = DeliveryLoop(pool, http, hooks, NotifierSettings(**{"retry_base_seconds": 0.01, **settings}))
+    return pool, http, loop
+
+
+async def stored(pool, alerts, hooks) -> None:
+    from services.notifier.store import store_alerts
+
+    async with pool.acquire() as conn:
+        await store_alerts(conn, alerts, hooks, datetime.now(timezone.utc))
+
+
+async def deliveries(pool) -> dict:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM alert_deliveries")
+    return {(r["alert_id"], r["webhook"]): r for r in rows}
+
+
+async def test_a_webhook_httpx_refuses_fails_alone_and_the_good_ones_are_not_sent_again(database_url):
+    from services.notifier.webhooks import Webhook
+
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(204)
+
+    # as parse_webhooks accepted before: a URL httpx raises InvalidURL for, not an HTTPError
+    hooks = [Webhook("good", "https://hooks.example/good"), Webhook("bad", "https://[::1/x"),
+             Webhook("ctl", "https://hooks.example/a\x01b")]
+    pool, http, loop = await delivery_loop(database_url, hooks, handler, retry_base_seconds=60.0)
+    try:
+        alerts = [alert(), alert()]
+        await stored(pool, alerts, hooks)
+        assert await loop.deliver_due() == 6
+        for _ in range(3):  # no delivery still due now: nothing is sent again
+            await loop.deliver_due()
+        rows = await deliveries(pool)
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert sent == ["/good", "/good"], sent
+    for a in alerts:
+        assert rows[(a.alert_id, "good")]["delivered_at"] is not None
+        for name in ("bad", "ctl"):
+            row = rows[(a.alert_id, name)]
+            assert row["delivered_at"] is None and row["attempts"] == 1
+            assert row["last_error"] == "InvalidURL", row["last_error"]
+            assert row["next_attempt_at"] is not None and row["next_attempt_at"] > datetime.now(timezone.utc)
+
+
+async def test_an_alert_stored_that_no_longer_reads_is_given_up_not_claimed_for_ever(database_url):
+    from services.notifier.webhooks import Webhook
+
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(orjson.loads(request.content)["alertId"])
+        return httpx.Response(204)
+
+    hooks = [Webhook("ops", "https://hooks.example/ops")]
+    pool, http, loop = await delivery_loop(database_url, hooks, handler)
+    try:
+        good, broken = alert(), alert()
+        await stored(pool, [good, broken], hooks)
+        async with pool.acquire() as conn:
+            await conn.execute("""UPDATE alerts SET payload = '{"alertId": "not-a-uuid"}'::jsonb
+                                  WHERE alert_id = $1""", broken.alert_id)
+        assert await loop.deliver_due() == 1
+        assert await loop.deliver_due() == 0
+        rows = await deliveries(pool)
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert sent == [str(good.alert_id)]
+    gave_up = rows[(broken.alert_id, "ops")]
+    assert gave_up["next_attempt_at"] is None and gave_up["delivered_at"] is None
+    assert gave_up["last_error"].startswith("stored alert unreadable")
+
+
+async def test_no_delivery_row_stays_locked_while_its_webhook_is_sent_to(database_url):
+    from services.notifier.webhooks import Webhook
+
+    seen: dict = {}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        # mid-send, from another connection: the claim is committed (a lease), and not locked
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                seen["row"] = await conn.fetchrow(
+                    "SELECT attempts, next_attempt_at FROM alert_deliveries FOR UPDATE NOWAIT")
+        finally:
+            await conn.close()
+        return httpx.Response(204)
+
+    hooks = [Webhook("ops", "https://hooks.example/ops")]
+    pool, http, loop = await delivery_loop(database_url, hooks, handler, delivery_timeout_seconds=5.0)
+    try:
+        await stored(pool, [alert()], hooks)
+        before = datetime.now(timezone.utc)
+        assert await loop.deliver_due() == 1
+        (row,) = (await deliveries(pool)).values()
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert seen["row"]["attempts"] == 1, "the attempt counted before the send"
+    assert seen["row"]["next_attempt_at"] >= before + timedelta(seconds=40), "leased, not due again at once"
+    assert row["delivered_at"] is not None and row["next_attempt_at"] is None and row["attempts"] == 1
+
+
+async def test_a_429_is_retried_no_sooner_than_its_retry_after(database_url):
+    from services.notifier.webhooks import Webhook
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "120"})
+
+    hooks = [Webhook("ops", "https://hooks.example/ops")]
+    pool, http, loop = await delivery_loop(database_url, hooks, handler)
+    try:
+        await stored(pool, [alert()], hooks)
+        before = datetime.now(timezone.utc)
+        await loop.deliver_due()
+        (row,) = (await deliveries(pool)).values()
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert row["last_error"] == "HTTP 429"
+    assert row["next_attempt_at"] >= before + timedelta(seconds=119), row["next_attempt_at"]

@@ -57,7 +57,8 @@ async def test_each_platform_is_published_and_followed_to_its_url(tmp_path: Path
             uploads = await conn.fetchval("SELECT used FROM quota_counters WHERE bucket = 'youtube.uploads'")
         finally:
             await conn.close()
-    assert reserved == {"tiktok.direct_posts", "instagram.publishes"} and uploads == 1
+    # YouTube's daily upload is counted once for the target, its key kept beside the others'
+    assert reserved == {"tiktok.direct_posts", "instagram.publishes", "youtube.uploads"} and uploads == 1
     assert (too_long.status, too_long.error.code) == ("failed", "caption_too_long"), "refused, not cut short"
     assert (tiktok.status, tiktok.remote_handle.id.startswith("v_pub_file~")) == ("published", True)
     assert tiktok.url.startswith("https://www.tiktok.com/@once_tt/video/")

@@ -107,25 +107,54 @@ class Reading:
 
 
 class Estimate:
-    """Posterior per hour of the week (read-only arrays of 168), and draws from it."""
+    """Posterior per hour of the week (read-only arrays of 168), and draws from it.
+
+    A draw needs the Cholesky factor of the posterior covariance (168 x 168, 226 kB): it is made
+    from `covariance` at the first draw, and the covariance let go. `kept` is the estimate as a
+    cache should hold it: the arrays, and the factor only if later plans draw.
+    """
 
     __slots__ = ("mean", "spread", "expected", "readings", "_covariance", "_factor")
 
     def __init__(self, mean: np.ndarray, spread: np.ndarray, expected: np.ndarray,
-                 readings: int, covariance: Callable[[], np.ndarray]):
+                 readings: int, covariance: Callable[[], np.ndarray] | None,
+                 factor: np.ndarray | None = None):
         self.mean = mean  # posterior mean of log rate
         self.spread = spread  # posterior standard deviation of that mean
         self.expected = expected  # expected engagement rate of a post at that hour (calibrated)
         self.readings = readings
         self._covariance = covariance  # the full posterior covariance, made when a draw needs it
-        self._factor: np.ndarray | None = None
+        self._factor = factor  # its Cholesky factor, made at the first draw
+
+    @property
+    def can_draw(self) -> bool:
+        return self._factor is not None or self._covariance is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays it holds (some, as a prior's mean, may be shared)."""
+        held = self.mean.nbytes + self.spread.nbytes + self.expected.nbytes
+        return held if self._factor is None else held + self._factor.nbytes
+
+    def kept(self, draws: bool) -> "Estimate":
+        """The same estimate without the posterior covariance; with the factor draws need if
+        `draws`, else unable to draw."""
+        return Estimate(self.mean, self.spread, self.expected, self.readings, None,
+                        self._draw_factor() if draws else None)
 
     def draw(self, normal: np.ndarray) -> np.ndarray:
         """One joint draw of the 168 log rates, from 168 standard normal numbers."""
+        return self.mean + self._draw_factor() @ normal
+
+    def _draw_factor(self) -> np.ndarray:
         if self._factor is None:
+            if self._covariance is None:
+                raise ValueError("this estimate was kept without its covariance: it cannot draw")
             # jitter: the posterior covariance is only positive semi-definite in floats
             self._factor = np.linalg.cholesky(self._covariance() + 1e-9 * np.eye(HOURS_PER_WEEK))
-        return self.mean + self._factor @ normal
+            self._factor.setflags(write=False)
+            self._covariance = None
+        return self._factor
 
 
 def accumulated(age_seconds: float, settings: LearningSettings) -> float:

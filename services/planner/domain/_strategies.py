@@ -37,7 +37,8 @@ class ScoringRequest:
     history: HistoricalPerformance
     now_epoch: float
     readings: Sequence[Reading] = ()  # the account's own engagement, newest knowledge
-    # identifies `readings` (they change only when the key does), so estimates can be reused
+    # identifies `readings` (they change only when the key does), so estimates can be reused;
+    # a new key for the account (platform, account_id) supersedes the old one
     readings_key: Hashable | None = None
     seed: int = 0  # for strategies that draw: the same request draws the same
     account_id: str = ""
@@ -142,27 +143,35 @@ class LearnedStrategy:
 
     learning: LearningSettings = field(default_factory=LearningSettings)
     exploration: ExplorationSettings = field(default_factory=ExplorationSettings)
-    cache_size: int = 4096
+    # what the estimates kept for later plans may hold: about 6.5 kB each (UCB, greedy), 233 kB
+    # with the factor Thompson draws need; the planner pod's limit is 256 MiB, and the
+    # service's readings cache holds up to 48 MiB (`ReadingsCache.max_bytes`)
+    cache_bytes: int = 32 * 2 ** 20
     name: str = "learned"
 
     def __post_init__(self) -> None:
-        self._estimates: OrderedDict[tuple, Estimate] = OrderedDict()
+        self._estimates = _EstimateCache(self.cache_bytes)
 
     def estimate_for(self, request: ScoringRequest) -> Estimate:
         """The posterior for the request; reused while its prior and `readings_key` hold."""
         key = _prior_key(request)
-        if request.readings and request.readings_key is None:
+        if not request.readings:
+            # the prior alone: the same for every account of that prior, at any time (its
+            # covariance, the prior's, is made only if drawn from: nothing large is kept)
+            found = self._estimates.get((key,))
+            if found is None:
+                found = self._posterior(key, request)
+                self._estimates.put((key,), found)
+            return found
+        if request.readings_key is None:
             return self._posterior(key, request)
         # decay moves with time: an estimate from readings is good for an hour
-        hour = request.now_epoch // 3600 if request.readings else 0
-        cache_key = (key, request.readings_key, hour)
-        found = self._estimates.get(cache_key)
-        if found is None:
-            found = self._estimates[cache_key] = self._posterior(key, request)
-            if len(self._estimates) > self.cache_size:
-                self._estimates.popitem(last=False)
-        else:
-            self._estimates.move_to_end(cache_key)
+        version = (request.readings_key, request.now_epoch // 3600)
+        account = (request.platform, request.account_id)
+        cache_key = (key, account, *version)
+        found = self._estimates.get(cache_key, account, version)
+        if found is None or (self._draws(found) and not found.can_draw):
+            found = self._keep(cache_key, self._posterior(key, request), account, version)
         return found
 
     def scores(self, request: ScoringRequest) -> SlotScores:
@@ -183,6 +192,17 @@ class LearnedStrategy:
             choice = posterior.mean + scale * posterior.spread
         slack = -math.log(1.0 - budget) if budget > 0 else 0.0
         return SlotScores(tiers=(choice,), expected=expected, mean=posterior.mean, slack=slack)
+
+    def _draws(self, posterior: Estimate) -> bool:
+        """Whether `scores` draws from it (Thompson, once there are readings: see there)."""
+        return (self.exploration.mode is Exploration.THOMPSON and self.exploration.scale > 0
+                and posterior.readings > 0)
+
+    def _keep(self, cache_key: tuple, posterior: Estimate, account: Hashable = None,
+              version: Hashable = None) -> Estimate:
+        kept = posterior.kept(draws=self._draws(posterior))
+        self._estimates.put(cache_key, kept, account, version)
+        return kept
 
     def _posterior(self, key: tuple, request: ScoringRequest) -> Estimate:
         return estimate(_prior(key, self.learning), request.readings, request.content_type,
@@ -215,6 +235,66 @@ class _AudienceKey:
     @classmethod
     def of(cls, audience: AudienceData) -> "_AudienceKey":
         return cls(tuple(audience.activity_hours), tuple(audience.peak_days))
+
+
+class _EstimateCache:
+    """Estimates kept for later plans, the least recently used dropped first once they hold
+    more than `max_bytes` (counted as their arrays and a fixed overhead each).
+
+    An entry made from an account's readings belongs to that account (its key holds it) and to
+    one `version` of them (its readings key and hour): once the account asks with another,
+    nothing will ask for the older ones, and they are dropped at once.
+    """
+
+    # an entry beyond its arrays (measured, tracemalloc): the Estimate, its array headers, the
+    # key (the prior's, the readings key) and its node, the account's record
+    OVERHEAD = 2_500
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        # key → (estimate, bytes counted, account)
+        self._entries: OrderedDict[Hashable, tuple[Estimate, int, Hashable]] = OrderedDict()
+        self._accounts: dict[Hashable, tuple[Hashable, set[Hashable]]] = {}  # → (version, keys)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable, account: Hashable = None, version: Hashable = None) -> Estimate | None:
+        if account is not None:
+            held = self._accounts.get(account)
+            if held is not None and held[0] != version:
+                for old in held[1]:
+                    self.bytes -= self._entries.pop(old)[1]
+                del self._accounts[account]
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: Hashable, estimate: Estimate, account: Hashable = None,
+            version: Hashable = None) -> None:
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= previous[1]
+        size = estimate.nbytes + self.OVERHEAD
+        self._entries[key] = (estimate, size, account)
+        self.bytes += size
+        if account is not None:
+            held = self._accounts.get(account)
+            if held is None or held[0] != version:
+                self.get(key, account, version)  # drops what it supersedes
+                held = self._accounts[account] = (version, set())
+            held[1].add(key)
+        while self.bytes > self.max_bytes and self._entries:
+            old, (_, dropped, owner) = self._entries.popitem(last=False)
+            self.bytes -= dropped
+            if owner is not None:
+                keys = self._accounts[owner][1]
+                keys.discard(old)
+                if not keys:
+                    del self._accounts[owner]
 
 
 def _normal_draws(seed: int) -> np.ndarray:

@@ -210,6 +210,15 @@ def planned_post(upstream_id: str, platforms=tuple(Platform), at: datetime | Non
     )
 
 
+async def engagement_rows(database_url: str) -> list[dict[str, Any]]:
+    """The planner's engagement observations, youngest age first."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [dict(r) for r in await conn.fetch("SELECT * FROM engagement_observations ORDER BY age_seconds")]
+    finally:
+        await conn.close()
+
+
 async def rows_with(database_url, status, count):
     rows = [r for r in await target_rows(database_url) if r["status"] == status]
     return rows if len(rows) >= count else None

@@ -136,9 +136,10 @@ class AccessTokens:
             f"refresh token {platform.value}",
             attributes={"autopost.account_id": account_id, "autopost.refresh.reason": reason},
         ) as span:
-            forced = reason == "rejected"
+            if reason == "rejected":  # the platform refused the token: refresh it whatever its expiry
+                due = _always_due
             # shielded: a pair TikTok has issued must be stored, its old refresh token is dead
-            locked = asyncio.ensure_future(self._refresh_locked(platform, account_id, stale, forced, due))
+            locked = asyncio.ensure_future(self._refresh_locked(platform, account_id, stale, due))
             try:
                 outcome, lost, called = await asyncio.shield(locked)
             except asyncio.CancelledError:
@@ -160,9 +161,8 @@ class AccessTokens:
                             outcome.message)
             raise outcome
 
-    async def _refresh_locked(self, platform: Platform, account_id: str, stale: str | None, forced: bool,
-                              due: DuePolicy) -> tuple[str | AccountUnavailable | RefreshFailed,
-                                                       Credential | None, bool]:
+    async def _refresh_locked(self, platform: Platform, account_id: str, stale: str | None, due: DuePolicy
+                              ) -> tuple[str | AccountUnavailable | RefreshFailed, Credential | None, bool]:
         """(new token or the error to raise, the credential if the account was just lost,
         whether the token endpoint was called).
 
@@ -176,7 +176,7 @@ class AccessTokens:
                 return error, None, False
             now = self.clock()
             replaced = stale is not None and credential.access_token != stale
-            if replaced or not (forced or due(platform, credential, now)):
+            if replaced or not due(platform, credential, now):
                 return self._remember(platform, account_id, credential, now), None, False  # done meanwhile
             if not can_refresh(platform, credential, now):
                 reason = (f"{platform.value} refused the token and it cannot be refreshed yet"
@@ -261,6 +261,10 @@ class AccessTokens:
             await self.alerts(alert)
         except Exception:  # the account is marked either way; the alert is repeated on use
             log.exception("could not send the reconnect alert for %s account %s", platform.value, account_id)
+
+
+def _always_due(platform: Platform, credential: Credential, now: datetime) -> bool:
+    return True
 
 
 def _retrieve(task: asyncio.Task) -> None:

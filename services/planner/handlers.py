@@ -85,7 +85,7 @@ class PlannerHandlers:
             context = PlanningContext(
                 strategy=self.strategy, limits=self.limits,
                 calendars=await store.calendars(conn, keys, now - CALENDAR_LOOKBACK),
-                planned=planned.slots, posts=dict(planned.targets),
+                planned=planned.slots, posts=planned.targets,
             )
             stale = self.readings.stale(keys)
             if stale:

@@ -377,7 +377,7 @@ class QueueOperations:
             if len(targets) < 2:
                 return {}
             review = [t for t in targets if awaited_review(t.state)]
-            names = [Candidate(str(t.state.target_id), t.platform, t.account_id, t.state.status.value) for t in review]
+            names = [_candidate(t) for t in review]
             return {t.state.target_id: review_needs_its_own_name(t.state, names) for t in review}
 
         return await self._command(ref, lambda target, now: retry(target.state, now), held_back=held_back)
@@ -389,8 +389,7 @@ class QueueOperations:
 
         def held_back(targets: Sequence[repo.LockedTarget]) -> dict[uuid.UUID, Refused]:
             if len(targets) > 1:
-                refused = ambiguous([Candidate(str(t.state.target_id), t.platform, t.account_id,
-                                               t.state.status.value) for t in targets], "mark")
+                refused = ambiguous([_candidate(t) for t in targets], "mark")
                 return {t.state.target_id: refused for t in targets}
             return {t.state.target_id: refused for t in targets
                     if (refused := url_refusal(t.platform, url)) is not None}
@@ -464,6 +463,12 @@ def _outcome(target: repo.LockedTarget, state: TargetState, applied: bool, detai
     return CommandOutcome(str(state.target_id), target.platform, target.account_id, state.status.value,
                           applied, detail)
 
+
+
+def _candidate(target: repo.LockedTarget) -> Candidate:
+    """How an operator is shown a target a reference matched."""
+    state = target.state
+    return Candidate(str(state.target_id), target.platform, target.account_id, state.status.value)
 
 def _attempt_row(change: Change, carrier: Mapping[str, str]) -> tuple:
     error = change.error or {}

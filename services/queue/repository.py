@@ -143,8 +143,6 @@ _CLAIM = f"""SELECT {_STATE_COLUMNS}, {_IDENTITY_COLUMNS}, t.caption, t.hashtags
 _CLAIM_ANY = _CLAIM.format(which="TRUE")
 _CLAIM_FOLLOWING = _CLAIM.format(which=_FOLLOWING)
 _CLAIM_TO_PUBLISH = {platform: _CLAIM.format(which=which) for platform, which in _TO_PUBLISH.items()}
-# a platform the queue does not know (none is stored: its contract is an enum): no index
-_CLAIM_TO_PUBLISH_OTHER = _CLAIM.format(which=f"t.platform = $3 AND t.status IN {_WAITING_SQL}")
 
 
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
@@ -164,10 +162,7 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int,
     full = len(rows) >= limit
     for platform, n in room.items():
         if n > 0:
-            if platform in _CLAIM_TO_PUBLISH:
-                to_publish = await conn.fetch(_CLAIM_TO_PUBLISH[platform], now, min(n, limit))
-            else:
-                to_publish = await conn.fetch(_CLAIM_TO_PUBLISH_OTHER, now, min(n, limit), platform)
+            to_publish = await conn.fetch(_CLAIM_TO_PUBLISH[platform], now, min(n, limit))
             full |= len(to_publish) >= limit  # a platform short of room waits for results, which wake us
             rows.extend(to_publish)
     return [_due(r) for r in rows], full

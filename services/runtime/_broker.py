@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -23,12 +22,11 @@ from prometheus_client import REGISTRY
 from contracts import Topics
 
 from . import _metrics as metrics
-from ._failures import is_transient
+from ._failures import TOO_LARGE, is_transient
 from ._messaging import Outgoing, Record, bare_dead_letter, dead_letter_for, publish_all
 from ._settings import KafkaSettings
 
 log = logging.getLogger("autopost.consumer")
-_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 BatchHandler = Callable[[list[Record]], Awaitable[None]]
 
@@ -261,18 +259,18 @@ async def _publish_dead_letters(broker: KafkaBroker, letters: list[Outgoing]) ->
     try:
         await publish_all(broker, letters)
         return
-    except _TOO_LARGE as exc:
+    except TOO_LARGE as exc:
         log.error("dead letters refused for their size (%s: %s); sending them one at a time",
                   type(exc).__name__, exc)
     for letter in letters:
         try:
             await publish_all(broker, [letter])
-        except _TOO_LARGE as exc:
+        except TOO_LARGE as exc:
             log.error("a dead letter of %s bytes refused for its size (%s); sending it without its record",
                       len(letter.value), type(exc).__name__)
             try:
                 await publish_all(broker, [bare_dead_letter(letter)])
-            except _TOO_LARGE:
+            except TOO_LARGE:
                 log.exception("a bare dead letter refused for its size; the record is dropped: %s",
                               letter.value[:2000])
 

@@ -26,12 +26,12 @@ _TRANSIENT_SQLSTATES = {
 
 
 # What the broker refuses for its size is refused again on every retry: not an outage.
-_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures of the infrastructure (broker, database, network): retry the batch."""
-    if isinstance(exc, _TOO_LARGE):
+    if isinstance(exc, TOO_LARGE):
         return False
     if isinstance(exc, (OSError, asyncio.TimeoutError, KafkaError, asyncpg.InterfaceError,
                         asyncpg.exceptions.ConnectionDoesNotExistError)):

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import orjson
 from opentelemetry import trace
 
+from ._settings import LOG_FORMATS, LOG_LEVELS
+
 REDACTED = "[redacted]"
 
 _SECRET_NAMES = r"(?:access_token|refresh_token|id_token|client_secret|password|passwd|secret|api_key|apikey|token|code_verifier)"
@@ -79,8 +81,6 @@ class ScrubbingTextFormatter(logging.Formatter):
         return scrub(line)
 
 
-_FORMATS = ("json", "text")
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def configure_logging(
@@ -89,10 +89,10 @@ def configure_logging(
     """Replace the root handlers with one that writes `fmt` ("json" or "text") to stderr.
     Both and the level are taken in any case; any other raises ValueError, naming what is taken."""
     fmt, level = fmt.strip().lower(), level.strip().upper()
-    if fmt not in _FORMATS:
-        raise ValueError(f"log format {fmt!r}: expected one of {', '.join(_FORMATS)}")
-    if level not in _LEVELS:
-        raise ValueError(f"log level {level!r}: expected one of {', '.join(_LEVELS)}")
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r}: expected one of {', '.join(LOG_FORMATS)}")
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level {level!r}: expected one of {', '.join(LOG_LEVELS)}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else ScrubbingTextFormatter())
     root = logging.getLogger()

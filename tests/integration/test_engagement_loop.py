@@ -9,7 +9,18 @@ import asyncpg
 import orjson
 import pytest
 
-from harness import Pipeline, connect_accounts, event_json, produce, read_topic, serve_sandbox, settings_for, target_rows, wait_for
+from harness import (
+    Pipeline,
+    connect_accounts,
+    engagement_rows,
+    event_json,
+    produce,
+    read_topic,
+    serve_sandbox,
+    settings_for,
+    target_rows,
+    wait_for,
+)
 from contracts import Platform, Topics
 from services.planner import store
 from services.planner.domain import local_hour_of_week
@@ -17,14 +28,6 @@ from services.planner.domain import local_hour_of_week
 pytestmark = pytest.mark.integration
 
 AGES = (0.6, 1.5)  # seconds after publication, instead of 1 h and 24 h
-
-
-async def _observations(database_url: str) -> list[dict]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return [dict(r) for r in await conn.fetch("SELECT * FROM engagement_observations ORDER BY age_seconds")]
-    finally:
-        await conn.close()
 
 
 async def test_a_published_posts_engagement_reaches_the_planners_store(kafka_bootstrap, topic_prefix, database_url):
@@ -41,7 +44,7 @@ async def test_a_published_posts_engagement_reaches_the_planners_store(kafka_boo
         await produce(kafka_bootstrap, topic_prefix + Topics.CONTENT_SUBMITTED, [event], key=b"loop-1")
 
         async def both_ages():
-            rows = await _observations(database_url)
+            rows = await engagement_rows(database_url)
             return rows if len(rows) == len(AGES) else None
 
         rows = await wait_for(both_ages, 40, "engagement at both ages in the planner's store")
@@ -54,7 +57,7 @@ async def test_a_published_posts_engagement_reaches_the_planners_store(kafka_boo
         await produce(kafka_bootstrap, topic, [r.value for r in sent] + [b"{not engagement"], key=b"creator-loop")
         (letter,) = await read_topic(kafka_bootstrap, topic_prefix + Topics.DEAD_LETTER, 1)
         assert orjson.loads(letter.value)["consumer"] == "planner.engagement"
-        assert len(await _observations(database_url)) == len(AGES)
+        assert len(await engagement_rows(database_url)) == len(AGES)
 
     early, final = rows
     assert [r["age_seconds"] for r in rows] == list(AGES) and final["final"] and not early["final"]

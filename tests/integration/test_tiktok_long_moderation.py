@@ -6,10 +6,19 @@ import re
 from contextlib import AsyncExitStack
 from dataclasses import replace
 
-import asyncpg
 import pytest
 
-from harness import Pipeline, connect_accounts, event_json, produce, serve_sandbox_app, settings_for, target_rows, wait_for
+from harness import (
+    Pipeline,
+    connect_accounts,
+    engagement_rows,
+    event_json,
+    produce,
+    serve_sandbox_app,
+    settings_for,
+    target_rows,
+    wait_for,
+)
 from contracts import Topics
 from services.publishers.platforms import _tiktok
 
@@ -17,14 +26,6 @@ pytestmark = pytest.mark.integration
 
 AGES = (1.5, 4.0)  # seconds after the post was taken as published
 MODERATION = 3.0  # seconds TikTok holds the public id back: past the wait, and past the first age
-
-
-async def _observations(database_url: str) -> list[dict]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return [dict(r) for r in await conn.fetch("SELECT * FROM engagement_observations ORDER BY age_seconds")]
-    finally:
-        await conn.close()
 
 
 async def test_a_post_moderated_past_the_status_wait_gets_its_url_and_its_engagement(
@@ -49,7 +50,7 @@ async def test_a_post_moderated_past_the_status_wait_gets_its_url_and_its_engage
         [publish] = app.state.sandbox.tiktok.publishes.values()
 
         async def learnt():
-            ages = [r["age_seconds"] for r in await _observations(database_url)]
+            ages = [r["age_seconds"] for r in await engagement_rows(database_url)]
             return ages if AGES[-1] in ages else None
 
         await wait_for(learnt, 20, "the last figures in the planner's store")

@@ -198,8 +198,7 @@ class LearnedStrategy:
         return (self.exploration.mode is Exploration.THOMPSON and self.exploration.scale > 0
                 and posterior.readings > 0)
 
-    def _keep(self, cache_key: tuple, posterior: Estimate, account: Hashable = None,
-              version: Hashable = None) -> Estimate:
+    def _keep(self, cache_key: tuple, posterior: Estimate, account: Hashable, version: Hashable) -> Estimate:
         kept = posterior.kept(draws=self._draws(posterior))
         self._estimates.put(cache_key, kept, account, version)
         return kept
@@ -262,16 +261,20 @@ class _EstimateCache:
 
     def get(self, key: Hashable, account: Hashable = None, version: Hashable = None) -> Estimate | None:
         if account is not None:
-            held = self._accounts.get(account)
-            if held is not None and held[0] != version:
-                for old in held[1]:
-                    self.bytes -= self._entries.pop(old)[1]
-                del self._accounts[account]
+            self._supersede(account, version)
         found = self._entries.get(key)
         if found is None:
             return None
         self._entries.move_to_end(key)
         return found[0]
+
+    def _supersede(self, account: Hashable, version: Hashable) -> None:
+        """Drop the account's estimates made from readings other than `version`."""
+        held = self._accounts.get(account)
+        if held is not None and held[0] != version:
+            for old in held[1]:
+                self.bytes -= self._entries.pop(old)[1]
+            del self._accounts[account]
 
     def put(self, key: Hashable, estimate: Estimate, account: Hashable = None,
             version: Hashable = None) -> None:
@@ -282,11 +285,8 @@ class _EstimateCache:
         self._entries[key] = (estimate, size, account)
         self.bytes += size
         if account is not None:
-            held = self._accounts.get(account)
-            if held is None or held[0] != version:
-                self.get(key, account, version)  # drops what it supersedes
-                held = self._accounts[account] = (version, set())
-            held[1].add(key)
+            self._supersede(account, version)
+            self._accounts.setdefault(account, (version, set()))[1].add(key)
         while self.bytes > self.max_bytes and self._entries:
             old, (_, dropped, owner) = self._entries.popitem(last=False)
             self.bytes -= dropped

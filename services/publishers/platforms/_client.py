@@ -3,6 +3,8 @@ way: a strict media policy, no per-account limits, the default retry rules."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from contracts import EngagementFigures, RemoteHandle
@@ -10,6 +12,13 @@ from contracts import EngagementFigures, RemoteHandle
 from ..limits import EndpointLimits, no_limits
 from ._base import RetryRules
 from ._media import MediaPolicy
+
+
+def upload_places(uploads_at_once: int) -> asyncio.Semaphore:
+    """The places of a client's uploads that hold their chunk in memory at once."""
+    if uploads_at_once < 1:
+        raise ValueError("uploads_at_once must be at least 1")
+    return asyncio.Semaphore(uploads_at_once)
 
 
 class PlatformClientBase:

@@ -278,10 +278,9 @@ async def open_media(http: httpx.AsyncClient, media: MediaRef, policy: MediaPoli
 
 @asynccontextmanager
 async def _fetch(http: httpx.AsyncClient, url: str, policy: MediaPolicy,
-                 budget: "_Budget | None" = None) -> AsyncIterator[httpx.Response]:
+                 budget: "_Budget") -> AsyncIterator[httpx.Response]:
     """GET `url`, following redirects by hand, each hop checked; the 200 response, streaming.
     The body is asked for unencoded, so its `Content-Length` is its length."""
-    budget = budget or _Budget(policy.fetch_seconds)
     for _ in range(policy.max_redirects + 1):
         check_url(url, policy)
         request = http.build_request("GET", url, headers={"Accept-Encoding": "identity"})

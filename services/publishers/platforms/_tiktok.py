@@ -58,7 +58,7 @@ from ._base import (
     unexpected_response,
     with_retries,
 )
-from ._client import PlatformClientBase
+from ._client import PlatformClientBase, upload_places
 from ._journal import ACCEPTED, CREATED, INTENT, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, MediaStream, check_kind, check_url, fill, head_bytes, is_remote, open_media
 from ._rules import check_fetched
@@ -235,8 +235,6 @@ class TikTokClient(PlatformClientBase):
                  uploads_at_once: int = UPLOADS_AT_ONCE, clock: Callable[[], float] = time.time):
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk_size must be between {MIN_CHUNK} and {MAX_CHUNK} bytes")
-        if uploads_at_once < 1:
-            raise ValueError("uploads_at_once must be at least 1")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size = chunk_size
         self.media_http = media_http or http
@@ -246,7 +244,7 @@ class TikTokClient(PlatformClientBase):
         self.unaudited = unaudited
         self.clock = clock  # unix time: a handle's acceptedAt is read by another process
         self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
-        self._uploads = asyncio.Semaphore(uploads_at_once)  # places for a chunked upload's buffer
+        self._uploads = upload_places(uploads_at_once)  # places for a chunked upload's buffer
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
 
     async def publish(self, request: PublishRequested, token: str,

@@ -13,7 +13,6 @@ media, start a session or take a cap slot, so waiting holds nothing.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from ._base import (
     unexpected_response,
     with_retries,
 )
-from ._client import PlatformClientBase
+from ._client import PlatformClientBase, upload_places
 from ._journal import ACCEPTED, CREATED, Checkpoint, Journal, MemoryJournal, resume_point
 from ._media import MediaPolicy, MediaStream, check_kind, fill, head_bytes, open_media
 from ._rules import check_fetched
@@ -161,15 +160,13 @@ class YouTubeClient(PlatformClientBase):
                  clock: Callable[[], datetime] | None = None):
         if chunk_size <= 0 or chunk_size % CHUNK_ALIGNMENT:
             raise ValueError(f"chunk_size must be a positive multiple of {CHUNK_ALIGNMENT}")
-        if uploads_at_once < 1:
-            raise ValueError("uploads_at_once must be at least 1")
         super().__init__(http, base_url, media_policy=media_policy, limits=limits, retry=retry)
         self.chunk_size, self.privacy_status, self.category_id = chunk_size, privacy_status, category_id
         self.media_http = media_http or http
         self.schedule_lead = schedule_lead  # None: never schedule natively
         self.interruptions = interruptions  # resumes within one call before giving up
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self._uploads = asyncio.Semaphore(uploads_at_once)  # places for an upload's buffer
+        self._uploads = upload_places(uploads_at_once)  # places for an upload's buffer
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: Journal | None = None) -> Accepted:
@@ -324,11 +321,12 @@ class YouTubeClient(PlatformClientBase):
                 raise PlatformError(ErrorClass.RETRYABLE if offset else ErrorClass.PERMANENT,
                                     "emptyFile" if not offset else "uploadOutOfSync",
                                     "the media file is empty" if not offset else "no bytes left to send")
-            end = offset + (self.chunk_size if more else len(pending))
+            length = self.chunk_size if more else len(pending)
+            end = offset + length
             total = str(end) if not more else (str(stream.size) if stream.size is not None else "*")
             try:
                 done, confirmed, video = await self._put_chunk(
-                    session, head_bytes(pending, end - offset), offset, end, total, stream.content_type)
+                    session, head_bytes(pending, length), offset, end, total, stream.content_type)
             except PlatformError as error:
                 interruptions += 1
                 if interruptions > self.interruptions or not _interrupted(error, self.retry):

@@ -160,6 +160,12 @@ def answering(status: int, body: dict | None = None, text: str | None = None):
     return answer
 
 
+async def observe_through(platform: Platform, answer) -> StatusObserved:
+    """What the poller answers when the platform's real client meets `answer`."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        return await observe(platform, build_client(platform, http, f"http://platform/{platform.value}", retry=FAST))
+
+
 def google_error(status: int, reason: str, message: str) -> dict:
     return {"error": {"code": status, "message": message,
                       "errors": [{"message": message, "domain": "youtube.video", "reason": reason}]}}
@@ -185,9 +191,7 @@ async def test_an_instagram_media_whose_node_cannot_be_read_was_published_all_th
     # media_publish gave its id, so it went out: removed since, or not readable with this grant
     answer = answering(400, {"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
                                        "code": 100, "error_subcode": 33, "fbtrace_id": "x"}})
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = build_client(Platform.INSTAGRAM, http, "http://platform/instagram", retry=FAST)
-        observed = await observe(Platform.INSTAGRAM, client)
+    observed = await observe_through(Platform.INSTAGRAM, answer)
     assert (observed.state, observed.url, observed.error) == (ObservedState.PUBLISHED, None, None)
     assert observed.detail == "published; permalink unreadable: 100/33"
 
@@ -195,9 +199,7 @@ async def test_an_instagram_media_whose_node_cannot_be_read_was_published_all_th
 @pytest.mark.parametrize("platform, answer, detail", UNREADABLE,
                          ids=[f"{p.value}-{d.split(': ')[1]}" for p, _, d in UNREADABLE])
 async def test_a_platform_refusing_the_status_read_for_good_leaves_the_target_processing(platform, answer, detail):
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = build_client(platform, http, f"http://platform/{platform.value}", retry=FAST)
-        observed = await observe(platform, client)
+    observed = await observe_through(platform, answer)
     assert (observed.state, observed.error, observed.detail) == (ObservedState.PROCESSING, None, detail)
 
 
@@ -216,7 +218,5 @@ REPORTED_FAILED = [
 @pytest.mark.parametrize("platform, answer, code", REPORTED_FAILED,
                          ids=[f"{p.value}-{c}" for p, _, c in REPORTED_FAILED])
 async def test_a_failure_the_platform_reports_through_the_real_client_fails_the_target(platform, answer, code):
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = build_client(platform, http, f"http://platform/{platform.value}", retry=FAST)
-        observed = await observe(platform, client)
+    observed = await observe_through(platform, answer)
     assert observed.state is ObservedState.FAILED and observed.error.code == code

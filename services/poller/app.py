@@ -24,11 +24,13 @@ class PollerService(CredentialedService):
             broker, self.ctx.settings.kafka,
             topics=[self.ctx.topic(Topics.status_requested(p)) for p in Platform],
             group_id="poller", handler=lambda records: self.handlers.requested(records),
+            on_assigned=self.took_on_partitions,
         )
 
     async def setup(self) -> None:
         await super().setup()
         # the poller never reads media: no media client
         clients = {p: platform_client(self.ctx.settings, p, self.http, poller=True) for p in Platform}
+        self.limits = {self.ctx.topic(Topics.status_requested(p)): client.limits for p, client in clients.items()}
         self.handlers = PollHandlers(self.ctx, clients, self.tokens, self.ledger,
                                      quota_rules(self.ctx.settings.quotas))

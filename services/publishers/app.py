@@ -6,6 +6,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
 from httpx_aiohttp import AiohttpTransport
 
@@ -131,6 +132,15 @@ class CredentialedService(Service):
         self.media_http: httpx.AsyncClient | None = None
         self.oauth_http: httpx.AsyncClient | None = None
         self.ledger: QuotaLedger | None = None
+        # each client's per-account caps, by the topic its accounts' requests come on (`setup`)
+        self.limits: dict[str, EndpointLimits] = {}
+
+    def took_on_partitions(self, partitions: set[TopicPartition]) -> None:
+        """A rebalance gave this replica accounts another may have been calling: their caps
+        count as spent for a while (limits.py)."""
+        for topic in {tp.topic for tp in partitions}:
+            if topic in self.limits:
+                self.limits[topic].took_on_partitions()
 
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
@@ -166,6 +176,7 @@ class PublisherService(CredentialedService):
             topics=[self.ctx.topic(Topics.publish_requested(self.platform))],
             group_id=f"publisher.{self.platform.value}",
             handler=lambda records: self.handlers.requested(records),
+            on_assigned=self.took_on_partitions,
         )
 
     async def setup(self) -> None:
@@ -173,6 +184,7 @@ class PublisherService(CredentialedService):
         settings = self.ctx.settings
         self.media_http = media_http_client(self.ctx)
         client = platform_client(settings, self.platform, self.http, self.media_http, preflighted=True)
+        self.limits = {self.ctx.topic(Topics.publish_requested(self.platform)): client.limits}
         preflight = preflight_for(settings, client, self.tokens, self.ledger)
         journals = HandleStore(self.pool, claim_seconds=settings.platforms.claim_seconds)
         self.handlers = PublishHandlers(self.ctx, client, preflight, journals)

@@ -15,13 +15,29 @@ the publisher and the status poller. Where both call an endpoint, its cap is spl
 (`POLLER_SHARES`), so that together they never pass the platform's figure.
 Daily quotas (YouTube units, Instagram's 50 posts, TikTok's creator cap) are not rates: they
 are counted in Postgres, not here.
+An account's calls reach one process, but not always the same one: after a restart, or when a
+rebalance moves its partition to another replica, the process that takes it on knows nothing of
+what the last one spent, and an empty bucket would let a whole burst through (up to twice the
+cap). A bucket that starts full passes, after whatever another bucket of its shape passed, only
+what one bucket would have (the true level is at most full). So the limiters a process makes
+after taking on partitions (the first assignment, at its start, too) start as if full at that
+moment and leaking since:
+made right then, the first call waits one interval (`1 / rate`, 10 s for a TikTok init); made
+once a full bucket would have drained (10 s for the inits, half a minute for status checks), they
+start empty, as the account's calls have been here since. Limiters it already holds are filled
+too, as an account's partition can leave and come back. (The replica that lost the partition can
+still be finishing a batch it had read: those calls are not counted.) Instagram says what an
+account has spent (its usage header pauses the account), and its bucket takes an hour to drain at
+48 s a call: a full start would hold its burst back for an hour after each handover, so its
+limiters always start empty (`usage_reported`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -64,6 +80,9 @@ PLATFORM_CAPS: dict[Platform, dict[str, Cap]] = {
     Platform.YOUTUBE: {},
 }
 
+# Platforms whose replies say how much of an account's budget is spent (see the module doc).
+USAGE_REPORTED = frozenset({Platform.INSTAGRAM})
+
 # The poller's part of the caps it shares with the publisher. On TikTok it makes nearly every
 # status check (the publisher checks only to resume an upload); on Instagram it makes few calls
 # (a status check when a container outlasts the publisher's wait, insights and followers a few
@@ -87,14 +106,43 @@ def hard_cap(cap: Cap) -> AsyncLimiter:
     return AsyncLimiter(burst, burst * cap.period * (1 + SAFETY_MARGIN) / (cap.calls - burst + 1))
 
 
+def _limiter_time() -> float:
+    """aiolimiter's clock: the running loop's (the same monotonic clock outside one)."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def fill(limiter: AsyncLimiter, ago: float = 0.0) -> None:
+    """Make the bucket as if full `ago` seconds ago and leaking since: filled now, its next call
+    waits one interval, as right after a burst."""
+    level = limiter.max_rate - ago * limiter.max_rate / limiter.time_period
+    if level > 0:
+        # aiolimiter leaks from `_last_check` on: left at its start (0) it would drain at once
+        limiter._level, limiter._last_check = level, _limiter_time()
+
+
+def idle(limiter: AsyncLimiter) -> bool:
+    """Nobody waits on it and its bucket has been empty for an interval: a new limiter would act
+    the same. (A waiter just woken has left `_waiters` but not yet added to the level.)"""
+    rate = limiter.max_rate / limiter.time_period
+    level = limiter._level - (_limiter_time() - limiter._last_check) * rate
+    return not limiter._waiters and level <= -1
+
+
 class EndpointLimits:
     """One limiter per (account, endpoint); an account can also be paused when the platform
     says its budget is spent (Instagram's usage header)."""
 
-    def __init__(self, caps: Mapping[str, Cap], *, platform: str = "", max_entries: int = 100_000):
+    def __init__(self, caps: Mapping[str, Cap], *, platform: str = "", max_entries: int = 100_000,
+                 usage_reported: bool = False, clock: Callable[[], float] = time.monotonic):
         self.caps = dict(caps)
         self.platform = platform  # the label of the rate-limit wait metric
         self.max_entries = max_entries
+        self.usage_reported = usage_reported
+        self._clock = clock
+        self.handover_at: float | None = None  # when this process last took on accounts
         self._limiters: OrderedDict[tuple[str, str], AsyncLimiter] = OrderedDict()
         self._paused_until: dict[str, float] = {}
 
@@ -111,7 +159,7 @@ class EndpointLimits:
             shares = POLLER_SHARES.get(platform, {})
             caps = {name: cap.split(shares[name])[poller] if name in shares else cap
                     for name, cap in caps.items()}
-        return cls(caps, platform=platform.value)
+        return cls(caps, platform=platform.value, usage_reported=platform in USAGE_REPORTED)
 
     def slot(self, account_id: str, endpoint: str) -> AbstractAsyncContextManager[None]:
         """`async with limits.slot(account, endpoint):` around one call; waits for the cap (the
@@ -128,13 +176,41 @@ class EndpointLimits:
         key = (account_id, name)
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[key] = hard_cap(cap)
-            if len(self._limiters) > self.max_entries:
-                self._limiters.popitem(last=False)  # least recently added; its bucket has drained
+            self._drop_idle()
+            limiter = self._limiters[key] = self._new_limiter(cap)
+        else:
+            self._limiters.move_to_end(key)  # least recently used first
         return limiter
 
+    def took_on_partitions(self) -> None:
+        """This process has just taken on accounts another may have been calling (a service
+        calls it on each assignment that adds partitions): their caps count as spent then (see
+        the module doc). Before the first, a process gets no requests: nothing counts as spent."""
+        if self.usage_reported:
+            return
+        self.handover_at = self._clock()
+        for limiter in self._limiters.values():  # an account can come back to a stale limiter
+            fill(limiter)
+
+    def _new_limiter(self, cap: Cap) -> AsyncLimiter:
+        """As full as the account's bucket can still be from before the last handover."""
+        limiter = hard_cap(cap)
+        if self.handover_at is not None:
+            fill(limiter, ago=self._clock() - self.handover_at)
+        return limiter
+
+    def _drop_idle(self) -> None:
+        """Make room for one more, least recently used first, but only by dropping idle limiters:
+        a new one in place of a busy one would let a whole burst through. Until the first in line
+        is idle there are more than `max_entries` (a bucket drains within its `time_period`)."""
+        while self._limiters and len(self._limiters) >= self.max_entries:
+            key, limiter = next(iter(self._limiters.items()))
+            if not idle(limiter):
+                return
+            del self._limiters[key]
+
     def pause(self, account_id: str, seconds: float) -> None:
-        until = time.monotonic() + seconds
+        until = self._clock() + seconds
         if until > self._paused_until.get(account_id, 0.0):
             self._paused_until[account_id] = until
 
@@ -143,7 +219,7 @@ class EndpointLimits:
         until = self._paused_until.get(account_id)
         if until is None:
             return 0.0
-        left = until - time.monotonic()
+        left = until - self._clock()
         if left <= 0:
             del self._paused_until[account_id]
             return 0.0

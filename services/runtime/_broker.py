@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -29,6 +30,7 @@ from ._settings import KafkaSettings
 log = logging.getLogger("autopost.consumer")
 
 BatchHandler = Callable[[list[Record]], Awaitable[None]]
+PartitionsHook = Callable[[set[TopicPartition]], None]
 
 # Handlers dead-letter the messages they cannot decode. When a handler raises anyway, an outage
 # (database or broker unreachable) makes the batch be read again after a pause, so it does not
@@ -69,11 +71,14 @@ def subscribe_batches(
     group_id: str,
     handler: BatchHandler,
     max_records: int | None = None,
+    on_assigned: PartitionsHook | None = None,
 ) -> "ConsumerWatch":
     """Consume `topics` in batches; offsets are committed only after `handler` returns.
     The group id takes the topic prefix too: deployments (and tests) that share a cluster under
     different prefixes must not share consumer groups, or one's members rebalance the other's.
-    Dead letters name the consumer without the prefix, as the handlers' own do."""
+    Dead letters name the consumer without the prefix, as the handlers' own do.
+    `on_assigned` is told the partitions each rebalance gives this consumer that it did not
+    hold before (all of them the first time), before it reads from them."""
     group = settings.topic_prefix + group_id
     subscriber = broker.subscriber(
         *topics,
@@ -87,6 +92,7 @@ def subscribe_batches(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=max_records or settings.max_poll_records,
         max_poll_interval_ms=settings.max_poll_interval_ms,
+        listener=None if on_assigned is None else NewPartitions(on_assigned),
     )
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER
@@ -112,6 +118,22 @@ def subscribe_batches(
             watch.batch_started = None
 
     return watch
+
+
+class NewPartitions(ConsumerRebalanceListener):
+    """Calls `hook` with the partitions an assignment adds to the last one."""
+
+    def __init__(self, hook: PartitionsHook):
+        self.hook = hook
+        self.held: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass  # every rebalance revokes all, and most come back: compare with what is assigned
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        new, self.held = set(assigned) - self.held, set(assigned)
+        if new:
+            self.hook(new)
 
 
 # The consumers each broker runs, for readiness and lag (a broker is one service's).

@@ -9,7 +9,10 @@ import time
 import pytest
 
 from contracts import Platform
-from services.publishers.limits import ANY_ENDPOINT, PLATFORM_CAPS, POLLER_SHARES, Cap, EndpointLimits, hard_cap
+from services.publishers.limits import (
+    ANY_ENDPOINT, PLATFORM_CAPS, POLLER_SHARES, SAFETY_MARGIN, Cap, EndpointLimits, hard_cap,
+    idle,
+)
 
 
 @pytest.mark.parametrize("platform, endpoint", [(p, e) for p, caps in PLATFORM_CAPS.items() for e in caps])
@@ -105,3 +108,134 @@ def test_a_catch_all_cap_and_pauses():
     assert 0 < limits.paused_for("acct") <= 0.05
     time.sleep(0.06)
     assert limits.paused_for("acct") == 0.0
+
+
+class FakeClock:
+    """The handover's clock: moved by hand (the limiters' own waits run on the loop's)."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def calls_in_windows(times: list[float], period: float) -> int:
+    """The most calls in any window of `period` (delays on a busy machine only spread them)."""
+    return max(sum(1 for u in times if t <= u <= t + period) for t in times)
+
+
+async def test_a_tiktok_init_cap_taken_on_at_a_handover_starts_spent_and_one_a_period_later_does_not():
+    clock = FakeClock()
+    limits = EndpointLimits(EndpointLimits.for_platform(Platform.TIKTOK).caps, clock=clock)
+    limits.took_on_partitions()  # the first assignment, at the start, or a rebalance
+    assert not limits.limiter("right-after", "video_init").has_capacity(), "another may have just spent it"
+    clock.now += 10.0  # an init's interval is 10.2 s
+    assert not limits.limiter("ten-seconds-after", "video_init").has_capacity()
+    clock.now += 51.0  # the account's calls have been here for a period: nobody else spends its budget
+    assert limits.limiter("a-minute-after", "video_init").has_capacity()
+
+
+async def test_a_limiter_made_after_a_handover_waits_only_what_is_left_of_the_interval():
+    clock = FakeClock()
+    limits = EndpointLimits({"video_init": Cap(3, 0.3)}, clock=clock)  # 0.102 s apart
+    limits.took_on_partitions()
+    clock.now += 0.06
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with limits.slot("acct", "video_init"):
+        waited = loop.time() - started
+    assert 0.03 <= waited < 0.095  # 0.042 s, not the whole interval
+
+
+@pytest.mark.parametrize("cap", [Cap(3, 0.3), Cap(6, 0.3, burst=3)])
+async def test_a_limiter_made_at_a_handover_waits_one_interval_and_keeps_the_cap_across_both_processes(cap):
+    loop = asyncio.get_running_loop()
+    interval = 1 / (hard_cap(cap).max_rate / hard_cap(cap).time_period)
+    before = EndpointLimits({"video_init": cap})  # the process that had the account until now
+    times = []
+    for _ in range(cap.calls - 1):
+        async with before.slot("acct", "video_init"):
+            times.append(loop.time())
+    after = EndpointLimits({"video_init": cap})
+    after.took_on_partitions()
+    started = loop.time()
+    for _ in range(cap.calls):
+        async with after.slot("acct", "video_init"):
+            times.append(loop.time())
+    assert times[cap.calls - 1] - started >= interval * 0.99, "the first call waits one interval"
+    assert calls_in_windows(times, cap.period) <= cap.calls
+
+
+async def test_limiters_held_are_spent_again_when_partitions_are_taken_on():
+    clock = FakeClock()
+    limits = EndpointLimits({"video_init": Cap(3, 0.3)}, clock=clock)
+    limiter = limits.limiter("acct", "video_init")
+    assert limiter.has_capacity()
+    limits.took_on_partitions()  # the account's partition may have been away and come back
+    assert not limiter.has_capacity()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with limits.slot("acct", "video_init"):
+        assert loop.time() - started >= 0.1  # one interval (0.3 / 3 and the margin)
+
+
+async def test_instagram_reports_its_usage_so_its_caps_start_unspent():
+    limits = EndpointLimits.for_platform(Platform.INSTAGRAM)
+    limits.took_on_partitions()
+    limiter = limits.limiter("acct", "media")
+    assert limiter.has_capacity(limiter.max_rate), "no call waits at a handover"
+    assert limits.handover_at is None
+    tiktok = EndpointLimits.for_platform(Platform.TIKTOK)
+    tiktok.took_on_partitions()
+    assert tiktok.handover_at is not None  # TikTok's do start spent
+
+
+async def test_the_least_recently_used_idle_limiter_makes_room():
+    limits = EndpointLimits({"video_init": Cap(3, 0.3)}, max_entries=2)
+    async with limits.slot("busy", "video_init"):  # its bucket drains for an interval and more
+        pass
+    unused = limits.limiter("unused", "video_init")
+    busy = limits.limiter("busy", "video_init")  # used after `unused`, though added before it
+    limits.limiter("new", "video_init")
+    assert limits.limiter("busy", "video_init") is busy
+    assert set(limits._limiters) == {("busy", "video_init"), ("new", "video_init")}
+    assert limits.limiter("unused", "video_init") is not unused
+
+
+async def test_limiters_still_draining_are_kept_over_the_bound_until_they_drain():
+    cap = Cap(3, 0.3)
+    limits = EndpointLimits({"video_init": cap}, max_entries=2)
+    held = []
+    for account in ("a", "b"):
+        async with limits.slot(account, "video_init"):
+            held.append(limits.limiter(account, "video_init"))
+    limits.limiter("c", "video_init")
+    assert len(limits._limiters) == 3, "a fresh limiter for a or b would let their next call through at once"
+    assert [limits._limiters[(a, "video_init")] for a in ("a", "b")] == held
+    await asyncio.sleep(2.1 * cap.period / cap.calls * (1 + SAFETY_MARGIN))  # empty for an interval
+    limits.limiter("d", "video_init")
+    assert set(limits._limiters) == {("c", "video_init"), ("d", "video_init")}
+
+
+async def test_a_limiter_with_a_waiter_is_kept_even_when_the_loop_was_held_up():
+    limits = EndpointLimits({"video_init": Cap(3, 0.3)}, max_entries=1)
+    limiter = limits.limiter("acct", "video_init")
+    await limiter.acquire()
+    waiting = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)  # it waits for the next interval
+    time.sleep(0.25)  # noqa: ASYNC251 - a loop held up: the bucket drains, the waiter does not run
+    limits.limiter("other", "video_init")
+    assert limits.limiter("acct", "video_init") is limiter
+    await waiting
+
+
+async def test_a_bucket_that_has_just_emptied_is_not_idle():
+    """As a woken waiter leaves it: no longer waiting, its call not yet on the level."""
+    limiter = hard_cap(Cap(3, 0.3))  # one call per 0.102 s
+    await limiter.acquire()
+    await asyncio.sleep(0.11)
+    assert limiter.has_capacity()  # leaked to empty, as of now
+    assert not idle(limiter)
+    await asyncio.sleep(0.11)
+    assert idle(limiter)

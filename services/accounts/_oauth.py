@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from contracts import Platform
-from services.runtime import OAuthApp
+from services.runtime import OAuthApp, retry_after_seconds
 
 from ._errors import OAuthError, OAuthFailure
 from ._model import Credential, TokenGrant
@@ -95,16 +95,11 @@ class _Base:
         if response.status_code >= 500 or response.status_code == 429:
             raise OAuthError(OAuthFailure.TRANSIENT, f"http_{response.status_code}",
                              f"{self.platform.value} {what} answered {response.status_code}",
-                             _retry_after(response))
+                             retry_after_seconds(response))
         return response.status_code, body
 
     def _secrets(self, *values: str | None) -> tuple[str | None, ...]:
         return (self.app.client_secret, *values)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else None
 
 
 def _oauth2_error(platform: Platform, status: int, body: Any, secrets: tuple[str | None, ...]) -> OAuthError:

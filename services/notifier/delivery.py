@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -13,7 +11,12 @@ import asyncpg
 import httpx
 
 from services.queue.domain import RetryPolicy
-from services.runtime import Background, NotifierSettings, wait_or_timeout
+from services.runtime import (
+    Background,
+    NotifierSettings,
+    retry_after_seconds,
+    wait_or_timeout,
+)
 
 from . import store
 from .webhooks import Webhook, body_for
@@ -163,24 +166,3 @@ class DeliveryLoop(Background):
             except Exception:
                 log.exception("alert delivery failed; retrying")
                 await asyncio.sleep(ERROR_PAUSE_SECONDS)
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """A receiver's `Retry-After`, in seconds from now: a number, or an HTTP date; None if absent
-    or unreadable."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)

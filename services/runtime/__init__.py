@@ -12,6 +12,7 @@ from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
 from ._messaging import Outgoing, Record, dead_letter_for, dead_letter_of, group_by_key, map_by_key, publish_all
+from ._retry_after import retry_after_seconds
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
 from ._settings import (
     SANDBOX_OAUTH_SECRET,
@@ -85,6 +86,7 @@ __all__ = [
     "migration_files",
     "open_database",
     "publish_all",
+    "retry_after_seconds",
     "run_checks",
     "run_until_signalled",
     "scrub",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
@@ -25,6 +23,7 @@ from contracts import (
     RemoteHandle,
     normalise_hashtags,
 )
+from services.runtime import retry_after_seconds
 
 if TYPE_CHECKING:
     from ._journal import Journal
@@ -280,22 +279,6 @@ def unexpected_response(response: httpx.Response, what: str) -> PlatformError:
     if status == 401:
         return PlatformError(ErrorClass.AUTH, "http_401", f"{what}: unauthorized")
     return PlatformError(ErrorClass.PERMANENT, f"http_{status}", f"{what}: unexpected reply {status}")
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` as seconds, whether given as a number or an HTTP date."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
 
 
 def caption_text(caption: str, hashtags: list[str]) -> str:

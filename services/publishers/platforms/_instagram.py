@@ -28,6 +28,7 @@ from contracts import (
 )
 
 from services.quotas import PublishingLimit
+from services.runtime import retry_after_seconds
 
 from ..limits import EndpointLimits
 from ._base import (
@@ -44,7 +45,6 @@ from ._base import (
     json_body,
     repeatable,
     require_kind,
-    retry_after_seconds,
     send,
     unexpected_response,
     with_retries,

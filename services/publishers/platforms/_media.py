@@ -39,7 +39,9 @@ from httpx_aiohttp import AiohttpTransport
 
 from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
-from ._base import PlatformError, retry_after_seconds, transport_failure
+from services.runtime import retry_after_seconds
+
+from ._base import PlatformError, transport_failure
 
 READ_SIZE = 1024 * 1024
 VIDEO_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",

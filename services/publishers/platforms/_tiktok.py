@@ -38,6 +38,8 @@ from contracts import (
     RemoteHandle,
 )
 
+from services.runtime import retry_after_seconds
+
 from ..limits import EndpointLimits
 from ._base import (
     Accepted,
@@ -53,7 +55,6 @@ from ._base import (
     json_body,
     release_response,
     require_kind,
-    retry_after_seconds,
     send,
     unexpected_response,
     with_retries,

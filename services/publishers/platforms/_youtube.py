@@ -34,6 +34,7 @@ from contracts import (
 )
 
 from services.quotas import next_reset
+from services.runtime import retry_after_seconds
 
 from ..limits import EndpointLimits
 from ._base import (
@@ -49,7 +50,6 @@ from ._base import (
     release_response,
     repeatable,
     require_kind,
-    retry_after_seconds,
     send,
     unexpected_response,
     with_retries,

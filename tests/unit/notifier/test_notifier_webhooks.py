@@ -1,10 +1,9 @@
 """The notifier's webhooks: refused at start if httpx could not send to them, Slack bodies
-Slack takes (and cannot be made to ping), a receiver's Retry-After, no webhook URL in the logs."""
+Slack takes (and cannot be made to ping), no webhook URL in the logs."""
 
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import datetime, timezone
 
 import httpx
 import orjson
@@ -82,23 +81,6 @@ def test_alert_text_is_escaped_so_it_cannot_ping_or_link_in_slack():
 def test_json_bodies_are_unchanged():
     a = alert("<!channel> & more")
     assert body_for(a, Webhook("ops", "https://h/x"), None)["message"] == "<!channel> & more"
-
-
-@pytest.mark.parametrize("header, expected", [
-    ("120", 120.0), ("0", 0.0), ("-5", 0.0), ("soon", None), ("nan", None), (None, None),
-])
-def test_retry_after_is_read_as_seconds(header, expected):
-    from services.notifier.delivery import retry_after_seconds
-
-    headers = {"retry-after": header} if header is not None else {}
-    assert retry_after_seconds(httpx.Response(429, headers=headers)) == expected
-
-
-def test_retry_after_as_an_http_date():
-    from services.notifier.delivery import retry_after_seconds
-
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=300), usegmt=True)
-    assert 290 <= retry_after_seconds(httpx.Response(429, headers={"retry-after": when})) <= 301
 
 
 async def test_no_webhook_url_reaches_the_logs_but_other_requests_are_logged_as_before(caplog):

@@ -1,6 +1,7 @@
 """Consumer lag that is right on Apache Kafka and on the local broker.
 
-lag(partition) = high watermark − committed offset (the log start when nothing is committed).
+lag(partition) = high watermark − position, the position being the committed offset, or the log
+start when nothing is committed or the committed offset is below it.
 
 The high watermark is read from a fetch response: seek to `end_offsets − 1` and fetch. On
 Apache Kafka `end_offsets` is the log end already, and the fetch returns the same figure; the
@@ -95,13 +96,15 @@ class LagProbe:
         marks = await self.high_watermarks(partitions)
         starts = await self._consumer.beginning_offsets(partitions)
         committed = await self.committed(group, partitions)
-        lags = {}
-        for tp in partitions:
-            offset = committed.get(tp, -1)
-            # nothing committed yet: the group starts at the log start (auto_offset_reset=earliest)
-            position = offset if offset >= 0 else starts[tp]
-            lags[tp] = max(0, marks[tp] - position)
-        return lags
+        return {tp: partition_lag(marks[tp], committed.get(tp, -1), starts[tp]) for tp in partitions}
+
+
+def partition_lag(high_watermark: int, committed: int, log_start: int) -> int:
+    """Records the group has still to read. Nothing committed (-1), or a committed offset below
+    the log start (records deleted by retention, a recreated topic): the group resumes at the log
+    start (auto_offset_reset=earliest), so that is its position."""
+    position = max(committed, log_start)
+    return max(0, high_watermark - position)
 
 
 async def measure_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[TopicPartition, int]:

@@ -43,8 +43,9 @@ async def store_alerts(conn: asyncpg.Connection, alerts: Sequence[AdminAlert], h
 
 
 async def store_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLetter]) -> list[tuple[int, DeadLetter]]:
-    """Keep each dead letter once (by consumer and source position, or for a message never
-    consumed, by its failure time and payload); returns (id, letter) of the new."""
+    """Keep each dead letter once (by consumer, source position and the record's key and
+    payload, or for a message never consumed, by its failure time and payload); returns
+    (id, letter) of the new."""
     stored = []
     for letter in letters:
         row_id = await conn.fetchval(
@@ -52,7 +53,7 @@ async def store_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLet
                                          source_offset, key, payload, headers, failed_at, truncated,
                                          payload_bytes)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
-               ON CONFLICT DO NOTHING  -- kept already: its source position, or (never consumed) its failure
+               ON CONFLICT DO NOTHING  -- kept already: its source record, or (never consumed) its failure
                RETURNING id""",
             letter.consumer, letter.reason, letter.message, letter.source_topic, letter.source_partition,
             letter.source_offset, _b64(letter.key_base64), _b64(letter.payload_base64),

@@ -127,6 +127,26 @@ async def test_a_dead_letter_read_twice_is_kept_once_even_without_a_source_posit
     assert (len(first), redelivered, len(later), rows) == (2, [], 1, 3)
 
 
+async def test_a_new_record_at_a_reused_source_position_is_kept_and_a_copy_of_one_is_not(pool):
+    from services.notifier.store import store_dead_letters
+
+    at = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    before = DeadLetter(reason="invalid_json", message="m", consumer="queue.planned", source_topic="post.planned",
+                        source_partition=0, source_offset=7, key_base64="YQ==", payload_base64="b25l", failed_at=at)
+    # the topic deleted and recreated: offsets from 0 again, another record failing at offset 7
+    after = before.model_copy(update={"payload_base64": "dHdv", "failed_at": at + timedelta(days=1)})
+    other_key = before.model_copy(update={"key_base64": "Yg=="})
+    no_key = before.model_copy(update={"key_base64": None})
+    empty_key = before.model_copy(update={"key_base64": ""})
+    # the record failing again before its offset was committed: the same record, a new failure time
+    failed_again = before.model_copy(update={"failed_at": at + timedelta(minutes=1)})
+    async with pool.acquire() as conn:
+        first = await store_dead_letters(conn, [before, after, other_key, no_key, empty_key])
+        copies = await store_dead_letters(conn, [before, failed_again, after, other_key, no_key, empty_key])
+        rows = await conn.fetchval("SELECT count(*) FROM dead_letters")
+    assert (len(first), copies, rows) == (5, [], 5)
+
+
 async def test_copies_kept_before_the_unconsumed_index_are_dropped_when_it_is_built(database_url):
     from datetime import datetime, timezone
 
@@ -332,3 +352,31 @@ async def test_a_429_is_retried_no_sooner_than_its_retry_after(database_url):
         await pool.close()
     assert row["last_error"] == "HTTP 429"
     assert row["next_attempt_at"] >= before + timedelta(seconds=119), row["next_attempt_at"]
+
+
+async def test_a_webhook_failing_every_send_is_given_up_after_the_max_attempts(database_url):
+    from services.notifier.webhooks import Webhook
+
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        if request.url.path == "/crash":
+            raise httpx.RemoteProtocolError("server disconnected")
+        return httpx.Response(500)
+
+    hooks = [Webhook("crash", "https://hooks.example/crash"), Webhook("down", "https://hooks.example/down")]
+    pool, http, loop = await delivery_loop(database_url, hooks, handler, max_delivery_attempts=3)
+    try:
+        await stored(pool, [alert()], hooks)
+        for _ in range(50):  # each retry is due within moments (a 10 ms base); more sends would show
+            await loop.deliver_due()
+            await asyncio.sleep(0.05)
+        rows = {webhook: row for (_, webhook), row in (await deliveries(pool)).items()}
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert sorted(sent) == ["/crash"] * 3 + ["/down"] * 3, sent
+    assert rows["crash"]["last_error"] == "RemoteProtocolError" and rows["down"]["last_error"] == "HTTP 500"
+    for row in rows.values():
+        assert (row["attempts"], row["next_attempt_at"], row["delivered_at"]) == (3, None, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -55,18 +55,14 @@ async def replay(conn: asyncpg.Connection, producer: AIOKafkaProducer, letter_id
     not counted, and noted in `failed` (id: why); the others are sent and counted. Without
     `failed`, ReplayFailed is raised once every other letter was sent. `topics`, if given, are
     the topics that exist: a letter for another is not sent (a producer could create it)."""
-    page = page or REPLAY_PAGE
     ids = sorted(set(letter_ids))
-    replayed: list[int] = []
-    truncated: list[int] = []
-    failures: dict[int, str] = {} if failed is None else failed
-    for start in range(0, len(ids), page):
-        rows = await conn.fetch("SELECT * FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id",
-                                ids[start:start + page])
-        await _replay_rows(conn, producer, rows, replayed, truncated, failures, topics)
-    if failed is None and failures:
-        raise ReplayFailed(failures)
-    return replayed, truncated
+
+    async def pages(size: int) -> AsyncIterator[Sequence[asyncpg.Record]]:
+        for start in range(0, len(ids), size):
+            yield await conn.fetch("SELECT * FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id",
+                                   ids[start:start + size])
+
+    return await _replay_pages(conn, producer, pages, page, failed, topics)
 
 
 async def replay_unreplayed(conn: asyncpg.Connection, producer: AIOKafkaProducer, up_to: int, *,
@@ -75,19 +71,29 @@ async def replay_unreplayed(conn: asyncpg.Connection, producer: AIOKafkaProducer
     """`replay` of every letter not replayed yet up to id `up_to` (taken before: the letters its
     own replays bring back are newer, and not sent again), `page` at a time in id order. A letter
     that cannot be sent is skipped (and left not replayed), as in `replay`."""
-    page = page or REPLAY_PAGE
+
+    async def pages(size: int) -> AsyncIterator[Sequence[asyncpg.Record]]:
+        after = 0  # each page read once the one before was replayed: by id, not by offset
+        while rows := await conn.fetch(
+                """SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id > $1 AND id <= $2
+                   ORDER BY id LIMIT $3""", after, up_to, size):
+            yield rows
+            after = rows[-1]["id"]
+
+    return await _replay_pages(conn, producer, pages, page, failed, topics)
+
+
+async def _replay_pages(conn: asyncpg.Connection, producer: AIOKafkaProducer,
+                        pages: Callable[[int], AsyncIterator[Sequence[asyncpg.Record]]], page: int | None,
+                        failed: dict[int, str] | None,
+                        topics: Collection[str] | None) -> tuple[list[int], list[int]]:
+    """What `replay` and `replay_unreplayed` share: each page of `pages(size)` sent (and counted)
+    before the next is read; the ids replayed and truncated; ReplayFailed without `failed`."""
     replayed: list[int] = []
     truncated: list[int] = []
     failures: dict[int, str] = {} if failed is None else failed
-    after = 0
-    while True:
-        rows = await conn.fetch(
-            """SELECT * FROM dead_letters WHERE replayed_at IS NULL AND id > $1 AND id <= $2
-               ORDER BY id LIMIT $3""", after, up_to, page)
-        if not rows:
-            break
+    async for rows in pages(page or REPLAY_PAGE):
         await _replay_rows(conn, producer, rows, replayed, truncated, failures, topics)
-        after = rows[-1]["id"]
     if failed is None and failures:
         raise ReplayFailed(failures)
     return replayed, truncated

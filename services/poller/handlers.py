@@ -23,6 +23,7 @@ from contracts import (
 )
 from services.publishers.credentials import TokenSource, with_token
 from services.publishers.platforms import PlatformClient, PlatformError, StatusReport
+from services.publishers.status_reads import read_refused_for_good, status_of_failed_read
 from services.quotas import QuotaLedger, QuotaRule, status_check_costs
 from services.runtime import (
     Outgoing,
@@ -146,18 +147,12 @@ class PollHandlers:
                                     lambda token: client.check_status(request.remote_handle, token,
                                                                       request.account_id))
         except PlatformError as error:
-            # A failed look is not a failed post: only a state the platform reports (a
-            # StatusReport FAILED from the client) fails a target. A read refused for good (a 403
-            # on the read, a proxy's page, a changed API's 400) says nothing of the post: it is
-            # still processing as far as we know, and the queue's processing deadline bounds it.
-            if error.error_class is ErrorClass.PERMANENT:
+            # still processing as far as we know: the queue's processing deadline bounds it
+            if read_refused_for_good(error):
                 log.warning("status of %s on %s unreadable: %s: %s", request.target_id,
                             request.platform.value, error.code, error.message)
-                return StatusReport(ObservedState.PROCESSING,
-                                    detail=f"status_unreadable: {error.code}: {error.message}")
-            # transient, rate-limited, quota or auth (with_token refreshed, then marked the
-            # account for reconnecting): check again later
-            return StatusReport(ObservedState.PROCESSING, detail=f"{error.code}: status unknown")
+            # (an auth failure: with_token refreshed, then marked the account for reconnecting)
+            return status_of_failed_read(error)
         except Exception as exc:
             log.exception("status check of %s failed unexpectedly", request.target_id)
             return StatusReport(ObservedState.PROCESSING, detail=f"internal_error: {type(exc).__name__}")

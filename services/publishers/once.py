@@ -33,6 +33,7 @@ from .app import media_policy, platform_client, preflight_for
 from .credentials import StoredTokens, TokenSource
 from .platforms import Accepted, MemoryJournal, PlatformError, Published, media_client
 from .platforms._media import is_video
+from .status_reads import read_refused_for_good, status_of_failed_read
 
 RETRIED = (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
 
@@ -150,18 +151,17 @@ async def _follow(client, handle: RemoteHandle, token: str, account_id: str, dea
         try:
             report = await client.check_status(handle, token, account_id)
         except PlatformError as error:
-            if error.error_class is ErrorClass.PERMANENT:  # a failed look, not a failed post
-                outcome.status, outcome.detail = "processing", f"status_unreadable: {error.code}: {error.message}"
+            report = status_of_failed_read(error)  # a failed look, not a failed post
+            if read_refused_for_good(error):  # asking again cannot tell more
+                outcome.status, outcome.detail = "processing", report.detail
                 return outcome
-            outcome.detail = f"{error.code}: status unknown"
-        else:
-            outcome.detail = report.detail
-            if report.state is ObservedState.PUBLISHED:
-                outcome.status, outcome.url = "published", report.url
-                return outcome
-            if report.state is ObservedState.FAILED:
-                outcome.error = report.error
-                return outcome
+        outcome.detail = report.detail
+        if report.state is ObservedState.PUBLISHED:
+            outcome.status, outcome.url = "published", report.url
+            return outcome
+        if report.state is ObservedState.FAILED:
+            outcome.error = report.error
+            return outcome
         if time.monotonic() + interval > deadline:
             outcome.status = "processing"
             return outcome

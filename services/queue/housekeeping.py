@@ -43,24 +43,33 @@ BATCH = 10_000  # short transactions, so pruning never holds up the consumers
 # The finished statuses of a target whose remote handles may go: nothing re-arms them.
 _FINISHED = "('cancelled', 'posted')"
 
+
+def _older(column: str) -> str:
+    """`column` further back than the retention ($1, in seconds)."""
+    return f"{column} < now() - make_interval(secs => $1)"
+
+
+def _batch_of(table: str, where: str, join: str = "") -> str:
+    """A DELETE of at most a batch ($2) of `table`'s rows that `where` picks. By ctid: a row
+    changed meanwhile (a letter replayed, a handle written again) is a new version, which the
+    delete then leaves. Only ever built from this module's constants, never from input."""
+    rows = f"{table} {join}" if join else table
+    return f"""DELETE FROM {table} WHERE ctid IN (
+        SELECT {table}.ctid FROM {rows} WHERE {where} LIMIT $2)"""
+
+
 # What each retention deletes, a batch at a time: $1 is the retention in seconds, $2 the batch.
-# Each reads an index on its time column (migrations 004, 013). By ctid: a row changed meanwhile
-# (a letter replayed, a handle written again) is a new version, which the delete then leaves.
+# Each reads an index on its time column (migrations 004, 013).
 _PRUNE = {
-    "inbox": """DELETE FROM inbox WHERE ctid IN (
-        SELECT ctid FROM inbox WHERE seen_at < now() - make_interval(secs => $1) LIMIT $2)""",
-    "attempts": """DELETE FROM attempts WHERE ctid IN (
-        SELECT ctid FROM attempts WHERE at < now() - make_interval(secs => $1) LIMIT $2)""",
-    "dead_letters_unreplayed": """DELETE FROM dead_letters WHERE ctid IN (
-        SELECT ctid FROM dead_letters
-        WHERE replayed_at IS NULL AND stored_at < now() - make_interval(secs => $1) LIMIT $2)""",
-    "dead_letters_replayed": """DELETE FROM dead_letters WHERE ctid IN (
-        SELECT ctid FROM dead_letters
-        WHERE replayed_at IS NOT NULL AND replayed_at < now() - make_interval(secs => $1) LIMIT $2)""",
-    # an alert with its deliveries, once none is still to be tried (the count is of alerts)
-    "alerts": """WITH old AS (
+    "inbox": _batch_of("inbox", _older("seen_at")),
+    "attempts": _batch_of("attempts", _older("at")),
+    "dead_letters_unreplayed": _batch_of("dead_letters", f"replayed_at IS NULL AND {_older('stored_at')}"),
+    "dead_letters_replayed": _batch_of("dead_letters", f"replayed_at IS NOT NULL AND {_older('replayed_at')}"),
+    # an alert with its deliveries, once none is still to be tried (the count is of alerts):
+    # two tables at once, so not by ctid
+    "alerts": f"""WITH old AS (
             SELECT a.alert_id FROM alerts a
-            WHERE a.received_at < now() - make_interval(secs => $1)
+            WHERE {_older('a.received_at')}
               AND NOT EXISTS (SELECT 1 FROM alert_deliveries d
                               WHERE d.alert_id = a.alert_id AND d.next_attempt_at IS NOT NULL)
             LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -69,14 +78,12 @@ _PRUNE = {
         )
         DELETE FROM alerts a USING old WHERE a.alert_id = old.alert_id""",
     # a handle not written for the retention, of a target finished (and unchanged) as long
-    "remote_handles": f"""DELETE FROM remote_handles WHERE ctid IN (
-        SELECT r.ctid FROM remote_handles r JOIN targets t USING (target_id)
-        WHERE r.updated_at < now() - make_interval(secs => $1)
-          AND t.status IN {_FINISHED} AND t.due_at IS NULL
-          AND t.updated_at < now() - make_interval(secs => $1)
-        LIMIT $2)""",
-    "quota_reservations": """DELETE FROM quota_reservations WHERE ctid IN (
-        SELECT ctid FROM quota_reservations WHERE reserved_at < now() - make_interval(secs => $1) LIMIT $2)""",
+    "remote_handles": _batch_of(
+        "remote_handles",
+        f"""{_older('remote_handles.updated_at')}
+          AND t.status IN {_FINISHED} AND t.due_at IS NULL AND {_older('t.updated_at')}""",
+        join="JOIN targets t USING (target_id)"),
+    "quota_reservations": _batch_of("quota_reservations", _older("reserved_at")),
 }
 
 # what Housekeeping prunes, with how long each is kept, in days

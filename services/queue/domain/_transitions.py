@@ -270,7 +270,7 @@ def with_engagement_timer(change: Change, cadence: EngagementCadence) -> Change:
             or state.remote_handle is None):
         return change
     return replace(change, state=replace(state, engagement_checks=0,
-                                         due_at=_collection_due(state, 0, cadence)))
+                                         due_at=_collection_due(state, 0, collection_ages(state, cadence))))
 
 
 def on_engagement_due(state: TargetState, now: datetime, cadence: EngagementCadence) -> Change | None:
@@ -285,12 +285,11 @@ def on_engagement_due(state: TargetState, now: datetime, cadence: EngagementCade
     ages = collection_ages(state, cadence)
     if state.published_at is None or state.remote_handle is None or checks >= len(ages):
         return _stop_collecting(state, len(ages))
-    due = _collection_due(state, checks, cadence)
-    assert due is not None
+    due = state.published_at + timedelta(seconds=ages[checks])
     if now < due:  # the ages were changed since this time was set
         return Change(replace(state, version=state.version + 1, due_at=due))
     if now > due + timedelta(seconds=cadence.give_up_after(ages[checks])):
-        return _next_collection(state, cadence)
+        return _next_collection(state, ages)
     return Change(
         replace(state, version=state.version + 1, due_at=now + timedelta(seconds=cadence.lease_seconds)),
         emit=Emit.ENGAGEMENT,
@@ -316,30 +315,31 @@ def on_engagement_observed(
         return None if learnt is state else Change(replace(learnt, version=state.version + 1))
     state = learnt
     if observed.engagement is not None:
-        return replace(_next_collection(state, cadence), emit=Emit.ENGAGEMENT_OBSERVED)
+        return replace(_next_collection(state, ages), emit=Emit.ENGAGEMENT_OBSERVED)
     if observed.error is not None and observed.error.error_class is ErrorClass.PERMANENT:
-        return _next_collection(state, cadence)
+        return _next_collection(state, ages)
     # as late again as it is already (1, 2, 4 … minutes): a post gone from the platform (a read
     # that says "not listed" until the collection is given up) is read a dozen times, not once
     # a minute for a day, each read the platform's quota
-    due = _collection_due(state, checks, cadence)
+    due = _collection_due(state, checks, ages)
     late = (now - due).total_seconds() if due is not None else 0.0
     wait = max(cadence.retry_seconds, late, (observed.error.retry_after_sec or 0.0) if observed.error else 0.0)
     return Change(replace(state, version=state.version + 1, due_at=now + timedelta(seconds=wait)))
 
 
-def _next_collection(state: TargetState, cadence: EngagementCadence) -> Change:
+# The helpers below take the post's `collection_ages`, computed once by the transition that
+# calls them: what a transition changes (the count, the URL) leaves those ages as they were.
+def _next_collection(state: TargetState, ages: tuple[float, ...]) -> Change:
     checks = state.engagement_checks + 1
     return Change(replace(state, version=state.version + 1, engagement_checks=checks,
-                          due_at=_collection_due(state, checks, cadence)))
+                          due_at=_collection_due(state, checks, ages)))
 
 
 def _stop_collecting(state: TargetState, checks: int) -> Change:
     return Change(replace(state, version=state.version + 1, engagement_checks=checks, due_at=None))
 
 
-def _collection_due(state: TargetState, checks: int, cadence: EngagementCadence) -> datetime | None:
-    ages = collection_ages(state, cadence)
+def _collection_due(state: TargetState, checks: int, ages: tuple[float, ...]) -> datetime | None:
     if state.published_at is None or checks >= len(ages):
         return None
     return state.published_at + timedelta(seconds=ages[checks])

@@ -4,8 +4,9 @@ engagement.observed and slot.changed in, the planner's store updated.
 A batch of events is planned in one transaction: the accounts and posts it touches are locked
 (so two replicas never plan one account, or one post, at once), what is already planned for
 them is read, their readings are refreshed where stale, every event is planned, and the new
-slots are stored. An event reusing a planned post's upstream id for other accounts is
-rejected (`upstream_id_reused`): the queue stores a post's targets once.
+slots are stored. An event reusing a planned post's upstream id for other accounts, or with
+other content, is rejected (`upstream_id_reused`): the queue stores a post's targets and
+content once.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class PlannerHandlers:
                 strategy=self.strategy, limits=self.limits,
                 calendars=await store.calendars(conn, keys, now - CALENDAR_LOOKBACK),
                 planned=planned.slots, posts=planned.targets,
+                contents=await store.planned_contents(conn, planned.targets),
             )
             stale = self.readings.stale(keys)
             if stale:

@@ -13,9 +13,9 @@ from datetime import datetime
 
 import asyncpg
 
-from contracts import ContentType, Platform, SlotChanged
+from contracts import ContentType, Platform, PostContent, PostPlanned, SlotChanged
 
-from .domain import AccountKey, ChosenTime, Reading
+from .domain import AccountKey, ChosenTime, PostedContent, Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,27 @@ async def planned_posts(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUID])
         slots[r["target_id"]] = ChosenTime(r["slot_at"], r["expected_engagement"], r["strategy"])
         targets.setdefault(r["post_id"], set()).add((Platform(r["platform"]), r["account_id"]))
     return PlannedPosts(slots, {p: frozenset(keys) for p, keys in targets.items()})
+
+
+async def planned_contents(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PostedContent]:
+    """What each planned post was planned to post: the post.planned kept until the queue has
+    it, then the queue's own record of the post (the content it keeps, each target's text)."""
+    post_ids = list(set(post_ids))
+    if not post_ids:
+        return {}
+    found = {r["post_id"]: PostedContent.of(PostPlanned.from_bytes(bytes(r["payload"]))) for r in await conn.fetch(
+        "SELECT post_id, payload FROM planner_unconfirmed WHERE post_id = ANY($1::uuid[])", post_ids)}
+    # the queue's posts and targets, read as it stores them (content as text: whatever the codec)
+    rows = await conn.fetch(
+        """SELECT p.post_id, p.content::text AS content, t.platform, t.account_id, t.caption, t.hashtags
+           FROM posts p JOIN targets t USING (post_id)
+           WHERE p.post_id = ANY($1::uuid[]) AND NOT p.post_id = ANY($2::uuid[])""",
+        post_ids, list(found))
+    queued: dict[uuid.UUID, tuple[PostContent, dict[AccountKey, tuple[str, tuple[str, ...]]]]] = {}
+    for r in rows:
+        content, texts = queued.setdefault(r["post_id"], (PostContent.model_validate_json(r["content"]), {}))
+        texts[(Platform(r["platform"]), r["account_id"])] = (r["caption"], tuple(r["hashtags"]))
+    return found | {post_id: PostedContent(content, texts) for post_id, (content, texts) in queued.items()}
 
 
 async def calendars(

@@ -10,7 +10,14 @@ No I/O and no clock reads: callers pass `now`, the account's readings and what i
   with daylight-saving time done right.
 """
 
-from ._context import PLANNING_HORIZON_DAYS, AccountKey, AccountReadings, ChosenTime, PlanningContext
+from ._context import (
+    PLANNING_HORIZON_DAYS,
+    AccountKey,
+    AccountReadings,
+    ChosenTime,
+    PlanningContext,
+    PostedContent,
+)
 from ._default_audiences import DEFAULT_AUDIENCES
 from ._estimate import Estimate, LearningSettings, Prior, Reading, accumulated, estimate, prior_for
 from ._hour_of_week import (
@@ -64,6 +71,7 @@ __all__ = [
     "LearnedStrategy",
     "LearningSettings",
     "PlanningContext",
+    "PostedContent",
     "PlanningRejected",
     "PlatformLimits",
     "Prior",

@@ -8,7 +8,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from contracts import Platform
+from contracts import Platform, PostContent, PostPlanned
 
 from ._estimate import Reading
 from ._rules import UNLIMITED, PlatformLimits
@@ -26,6 +26,19 @@ class ChosenTime:
 
 
 @dataclass(frozen=True, slots=True)
+class PostedContent:
+    """What the queue keeps of a post as first planned: its content, each target's text."""
+
+    content: PostContent
+    texts: Mapping[AccountKey, tuple[str, tuple[str, ...]]]  # (caption, hashtags) per target
+
+    @classmethod
+    def of(cls, planned: PostPlanned) -> PostedContent:
+        return cls(planned.content, {(t.platform, t.account_id): (t.caption, tuple(t.hashtags))
+                                     for t in planned.targets})
+
+
+@dataclass(frozen=True, slots=True)
 class AccountReadings:
     """An account's engagement readings; `key` changes whenever they do."""
 
@@ -40,8 +53,9 @@ class PlanningContext:
     `calendars` holds the slots already planned per platform account (UTC epoch seconds,
     sorted), `planned` the targets planned before (a replayed event gets the very same
     slots), `posts` the platform accounts each post was planned for (an event reusing its
-    upstream id with other targets is refused); planning adds each new slot and post to them,
-    so the next event of the batch sees it.
+    upstream id with other targets is refused), `contents` what each was planned to post (one
+    with other content is refused too); planning adds each new slot and post to them, so the
+    next event of the batch sees it.
     """
 
     strategy: Strategy = field(default_factory=HeuristicStrategy)
@@ -50,6 +64,7 @@ class PlanningContext:
     readings: Mapping[AccountKey, AccountReadings] = field(default_factory=dict)
     planned: dict[uuid.UUID, ChosenTime] = field(default_factory=dict)
     posts: dict[uuid.UUID, frozenset[AccountKey]] = field(default_factory=dict)
+    contents: dict[uuid.UUID, PostedContent] = field(default_factory=dict)
     horizon_days: float = PLANNING_HORIZON_DAYS
 
     def calendar(self, key: AccountKey) -> list[float]:

@@ -28,9 +28,11 @@ they place the account's hours and its level, but leave the level as uncertain a
 quickly, for all hours at once, instead of bending the profile at the hours it posted at.
 Readings lose weight with age (`half_life_days`), so a shifting audience is followed. A reading
 taken early (1 h) is projected to the reference age along the population's accumulation curve
-and weighs less. Rates are per audience member, so a growing audience does not make later
-hours look better. Readings are pooled per hour of the week and content type before the
-Gaussian process update, so the cost grows with the hours posted at, not with the readings.
+and weighs less. `expected` is corrected by what the account's mature posts of the type earned
+against the posterior itself (`_calibration`). Rates are per audience member, so a growing
+audience does not make later hours look better. Readings are pooled per hour of the week and
+content type before the Gaussian process update, so the cost grows with the hours posted at,
+not with the readings.
 """
 
 from __future__ import annotations
@@ -80,10 +82,12 @@ class LearningSettings:
     peak_day_bonus: float = 0.12  # log factor for its peak days
     reference_age_seconds: float = 86_400.0  # estimates are of engagement at this age
     accumulation_seconds: float = 6 * 3600.0  # engagement builds like 1 - exp(-age / this)
-    # Picking the best-looking hour favours hours whose estimate happens to be high, so what
-    # a chosen slot earns falls short of its estimate. The account's own record of expected
-    # against observed corrects `expected` for that (shrunk to no correction by this many).
+    # What the account's posts earned against what the posterior expects at their hours
+    # corrects `expected` where the log-normal mean misses (shrunk to no correction by this many).
     calibration_strength: float = 10.0
+    # a reading counts for that once it has reached this share of its engagement at the
+    # reference age: a story's last one (23 h, its figures end at 24 h) does, a 1 h one does not
+    calibration_maturity: float = 0.95
 
     def __hash__(self) -> int:
         # the settings key several caches on every plan: hash the fields once
@@ -103,7 +107,9 @@ class Reading:
     rate: float  # interactions per audience member at `age_seconds`
     age_seconds: float
     content_type: ContentType
-    expected: float | None = None  # what the planner expected of the post when it chose it
+    # what the planner expected of the post when it chose it: the record, not evidence (that
+    # estimate's error of level is learnt from the reading itself, see `_calibration`)
+    expected: float | None = None
 
 
 class Estimate:
@@ -310,7 +316,7 @@ def estimate(
         covariance = lambda: prior_covariance(settings) + type_var  # noqa: E731
     else:
         base = prior_covariance(settings)
-        hows, logs, ws, types = _evidence(readings, content_type, platform, now_epoch, settings)
+        hows, logs, ws, types, maturity = _evidence(readings, content_type, platform, now_epoch, settings)
         # readings are pooled per hour and content type: a type's own level is shared by its
         # posts, so a type posted more at one hour must not make that hour look better
         bins = hows * _TYPES + types
@@ -337,7 +343,8 @@ def estimate(
     # one, whose estimate is biased up by about as much: both are left out.
     expected = np.exp(mean + 0.5 * noise_var)
     if readings:
-        expected *= _calibration(readings, now_epoch, settings)
+        expected *= _calibration(expected, hows, logs, ws, types == _TYPE_INDEX[content_type],
+                                 maturity, settings)
     return Estimate(mean, np.sqrt(variance), expected, len(readings), covariance)
 
 
@@ -348,17 +355,27 @@ def _prior_variance(settings: LearningSettings) -> np.ndarray:
     return variance
 
 
-def _calibration(readings: Sequence[Reading], now_epoch: float, settings: LearningSettings) -> float:
-    """Observed over expected engagement of the account's posts read at the reference age."""
-    half_life = settings.half_life_days * _SECONDS_PER_DAY
-    total = weight = 0.0
-    for reading in readings:
-        if reading.expected and reading.age_seconds >= settings.reference_age_seconds:
-            w = 0.5 ** (max(now_epoch - reading.epoch, 0.0) / half_life)
-            total += w * reading.rate / reading.expected
-            weight += w
+def _calibration(
+    expected: np.ndarray, hows: np.ndarray, logs: np.ndarray, ws: np.ndarray, same_type: np.ndarray,
+    maturity: np.ndarray, settings: LearningSettings,
+) -> float:
+    """What the account's mature posts of the estimate's type earned over what the posterior
+    expects at their hours (`expected` before this correction), shrunk towards 1.
+
+    Against the posterior, not what was expected when a post was planned: that estimate's error
+    of level (a new account's prior) has since been learnt by the posterior from these very
+    readings, so dividing by it applied the account's level twice. A reading counts once it
+    is near its engagement at the reference age, projected the rest of the way as in the update
+    (`_evidence`), so a story's last reading, at 23 h, counts as a 24 h one; an early reading
+    does not, as the accumulation curve, not the account, would set most of it. Only the
+    estimate's own type: the others' levels are the posterior's guess through the population's
+    ratio, not what it expects of them.
+    """
+    used = same_type & (maturity >= settings.calibration_maturity)
+    weights = ws[used]
+    ratios = np.exp(logs[used]) / expected[hows[used]]
     strength = settings.calibration_strength
-    return (strength + total) / (strength + weight)
+    return float((strength + np.dot(weights, ratios)) / (strength + weights.sum()))
 
 
 def _noise_variance(
@@ -380,8 +397,9 @@ def _noise_variance(
 def _evidence(
     readings: Sequence[Reading], content_type: ContentType, platform: Platform,
     now_epoch: float, settings: LearningSettings,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(hour of week, projected log rate, weight, content type index) per reading."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hour of week, projected log rate, weight, content type index, share of the reference
+    age's engagement reached) per reading."""
     reference = accumulated(settings.reference_age_seconds, settings)
     target_level = level_of(platform, content_type)
     count = len(readings)
@@ -389,6 +407,7 @@ def _evidence(
     logs = np.empty(count)
     ws = np.empty(count)
     types = np.empty(count, dtype=np.intp)
+    maturity = np.empty(count)
     half_life = settings.half_life_days * _SECONDS_PER_DAY
     for i, reading in enumerate(readings):
         reached = max(accumulated(reading.age_seconds, settings), 1e-6)
@@ -398,5 +417,6 @@ def _evidence(
         types[i] = _TYPE_INDEX[reading.content_type]
         logs[i] = math.log(max(reading.rate, _RATE_FLOOR) * scale)
         since = max(now_epoch - reading.epoch, 0.0)
-        ws[i] = min(reached / reference, 1.0) * 0.5 ** (since / half_life)
-    return hows, logs, ws, types
+        maturity[i] = reached / reference
+        ws[i] = min(maturity[i], 1.0) * 0.5 ** (since / half_life)
+    return hows, logs, ws, types, maturity

@@ -18,7 +18,7 @@ from contracts import (
     target_id_for,
 )
 
-from ._context import AccountKey, ChosenTime, PlanningContext
+from ._context import AccountKey, ChosenTime, PlanningContext, PostedContent
 from ._default_audiences import DEFAULT_AUDIENCES
 from ._rejection import PlanningRejected
 from ._schedule_choice import choose_time, reject_if_closed
@@ -30,9 +30,10 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
 
     Ids derive from the upstream id, and targets in `context.planned` keep their slot, so
     planning the same event twice gives the same message. An event whose upstream id was
-    planned for other platform accounts (`context.posts`) is refused as `upstream_id_reused`
-    and books nothing: the queue keeps a post's targets as first planned. Without a context it
-    plans like the original: the heuristic, no limits.
+    planned for other platform accounts (`context.posts`), or with other content
+    (`context.contents`), is refused as `upstream_id_reused` and books nothing: the queue keeps
+    a post's targets and content as first planned. Without a context it plans like the
+    original: the heuristic, no limits.
     """
     context = context or PlanningContext()
     now = as_utc(now, "now")
@@ -42,8 +43,11 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
     before = context.posts.get(post_id)
     if before is None and any(t in context.planned for t in target_ids):  # a context without `posts`
         before = frozenset(k for k, t in zip(keys, target_ids) if t in context.planned)
+    posted = _posted_content(event)
     if before is not None:
         reject_if_reused(event.upstream_id, before, keys)
+        if post_id in context.contents:
+            reject_if_edited(event.upstream_id, context.contents[post_id], posted)
     else:  # a replay of a plan is never stale
         reject_if_closed(event.schedule, now)
     chosen: list[ChosenTime] = []
@@ -57,17 +61,13 @@ def plan_content(event: ContentSubmitted, now: datetime, context: PlanningContex
     for target, target_id, time in new:  # once the whole event is planned: a rejection keeps none
         context.record((target.platform, target.account_id), target_id, time)
     context.posts[post_id] = frozenset(keys)
+    context.contents[post_id] = posted
     return PostPlanned(
         message_id=uuid.uuid5(post_id, "planned"),
         post_id=post_id,
         upstream_id=event.upstream_id,
-        content=PostContent(
-            content_type=event.content_type,
-            media=event.media,
-            caption=event.caption,
-            hashtags=normalise_hashtags(event.hashtags),
-        ),
-        targets=[_planned_target(event, t, post_id, c) for t, c in zip(event.targets, chosen)],
+        content=posted.content,
+        targets=[_planned_target(t, post_id, posted, c) for t, c in zip(event.targets, chosen)],
         planned_at=now,
     )
 
@@ -98,6 +98,52 @@ def reject_if_reused(upstream_id: str, planned: frozenset[AccountKey], targets: 
     )
 
 
+def reject_if_edited(upstream_id: str, planned: PostedContent, posted: PostedContent) -> None:
+    """Raise `PlanningRejected` when the same targets come with other content: the queue stores
+    a post once, so the edit would be dropped unseen. A redelivery of the same event (its
+    window or audience may be recomputed) posts the same and passes."""
+    changes = [(name, None) for name in _CONTENT_FIELDS
+               if getattr(planned.content, name) != getattr(posted.content, name)]
+    changes += [(name, key) for key, text in posted.texts.items()
+                for name, before, now in zip(("caption", "hashtags"), planned.texts.get(key, text), text)
+                if before != now]
+    if not changes:
+        return
+    raise PlanningRejected(
+        "upstream_id_reused",
+        f"upstreamId {upstream_id!r} is already planned with other content; this event changes "
+        f"{', '.join(_changed(name, key) for name, key in changes)}. A planned post keeps the content "
+        f"it was planned with, so nothing of this event was planned: send an edit under a new "
+        f"upstreamId, and cancel the planned post if it should not go out (`autopost cancel {upstream_id}`).",
+        [{"field": _CONTENT_FIELDS.get(name, name) if key is None else "targets", "type": "content_changed",
+          **({} if key is None else {"target": _named(key)}),
+          "message": f"{_changed(name, key)} is not the one of the post planned for upstreamId {upstream_id!r}"}
+         for name, key in changes],
+    )
+
+
+# PostContent's fields as the event names them
+_CONTENT_FIELDS = {"content_type": "contentType", "media": "media", "caption": "caption", "hashtags": "hashtags"}
+
+
+def _changed(name: str, key: AccountKey | None) -> str:
+    what = _CONTENT_FIELDS.get(name, name)
+    return what if key is None else f"the {what} for {_named(key)}"
+
+
+def _posted_content(event: ContentSubmitted) -> PostedContent:
+    """What the queue would keep of the event: its content and each target's own text."""
+    content = PostContent(content_type=event.content_type, media=event.media, caption=event.caption,
+                          hashtags=normalise_hashtags(event.hashtags))
+    texts = {}
+    for target in event.targets:
+        # a target's own text replaces the event's; an empty caption or list counts as given
+        caption = event.caption if target.caption is None else target.caption
+        hashtags = event.hashtags if target.hashtags is None else target.hashtags
+        texts[(target.platform, target.account_id)] = (caption, tuple(normalise_hashtags(hashtags)))
+    return PostedContent(content, texts)
+
+
 def _named(key: AccountKey) -> str:
     return f"{key[0].value}:{key[1]}"
 
@@ -112,17 +158,15 @@ def audience_for(event: ContentSubmitted, platform: Platform) -> AudienceData:
 
 
 def _planned_target(
-    event: ContentSubmitted, target: TargetSpec, post_id: uuid.UUID, chosen: ChosenTime
+    target: TargetSpec, post_id: uuid.UUID, posted: PostedContent, chosen: ChosenTime
 ) -> PlannedTarget:
-    # A target's own text replaces the event's; an empty caption or list counts as given.
-    caption = event.caption if target.caption is None else target.caption
-    hashtags = event.hashtags if target.hashtags is None else target.hashtags
+    caption, hashtags = posted.texts[(target.platform, target.account_id)]
     return PlannedTarget(
         target_id=target_id_for(post_id, target.platform, target.account_id),
         platform=target.platform,
         account_id=target.account_id,
         caption=caption,
-        hashtags=normalise_hashtags(hashtags),
+        hashtags=list(hashtags),
         scheduled_time=chosen.scheduled_time,
         expected_engagement=chosen.expected_engagement,
         strategy=chosen.strategy,

@@ -252,14 +252,6 @@ def test_expected_engagement_matches_what_the_posts_earn_once_learnt():
     assert expected == pytest.approx(observed_mean, rel=0.1)
 
 
-def test_the_account_record_of_expected_against_observed_corrects_expectations():
-    how = hour_of_week(2, 18)
-    promised = [replace(r, expected=0.08) for r in readings_at(how, 0.04, 30)]
-    plain = LearnedStrategy().estimate_for(request(readings_at(how, 0.04, 30))).expected[how]
-    corrected = LearnedStrategy().estimate_for(request(promised)).expected[how]
-    assert corrected < plain, "it kept promising twice what came"
-
-
 # -- exploration -----------------------------------------------------------------------------
 
 def simulate(strategy: LearnedStrategy, truth, posts: int, hours=range(24)) -> list[int]:

@@ -1,5 +1,6 @@
 """An upstream id names one post with one set of targets: the same event again gets the same
-plan and books nothing more; the id reused for other targets is refused and books nothing."""
+plan and books nothing more; the id reused for other targets, or other content, is refused and
+books nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from contracts import ContentSubmitted, Platform, post_id_for, target_id_for
-from services.planner.domain import DEFAULT_LIMITS, PlanningContext, PlanningRejected, plan_content
+from services.planner.domain import DEFAULT_LIMITS, PlanningContext, PlanningRejected, PostedContent, plan_content
 
 UTC = timezone.utc
 NOW = datetime(2025, 1, 15, 13, 0, 0, tzinfo=UTC)
@@ -162,16 +163,56 @@ def test_a_refused_reuse_leaves_room_for_the_accounts_next_post() -> None:
     assert other.targets == plan_content(event([YOUTUBE], upstream_id="cms-43"), NOW, fresh).targets
 
 
-def test_the_same_targets_with_other_content_keep_their_slots() -> None:
-    """What it does (not refused: the planner keeps no record of a post's content); the queue
-    keeps the content of the post it stored first."""
+def test_the_same_targets_with_other_content_are_refused_and_book_nothing() -> None:
+    """The defect: the edit was planned and sent, and the queue silently kept the post it
+    stored first: upstream never learnt its edit would not go out."""
     ctx = context()
     first = plan_content(event([TIKTOK, YOUTUBE]), NOW, ctx)
-    calendars = copy.deepcopy(ctx.calendars)
 
-    edited = plan_content(event([TIKTOK, YOUTUBE], caption="Launch day, edited",
-                                media=[{"url": "https://cdn.example.com/other.mp4"}]), NOW, ctx)
+    rejection = refused(event([TIKTOK, YOUTUBE], caption="Launch day, edited",
+                              media=[{"url": "https://cdn.example.com/other.mp4"}]), ctx)
 
-    assert [t.scheduled_time for t in edited.targets] == [t.scheduled_time for t in first.targets]
-    assert edited.message_id == first.message_id and edited.content.caption == "Launch day, edited"
-    assert ctx.calendars == calendars
+    assert rejection.reason == "upstream_id_reused"
+    assert [(d["field"], d["type"], d.get("target")) for d in rejection.details] == [
+        ("media", "content_changed", None), ("caption", "content_changed", None),
+        ("targets", "content_changed", "tiktok:brand.tt"), ("targets", "content_changed", "youtube:brand-yt")]
+    assert "'cms-42' is already planned with other content" in rejection.message
+    assert "new upstreamId" in rejection.message and "autopost cancel cms-42" in rejection.message
+    assert ctx.contents[first.post_id].content == first.content, "the post keeps its content"
+
+
+def test_one_targets_own_text_changed_is_refused_naming_it() -> None:
+    ctx = context()
+    plan_content(event([TIKTOK, YOUTUBE]), NOW, ctx)
+    retagged = ContentSubmitted.model_validate({**event([TIKTOK, YOUTUBE]).to_wire(), "targets": [
+        {"platform": "tiktok", "accountId": "brand.tt"},
+        {"platform": "youtube", "accountId": "brand-yt", "hashtags": ["shorts"]}]})
+
+    rejection = refused(retagged, ctx)
+
+    assert [(d["field"], d["target"]) for d in rejection.details] == [("targets", "youtube:brand-yt")]
+    assert "the hashtags for youtube:brand-yt" in rejection.message
+
+
+def test_the_same_content_redelivered_with_a_recomputed_window_is_the_same_plan() -> None:
+    """At-least-once: a producer that sends again may recompute what only places the post."""
+    ctx = context()
+    first = plan_content(event([TIKTOK]), NOW, ctx)
+    later = {"mode": "optimal", "notBefore": (NOW + timedelta(hours=1)).isoformat()}
+
+    again = plan_content(event([TIKTOK], schedule=later, hashtags=[]), NOW + timedelta(hours=1), ctx)
+
+    assert again == first.model_copy(update={"planned_at": again.planned_at})
+
+
+def test_a_post_planned_in_an_earlier_batch_is_known_by_its_content() -> None:
+    """The handler's context, read from the store: what the queue (or the planner's unconfirmed
+    record) keeps of the post."""
+    earlier = context()
+    first = plan_content(event([TIKTOK]), NOW, earlier)
+    stored = PlanningContext(limits=DEFAULT_LIMITS, planned=dict(earlier.planned),
+                             posts={first.post_id: frozenset({key(TIKTOK)})},
+                             contents={first.post_id: PostedContent.of(first)})
+
+    assert plan_content(event([TIKTOK]), NOW, stored).targets == first.targets
+    assert refused(event([TIKTOK], contentType="reel"), stored).details[0]["field"] == "contentType"

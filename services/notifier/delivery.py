@@ -90,7 +90,8 @@ class DeliveryLoop(Background):
         # claimed and committed first: no row stays locked through the HTTP requests, and a
         # crash after a send re-sends that one delivery when its lease ends, not the batch at once
         async with self.pool.acquire() as conn, conn.transaction():
-            due = await store.claim_due_deliveries(conn, now, BATCH, now + timedelta(seconds=self.lease_seconds))
+            due = await store.claim_due_deliveries(conn, now, BATCH, now + timedelta(seconds=self.lease_seconds),
+                                                   self.policy.max_attempts)
         if not due:
             return 0
         outcomes = await asyncio.gather(*(self._send(d) for d in due))

@@ -76,11 +76,13 @@ class DueDelivery:
 
 
 async def claim_due_deliveries(conn: asyncpg.Connection, now: datetime, limit: int,
-                               lease_until: datetime) -> list[DueDelivery]:
+                               lease_until: datetime, max_attempts: int) -> list[DueDelivery]:
     """Take the deliveries due: each counts an attempt and is not due again before
     `lease_until` (another notifier, or this one after a crash, sends it then). Commit before
     sending, so no row stays locked through an HTTP request. A delivery whose stored alert no
-    longer reads is given up here, with a log, and not returned."""
+    longer reads is given up here, with a log, and not returned; so is one already sent
+    `max_attempts` times whose outcome was never recorded (a notifier that dies during every
+    send of it would otherwise send it forever, a lease apart)."""
     rows = await conn.fetch(
         """WITH due AS (
                SELECT d.alert_id, d.webhook FROM alert_deliveries d
@@ -89,11 +91,18 @@ async def claim_due_deliveries(conn: asyncpg.Connection, now: datetime, limit: i
            UPDATE alert_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3
            FROM due, alerts a
            WHERE d.alert_id = due.alert_id AND d.webhook = due.webhook AND a.alert_id = d.alert_id
-           RETURNING d.alert_id, d.webhook, d.attempts, a.payload""",
+           RETURNING d.alert_id, d.webhook, d.attempts, d.last_error, a.payload""",
         now, limit, lease_until,
     )
     due = []
     for r in rows:
+        if r["attempts"] > max_attempts:
+            log.error("alert %s to %s given up: no outcome recorded after %d sends",
+                      r["alert_id"], r["webhook"], max_attempts)
+            await record_delivery(conn, r["alert_id"], r["webhook"], delivered_at=None, next_attempt_at=None,
+                                  error=f"no outcome recorded after {max_attempts} sends"
+                                        + (f" (last error: {r['last_error']})" if r["last_error"] else ""))
+            continue
         try:
             alert = AdminAlert.model_validate(r["payload"])
         except Exception as exc:  # a stored alert this version cannot read: it never will

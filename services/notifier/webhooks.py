@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,9 +39,10 @@ def parse_webhooks(config: str) -> list[Webhook]:
             hooks.append(Webhook(name, item["url"], item.get("format", "json")))
     else:
         hooks = []
-        for n, raw in enumerate(part.strip() for part in config.split(",") if part.strip()):
+        for raw in (part.strip() for part in config.split(",") if part.strip()):
             slack = raw.startswith("slack+")
-            hooks.append(Webhook(f"webhook-{n + 1}", raw.removeprefix("slack+"), "slack" if slack else "json"))
+            url = raw.removeprefix("slack+")
+            hooks.append(Webhook(_name_of(url), url, "slack" if slack else "json"))
     for hook in hooks:
         if hook.format not in ("json", "slack"):
             raise ValueError(f"{hook.name}: format must be json or slack, not {hook.format!r}")
@@ -48,6 +50,13 @@ def parse_webhooks(config: str) -> list[Webhook]:
     if len({h.name for h in hooks}) != len(hooks):
         raise ValueError("webhook names must be distinct")
     return hooks
+
+
+def _name_of(url: str) -> str:
+    """A URL's own name, never the URL (its path is often the receiver's secret): deliveries are
+    kept by webhook name, so a name by position would send a removed URL's pending alerts to
+    the one that took its place."""
+    return "webhook-" + hashlib.sha256(url.encode()).hexdigest()[:8]
 
 
 def _check_url(hook: Webhook) -> None:

@@ -380,3 +380,27 @@ async def test_a_webhook_failing_every_send_is_given_up_after_the_max_attempts(d
     assert rows["crash"]["last_error"] == "RemoteProtocolError" and rows["down"]["last_error"] == "HTTP 500"
     for row in rows.values():
         assert (row["attempts"], row["next_attempt_at"], row["delivered_at"]) == (3, None, None)
+
+
+async def test_a_delivery_whose_outcome_is_never_recorded_is_given_up_after_the_max_attempts(database_url):
+    """A notifier that dies during every send of one delivery: each lease runs out and the
+    delivery is claimed again, until it has been sent the policy's attempts."""
+    from services.notifier import store
+    from services.notifier.webhooks import Webhook
+
+    hooks = [Webhook("ops", "https://hooks.example/ops")]
+    pool, http, _ = await delivery_loop(database_url, hooks, lambda request: httpx.Response(200))
+    try:
+        await stored(pool, [alert()], hooks)
+        claimed = []
+        for _ in range(5):
+            now = datetime.now(timezone.utc)
+            async with pool.acquire() as conn, conn.transaction():  # due again at once: the lease is now
+                claimed.append(len(await store.claim_due_deliveries(conn, now, 10, now, max_attempts=3)))
+        [row] = (await deliveries(pool)).values()
+    finally:
+        await http.aclose()
+        await pool.close()
+    assert claimed == [1, 1, 1, 0, 0]
+    assert (row["next_attempt_at"], row["delivered_at"]) == (None, None)
+    assert row["last_error"] == "no outcome recorded after 3 sends"

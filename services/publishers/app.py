@@ -8,7 +8,6 @@ import asyncpg
 import httpx
 from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
-from httpx_aiohttp import AiohttpTransport
 
 from contracts import AdminAlert, Platform, Topics
 from services.accounts import (
@@ -21,12 +20,14 @@ from services.accounts import (
 )
 from services.quotas import QuotaLedger, quota_rules
 from services.runtime import (
+    CookielessClient,
     Outgoing,
     Service,
     ServiceContext,
     Settings,
     TracedTransport,
     close_database,
+    cookieless_transport,
     database_ready,
     open_database,
     subscribe_batches,
@@ -41,11 +42,11 @@ from .preflight import Preflight
 
 
 def platform_http_client(ctx: ServiceContext) -> httpx.AsyncClient:
-    """httpx's API on aiohttp's connection pool, which costs a fifth of the CPU per request."""
-    transport = AiohttpTransport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
+    """httpx's API on aiohttp's connection pool, which costs a fifth of the CPU per request;
+    shared by every account, so it keeps no cookies."""
     timeout = ctx.settings.platforms.timeout_seconds
-    return httpx.AsyncClient(transport=TracedTransport(transport, ctx.tracer_provider),
-                             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+    return CookielessClient(transport=TracedTransport(cookieless_transport(100), ctx.tracer_provider),
+                            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
 
 def media_policy(settings: Settings) -> MediaPolicy:

@@ -7,6 +7,7 @@ from ._coalesce import Coalesced
 from ._db import close_database, create_pool, database_ready, instrument_asyncpg, open_database
 from ._failures import is_transient
 from ._health import AsgiServer, health_app, run_checks
+from ._cookieless import CookielessClient, cookieless_transport
 from ._http_tracing import TracedTransport
 from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
@@ -42,6 +43,7 @@ __all__ = [
     "AccountSettings",
     "AsgiServer",
     "Coalesced",
+    "CookielessClient",
     "ConsumerWatch",
     "LagMonitor",
     "LagProbe",
@@ -65,6 +67,7 @@ __all__ = [
     "configure_logging",
     "consumers_of",
     "context_from",
+    "cookieless_transport",
     "create_missing_topics",
     "create_pool",
     "current_carrier",

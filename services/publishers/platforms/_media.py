@@ -32,14 +32,12 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
-import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
-from httpx_aiohttp import AiohttpTransport
 
 from contracts import ContentType, ErrorClass, MediaRef, PublishRequested
 
-from services.runtime import retry_after_seconds
+from services.runtime import CookielessClient, cookieless_transport, retry_after_seconds
 
 from ._base import PlatformError, transport_failure
 
@@ -181,16 +179,11 @@ def media_client(policy: MediaPolicy, *, timeout: float = 30.0, max_connections:
     """The client media is fetched with: redirects off (followed by hand), every name checked
     when connecting (`GuardedResolver`), on aiohttp's pool like the platform calls. `wrap`
     layers a transport over it (tracing)."""
-
-    def session() -> aiohttp.ClientSession:  # made on first use, inside the running loop
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=max_connections)
-        return aiohttp.ClientSession(connector=connector)
-
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
+    transport: httpx.AsyncBaseTransport = cookieless_transport(max_connections, resolver=GuardedResolver(policy))
     if wrap is not None:
         transport = wrap(transport)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
-                             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+    return CookielessClient(transport=transport, follow_redirects=False, trust_env=False,
+                            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 
 
 # -- kinds -------------------------------------------------------------------------------------

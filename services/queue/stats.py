@@ -48,7 +48,7 @@ async def collect(conn: asyncpg.Connection, platforms: list[str], quotas: Sequen
     for platform in platforms:
         metrics.ACCOUNTS_NEEDING_RECONNECT.labels(platform).set(reconnect.get(platform, 0))
     for rule, left in await app_wide_quota_left(conn, quotas, datetime.now(timezone.utc)):
-        metrics.QUOTA_REMAINING.labels(rule.bucket.split(".")[0], rule.bucket).set(left)
+        metrics.QUOTA_REMAINING.labels(rule.platform, rule.bucket).set(left)
     counts = {(p, s): 0 for p in platforms for s in UNFINISHED}
     due = dict.fromkeys(platforms, 0)
     scheduled = dict.fromkeys(platforms, 0)

@@ -24,12 +24,16 @@ class Window(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class QuotaRule:
-    bucket: str
+    bucket: str  # "<platform>.<what is counted>"
     limit: int
     window: Window
     per_account: bool  # else app-wide (one count for every account of the project)
     refundable: bool  # given back when the platform created nothing (posts count, calls do not)
     what: str  # for people: "TikTok Direct Posts per creator per 24 h"
+
+    @property
+    def platform(self) -> str:
+        return self.bucket.partition(".")[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,3 +68,8 @@ def test_a_rolling_window_opens_when_enough_of_the_oldest_age_out() -> None:
     assert opens_at(rule, now, 3, [], 1, 3) == now + timedelta(hours=1)
     # a refusal read back after some aged out (or were given back): it fits now
     assert opens_at(rule, now, 3, taken[1:], 1, 2) == now
+
+
+def test_each_rule_names_its_platform():
+    """The quota-left gauge is labelled by it: every bucket starts with a platform's name."""
+    assert {rule.platform for rule in RULES.values()} == {p.value for p in Platform}

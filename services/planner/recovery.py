@@ -6,6 +6,11 @@ post. A post still missing after `resend_after_seconds` is sent again, then afte
 and so on; after `resend_max` sends it goes to the dead letters with its payload, for an
 operator to look at and replay, and the planner stops sending it. The queue stores a post once,
 so a post sent again while the first copy was only late changes nothing.
+
+A post given up frees its slots in the same transaction (`store.release_given_up`): it will not
+go out, and its accounts' spacing and daily caps are for posts that will. If its dead letter is
+replayed and the queue stores it, its slots count again (`store.calendars`). The queue's
+housekeeping later prunes the slots of posts neither sent nor stored (`planner_slots`).
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ class PlannedRecovery(Background):
                                 + [self._dead_letter(u) for u in given_up])
                 await store.mark_resent(conn, [(u.post_id, now + self._backoff(u.resends + 1)) for u in again])
                 await store.forget(conn, [u.post_id for u in given_up])
+                await store.release_given_up(conn, [u.post_id for u in given_up])
             metrics.PLANNED_RESENT.inc(len(again))
             for u in given_up:
-                log.error("post %s: the queue never stored it after %d sends; dead-lettered", u.post_id, u.resends + 1)
+                log.error("post %s: the queue never stored it after %d sends; dead-lettered, its slots released",
+                          u.post_id, u.resends + 1)
             sent += len(again)
             if len(overdue) < BATCH:
                 return sent

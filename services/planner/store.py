@@ -116,12 +116,22 @@ async def planned_contents(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUI
 async def calendars(
     conn: asyncpg.Connection, keys: Iterable[AccountKey], since: datetime
 ) -> dict[AccountKey, list[float]]:
-    """The slots planned for each account from `since` on (UTC epoch seconds, sorted)."""
+    """The slots held for each account from `since` on (UTC epoch seconds, sorted).
+
+    A slot is held until the queue releases it (slot.changed), or the planner gives its post up
+    (`release_given_up`). A given-up post that is back counts again: sent again (planned anew
+    from the same event) or stored after all (its dead letter replayed), until the queue changes
+    its slot."""
     keys = list(keys)
     rows = await conn.fetch(
         """SELECT s.platform, s.account_id, s.slot_at FROM planner_slots s
            JOIN unnest($1::text[], $2::text[]) AS k(platform, account_id) USING (platform, account_id)
-           WHERE s.slot_at >= $3 AND NOT s.released ORDER BY s.slot_at""",
+           WHERE s.slot_at >= $3
+             AND (NOT s.released
+                  OR s.queue_version = 0
+                     AND (EXISTS (SELECT 1 FROM planner_unconfirmed u WHERE u.post_id = s.post_id)
+                          OR EXISTS (SELECT 1 FROM posts p WHERE p.post_id = s.post_id)))
+           ORDER BY s.slot_at""",
         [k[0].value for k in keys], [k[1] for k in keys], since,
     )
     found: dict[AccountKey, list[float]] = {}
@@ -272,3 +282,19 @@ async def mark_resent(conn: asyncpg.Connection, resent: Sequence[tuple[uuid.UUID
 
 async def forget(conn: asyncpg.Connection, post_ids: Sequence[uuid.UUID]) -> None:
     await conn.execute("DELETE FROM planner_unconfirmed WHERE post_id = ANY($1::uuid[])", list(post_ids))
+
+
+async def release_given_up(conn: asyncpg.Connection, post_ids: Sequence[uuid.UUID]) -> int:
+    """Release the slots of posts given up to the dead letters: a post the queue never stored
+    will not go out, and must not hold its accounts' spacing and daily caps.
+
+    Released with `queue_version` 0, which no change of the queue leaves (its versions start
+    above it): a slot released by the planner. `calendars` counts one again if its post comes
+    back, and the queue's changes apply over it as over any. A post the queue stored meanwhile
+    keeps its slots. Returns the slots released."""
+    result = await conn.execute(
+        """UPDATE planner_slots s SET released = true
+           WHERE s.post_id = ANY($1::uuid[]) AND NOT s.released AND s.queue_version = 0
+             AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.post_id = s.post_id)""",
+        list(post_ids))
+    return int(result.split()[-1])

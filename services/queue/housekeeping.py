@@ -3,8 +3,8 @@ any redelivery (Kafka's retention, a replay), an attempt long enough for anyone 
 post went as it did, a dead letter long enough for an operator to replay it, not forever.
 
 The queue prunes for the whole database (the services share one): the notifier's alerts and
-dead letters, the publishers' remote handles and the quota ledger's reservations too. Only what
-nothing reads again goes: see each retention's reason."""
+dead letters, the publishers' remote handles, the quota ledger's reservations and the planner's
+slots of posts it gave up too. Only what nothing reads again goes: see each retention's reason."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ REMOTE_HANDLES_RETENTION_DAYS = 30
 # behind its window (services/quotas/_ledger.py, _KEEP), but only when that bucket is taken again:
 # the same here, for buckets no longer taken (an account removed, a cap no longer configured).
 QUOTA_RESERVATIONS_RETENTION_DAYS = 3
+# A planner slot of a post neither sent (planner_unconfirmed) nor stored (the queue's posts): one
+# given up to the dead letters, which the planner released then (services/planner/recovery.py).
+# Kept while that letter may be replayed (the month above, from the give-up, within a day of its
+# planning with the default resends; a week more for slower ones), for the replayed post's slots
+# to count again. A post still being sent is in planner_unconfirmed however old: never pruned.
+PLANNER_SLOTS_RETENTION_DAYS = DEAD_LETTERS_UNREPLAYED_RETENTION_DAYS + 7
 INTERVAL_SECONDS = 3600.0
 BATCH = 10_000  # short transactions, so pruning never holds up the consumers
 
@@ -84,6 +90,13 @@ _PRUNE = {
           AND t.status IN {_FINISHED} AND t.due_at IS NULL AND {_older('t.updated_at')}""",
         join="JOIN targets t USING (target_id)"),
     "quota_reservations": _batch_of("quota_reservations", _older("reserved_at")),
+    # a slot of a post neither being sent nor stored. No index on its time: the old slots, of
+    # stored posts, are most of the table and stay; each is checked by its post's primary key
+    "planner_slots": _batch_of(
+        "planner_slots",
+        f"""{_older('planner_slots.planned_at')}
+          AND NOT EXISTS (SELECT 1 FROM planner_unconfirmed u WHERE u.post_id = planner_slots.post_id)
+          AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.post_id = planner_slots.post_id)"""),
 }
 
 # what Housekeeping prunes, with how long each is kept, in days
@@ -95,6 +108,7 @@ RETENTION_DAYS = {
     "alerts": ALERTS_RETENTION_DAYS,
     "remote_handles": REMOTE_HANDLES_RETENTION_DAYS,
     "quota_reservations": QUOTA_RESERVATIONS_RETENTION_DAYS,
+    "planner_slots": PLANNER_SLOTS_RETENTION_DAYS,
 }
 
 

@@ -77,9 +77,7 @@ def on_due(
         return replace(change, attempt_outcome="lease_expired", error=LEASE_EXPIRED)
     if state.status is TargetStatus.PROCESSING:
         if now >= _processing_deadline(state, policy, now):
-            error = {"errorClass": ErrorClass.PERMANENT.value, "code": "processing_timeout",
-                     "message": f"still processing on the platform after {state.status_checks} checks"}
-            return _failed(state, error, AlertKind.PUBLISH_FAILED)
+            return _failed(state, _processing_timeout(state), AlertKind.PUBLISH_FAILED)
         return Change(
             replace(state, version=state.version + 1, due_at=now + timedelta(seconds=cadence.lease_seconds),
                     status_checks=state.status_checks + 1),
@@ -141,15 +139,52 @@ def on_status_observed(
     if state.status is not TargetStatus.PROCESSING or observed.attempt != state.attempt:
         return None
     if observed.state is ObservedState.PUBLISHED:
-        return _posted(state, observed.url, observed.observed_at, state.remote_handle)
+        # what it said while processing is no error of the post it became
+        done = replace(state, last_error=None) if (state.last_error or {}).get("code") == STILL_PROCESSING else state
+        return _posted(done, observed.url, observed.observed_at, state.remote_handle)
     if observed.state is ObservedState.FAILED:
         error = observed.error or PublishError(
             error_class=ErrorClass.PERMANENT, code="failed", message=observed.detail or "failed")
         # The platform gave up on this remote object: a fresh one is safe after FAILED.
         return _after_failure(replace(state, remote_handle=None), error, now, policy, rng)
-    # still processing: look again later, further apart each time
+    # still processing: look again later, further apart each time, keeping what the platform said
     next_check = now + timedelta(seconds=cadence.next_check_in(state.status_checks))
-    return Change(replace(state, version=state.version + 1, due_at=next_check))
+    return Change(replace(state, version=state.version + 1, due_at=next_check,
+                          last_error=_still_processing(state, observed)))
+
+
+# -- what the platform last said of a post it is still processing ------------------------------
+
+# A target's `last_error` while the platform processes it: what the last status check reported
+# (TikTok's PROCESSING_DOWNLOAD, "in moderation", YouTube's "uploaded", a read that failed with
+# status_unreadable ...), pending rather than failed, for operators and for the timeout to tell.
+STILL_PROCESSING = "still_processing"
+_STATUS_CHARS = 500  # a platform's message can be long; the timeout's own message stays readable
+
+
+def _still_processing(state: TargetState, observed: StatusObserved) -> dict[str, Any]:
+    error = observed.error
+    said = observed.detail or (f"{error.code}: {error.message}" if error is not None else None)
+    return {"errorClass": ErrorClass.RETRYABLE.value, "code": STILL_PROCESSING, "pending": True,
+            "message": (said or observed.state.value)[:_STATUS_CHARS],
+            "attempt": state.attempt, "observedAt": observed.observed_at.isoformat()}
+
+
+def _last_status(state: TargetState) -> dict[str, Any] | None:
+    """What the platform last said of this attempt's processing, if a check was answered."""
+    last = state.last_error or {}
+    if last.get("code") != STILL_PROCESSING or last.get("attempt") != state.attempt:
+        return None  # an earlier attempt's error, or no answer to any check yet
+    return last
+
+
+def _processing_timeout(state: TargetState) -> dict[str, Any]:
+    last = _last_status(state)
+    said = last.get("message") if last is not None else None
+    told = f"last reported: {said}" if said else "no check was answered"
+    return {"errorClass": ErrorClass.PERMANENT.value, "code": "processing_timeout",
+            "message": f"still processing on the platform after {state.status_checks} checks ({told})",
+            "lastStatus": said, "lastStatusAt": last.get("observedAt") if last is not None else None}
 
 
 # -- what a failure leads to ------------------------------------------------------------------

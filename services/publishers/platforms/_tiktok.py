@@ -4,6 +4,7 @@ Every post starts with creator_info (platforms.md §1.2) and uses a privacy leve
 options. The publish id is journalled before any byte is sent (§1.9). A pull or photo init that
 got no answer may have posted and cannot be looked up: it is failed as `needs_review` rather
 than sent again (only an intent whose own save raised is known here never to have been sent).
+One that got its answer is handed on even when the answer's save raises (see `_accept`).
 A chunked upload that never got its answer is harmless (no bytes, no post), so that one is
 simply made again.
 
@@ -100,6 +101,8 @@ PULL_INITS_AT_ONCE = 8
 UPLOADS_AT_ONCE = 2
 # Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
 _UNSENT_REMEMBERED = 10_000
+# Publish ids whose ACCEPTED save raised, remembered so that a retry here follows them (see _accept)
+_ANSWERED_REMEMBERED = 10_000
 
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
@@ -207,8 +210,9 @@ def _utf16_prefix(text: str, limit: int) -> str:
     return text if len(encoded) <= 2 * limit else encoded[: 2 * limit].decode("utf-16-le", "ignore")
 
 
-# what the poller needs: the post's URL parts, and whether a missing public id is still to come
-_WIRED = ("username", "mediaType", "privacy")
+# what the poller needs: the post's URL parts, and whether a missing public id is still to come;
+# and the intent a pull answers, by which a re-drive's handle is matched to the journal's intent
+_WIRED = ("username", "mediaType", "privacy", "intent")
 
 
 def _wire(handle: RemoteHandle, **more: Any) -> RemoteHandle:
@@ -247,6 +251,8 @@ class TikTokClient(PlatformClientBase):
         self._pull_inits = asyncio.Semaphore(pull_inits_at_once)
         self._uploads = upload_places(uploads_at_once)  # places for a chunked upload's buffer
         self._unsent: OrderedDict[uuid.UUID, str] = OrderedDict()  # target → its unsent intent
+        # target → a publish id TikTok gave whose ACCEPTED save raised (the journal lags)
+        self._answered: OrderedDict[uuid.UUID, RemoteHandle] = OrderedDict()
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: Journal | None = None) -> Accepted:
@@ -299,12 +305,16 @@ class TikTokClient(PlatformClientBase):
                 await journal.abandon("init answer lost before any byte was sent")
                 return None
             intent = handle.extra.get("intent")
-            if intent is not None and self._unsent.pop(request.target_id, None) == intent:
+            answer = self._answer_to(intent, request)
+            if answer is not None:
+                handle = answer  # TikTok answered this very intent: follow its publish id
+            elif intent is not None and self._unsent.pop(request.target_id, None) == intent:
                 # the save of this very intent raised (stored all the same, its answer lost with
                 # a database cut): this process never sent its init
                 await journal.abandon("intent stored, init never sent")
                 return None
-            raise self._needs_review()
+            else:
+                raise self._needs_review()
         data = await self._status(request.account_id, token, handle.id)
         status = data.get("status")
         if status == "FAILED":
@@ -321,8 +331,18 @@ class TikTokClient(PlatformClientBase):
                         raise
                     await journal.abandon("upload URL expired before the last chunk")
                     return None  # never complete, so never posted
-        await journal.save(ACCEPTED, handle)
-        return self._accepted(handle)
+        return await self._accept(request, journal, handle)
+
+    def _answer_to(self, intent: str | None, request: PublishRequested) -> RemoteHandle | None:
+        """The publish id TikTok gave for the pull `intent`, if known: remembered here when its
+        save raised, or the queue's handle on a re-drive (kept from the accepted result). Only
+        an answer carrying this very intent's nonce stands for it: another generation's does not."""
+        if intent is None:
+            return None
+        for known in (self._answered.get(request.target_id), request.remote_handle):
+            if known is not None and known.kind == HANDLE_KIND and known.id and known.extra.get("intent") == intent:
+                return known
+        return None
 
     @staticmethod
     def _needs_review() -> PlatformError:
@@ -449,8 +469,7 @@ class TikTokClient(PlatformClientBase):
                                   extra={**intent.extra, "uploadUrl": _required(data, "upload_url")})
             await journal.save(CREATED, handle)
             await self._upload(request, handle, token, stream=stream)
-        await journal.save(ACCEPTED, handle)
-        return self._accepted(handle)
+        return await self._accept(request, journal, handle)
 
     async def _post_photos(self, request: PublishRequested, token: str, journal: Journal,
                            creator: dict[str, Any], privacy: str) -> Accepted:
@@ -507,9 +526,28 @@ class TikTokClient(PlatformClientBase):
             # send a new init instead of stopping for review
             await journal.abandon(f"init refused: {error.code}")
             raise
-        handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"),
-                              extra={**extra, "source": "PULL_FROM_URL"})
-        await journal.save(ACCEPTED, handle)
+        # the nonce stays with the answer: it tells which intent this publish id settles
+        handle = RemoteHandle(kind=HANDLE_KIND, id=_required(data, "publish_id"), extra=intent.extra)
+        return await self._accept(request, journal, handle)
+
+    async def _accept(self, request: PublishRequested, journal: Journal, handle: RemoteHandle) -> Accepted:
+        """Journal `handle` as accepted and hand it on. TikTok has taken it, so a save that
+        raises does not fail the attempt: that would leave a pull's unanswered intent, which
+        only review can settle. The queue keeps the handle it is given (durably), and this
+        process remembers it for a retry; the journal lags at its last stage."""
+        try:
+            await journal.save(ACCEPTED, handle)
+        except Exception:
+            self._remember_answered(request.target_id, handle)
+            log.warning("TikTok took publish %s for target %s but saving it failed: handed on, the "
+                        "journal lags", handle.id, request.target_id, exc_info=True)
+        except BaseException:  # cancelled or dying: the id is left here, for a review to find
+            self._remember_answered(request.target_id, handle)
+            log.warning("TikTok took publish %s for target %s; cut off while saving it",
+                        handle.id, request.target_id)
+            raise
+        else:
+            self._answered.pop(request.target_id, None)
         return self._accepted(handle)
 
     def _accepted(self, handle: RemoteHandle) -> Accepted:
@@ -521,6 +559,12 @@ class TikTokClient(PlatformClientBase):
         self._unsent.move_to_end(target_id)
         if len(self._unsent) > _UNSENT_REMEMBERED:
             self._unsent.popitem(last=False)
+
+    def _remember_answered(self, target_id: uuid.UUID, handle: RemoteHandle) -> None:
+        self._answered[target_id] = handle
+        self._answered.move_to_end(target_id)
+        if len(self._answered) > _ANSWERED_REMEMBERED:
+            self._answered.popitem(last=False)
 
     def _pulls(self, url: str) -> bool:
         return self.pull_prefixes is None or url.startswith(self.pull_prefixes)

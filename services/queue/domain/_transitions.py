@@ -124,7 +124,8 @@ def on_publish_result(
             ),
             attempt_outcome="accepted",
         )
-    return _after_failure(state, result.error or _UNEXPLAINED, now, policy, rng)
+    # a failure after the platform made something names it: the next try resumes from it
+    return _after_failure(replace(state, remote_handle=handle), result.error or _UNEXPLAINED, now, policy, rng)
 
 
 def on_status_observed(

@@ -89,10 +89,11 @@ def publish_costs(rules: dict[str, QuotaRule], request: PublishRequested) -> lis
         return [Cost(rules["tiktok.direct_posts"], request.account_id, target)]
     if request.platform is Platform.INSTAGRAM:  # a carousel is one post
         return [Cost(rules["instagram.publishes"], request.account_id, target)]
-    if request.remote_handle is not None:  # resuming an upload session starts no new videos.insert
-        return []
     # one a target a day: its retries resume its upload session (a new videos.insert only when
-    # the session expired), and a request another publisher holds, or read twice, makes none
+    # the session expired), and a request another publisher holds, or read twice, makes none.
+    # A request carrying a handle is charged too, under the same key: within the day it adds
+    # nothing, and whether its session still lives is known only once it is tried (an expired
+    # one makes a new videos.insert; counting a resumed one the next day errs on the safe side)
     return [Cost(rules["youtube.uploads"], "", target)]
 
 

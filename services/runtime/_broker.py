@@ -78,8 +78,12 @@ def subscribe_batches(
     different prefixes must not share consumer groups, or one's members rebalance the other's.
     Dead letters name the consumer without the prefix, as the handlers' own do.
     `on_assigned` is told the partitions each rebalance gives this consumer that it did not
-    hold before (all of them the first time), before it reads from them."""
+    hold before (all of them the first time, and after it was out of the group), before it
+    reads from them."""
     group = settings.topic_prefix + group_id
+    # aiokafka's rebalance timeout is the session timeout unless given
+    listener = None if on_assigned is None else NewPartitions(
+        on_assigned, rebalance_timeout=settings.session_timeout_ms / 1000)
     subscriber = broker.subscriber(
         *topics,
         group_id=group,
@@ -92,8 +96,10 @@ def subscribe_batches(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=max_records or settings.max_poll_records,
         max_poll_interval_ms=settings.max_poll_interval_ms,
-        listener=None if on_assigned is None else NewPartitions(on_assigned),
+        listener=listener,
     )
+    if listener is not None:
+        listener.generation = lambda: _generation(subscriber)
 
     dead_letter_topic = settings.topic_prefix + Topics.DEAD_LETTER
     watch = ConsumerWatch(group, list(topics), subscriber)
@@ -121,19 +127,48 @@ def subscribe_batches(
 
 
 class NewPartitions(ConsumerRebalanceListener):
-    """Calls `hook` with the partitions an assignment adds to the last one."""
+    """Calls `hook` with the partitions an assignment adds to the last one: with all it assigns
+    when another member may have held them since (this one was out of the group meanwhile).
+    Async, so aiokafka runs it on the event loop: FastStream runs a sync listener in a thread."""
 
-    def __init__(self, hook: PartitionsHook):
+    def __init__(self, hook: PartitionsHook, *, rebalance_timeout: float,
+                 generation: Callable[[], int | None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic):
         self.hook = hook
+        self.rebalance_timeout = rebalance_timeout
+        self.generation = generation  # the consumer's group generation, when it can be read
+        self.clock = clock
         self.held: set[TopicPartition] = set()
+        self.held_in: int | None = None  # the generation of the last assignment
+        self.revoked_at: float | None = None
 
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass  # every rebalance revokes all, and most come back: compare with what is assigned
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # every rebalance revokes all, and most come back: compare with what is assigned
+        self.revoked_at = self.clock()
+        generation = self.generation()
+        if generation is not None and generation < 0:
+            # aiokafka revokes only once it rejoins: after an expulsion (session or poll interval
+            # timed out) it has reset its generation, and what it held went to another member
+            self.held = set()
 
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        new, self.held = set(assigned) - self.held, set(assigned)
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        generation, revoked_at, now = self.generation(), self.revoked_at, self.clock()
+        self.revoked_at = None
+        if generation is not None and self.held_in is not None and generation > self.held_in + 1:
+            self.held = set()  # the group went through a generation without this member
+        if revoked_at is not None and now - revoked_at > self.rebalance_timeout:
+            self.held = set()  # no round waits for a member that long: one ran without it
+        new, self.held, self.held_in = set(assigned) - self.held, set(assigned), generation
         if new:
             self.hook(new)
+
+
+def _generation(subscriber: Any) -> int | None:
+    """The group generation of the subscriber's consumer (aiokafka keeps it private; FastStream
+    reads the member id there too): -1 once the coordinator no longer knows the member."""
+    coordinator = getattr(getattr(subscriber, "consumer", None), "_coordinator", None)
+    generation = getattr(coordinator, "generation", None)
+    return generation if isinstance(generation, int) else None
 
 
 # The consumers each broker runs, for readiness and lag (a broker is one service's).
@@ -183,9 +218,9 @@ class ConsumerWatch:
 
     @property
     def running(self) -> bool:
-        """The consume task exists and has not ended (it ends only on stop, or by a bug)."""
-        tasks = list(getattr(self.subscriber, "tasks", ()))
-        return bool(tasks) and not any(t.done() for t in tasks)
+        """A consume task is alive. FastStream starts a new one when one raises and keeps the
+        dead one in `tasks` beside it; it empties the list on stop."""
+        return any(not t.done() for t in list(getattr(self.subscriber, "tasks", ())))
 
     async def waiting_records(self) -> tuple[int, int]:
         """(assigned partitions, records fetched-known but not yet handed to the handler)."""

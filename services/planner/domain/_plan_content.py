@@ -115,7 +115,7 @@ def reject_if_edited(upstream_id: str, planned: PostedContent, posted: PostedCon
         f"{', '.join(_changed(name, key) for name, key in changes)}. A planned post keeps the content "
         f"it was planned with, so nothing of this event was planned: send an edit under a new "
         f"upstreamId, and cancel the planned post if it should not go out (`autopost cancel {upstream_id}`).",
-        [{"field": _CONTENT_FIELDS.get(name, name) if key is None else "targets", "type": "content_changed",
+        [{"field": _CONTENT_FIELDS[name] if key is None else "targets", "type": "content_changed",
           **({} if key is None else {"target": _named(key)}),
           "message": f"{_changed(name, key)} is not the one of the post planned for upstreamId {upstream_id!r}"}
          for name, key in changes],
@@ -127,7 +127,7 @@ _CONTENT_FIELDS = {"content_type": "contentType", "media": "media", "caption": "
 
 
 def _changed(name: str, key: AccountKey | None) -> str:
-    what = _CONTENT_FIELDS.get(name, name)
+    what = _CONTENT_FIELDS[name]
     return what if key is None else f"the {what} for {_named(key)}"
 
 

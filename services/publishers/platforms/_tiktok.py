@@ -99,10 +99,10 @@ PULL_INITS_AT_ONCE = 8
 # before it: the open, the intent's save, and the init within its cap (one per ten seconds an
 # account; the planner spaces an account's posts hours apart).
 UPLOADS_AT_ONCE = 2
-# Intents whose save raised, remembered to tell them from inits that may have left (see _resume)
-_UNSENT_REMEMBERED = 10_000
-# Publish ids whose ACCEPTED save raised, remembered so that a retry here follows them (see _accept)
-_ANSWERED_REMEMBERED = 10_000
+# Targets remembered in memory, at most (the latest kept): intents whose save raised, to tell them
+# from inits that may have left (see _resume), and publish ids whose ACCEPTED save raised, so
+# that a retry here follows them (see _accept)
+_REMEMBERED = 10_000
 
 _RATE_LIMITED = {"rate_limit_exceeded"}
 _RETRYABLE = {"internal_error"}
@@ -511,7 +511,7 @@ class TikTokClient(PlatformClientBase):
                 try:
                     await journal.save(INTENT, intent)
                 except BaseException:
-                    self._remember_unsent(request.target_id, nonce)
+                    _remember(self._unsent, request.target_id, nonce)
                     raise
                 response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
             return _data(response)
@@ -538,11 +538,11 @@ class TikTokClient(PlatformClientBase):
         try:
             await journal.save(ACCEPTED, handle)
         except Exception:
-            self._remember_answered(request.target_id, handle)
+            _remember(self._answered, request.target_id, handle)
             log.warning("TikTok took publish %s for target %s but saving it failed: handed on, the "
                         "journal lags", handle.id, request.target_id, exc_info=True)
         except BaseException:  # cancelled or dying: the id is left here, for a review to find
-            self._remember_answered(request.target_id, handle)
+            _remember(self._answered, request.target_id, handle)
             log.warning("TikTok took publish %s for target %s; cut off while saving it",
                         handle.id, request.target_id)
             raise
@@ -553,18 +553,6 @@ class TikTokClient(PlatformClientBase):
     def _accepted(self, handle: RemoteHandle) -> Accepted:
         """TikTok has it all: what the queue and poller get, with when (moderation counts from it)."""
         return Accepted(_wire(handle, acceptedAt=self.clock()))
-
-    def _remember_unsent(self, target_id: uuid.UUID, nonce: str) -> None:
-        self._unsent[target_id] = nonce
-        self._unsent.move_to_end(target_id)
-        if len(self._unsent) > _UNSENT_REMEMBERED:
-            self._unsent.popitem(last=False)
-
-    def _remember_answered(self, target_id: uuid.UUID, handle: RemoteHandle) -> None:
-        self._answered[target_id] = handle
-        self._answered.move_to_end(target_id)
-        if len(self._answered) > _ANSWERED_REMEMBERED:
-            self._answered.popitem(last=False)
 
     def _pulls(self, url: str) -> bool:
         return self.pull_prefixes is None or url.startswith(self.pull_prefixes)
@@ -673,3 +661,9 @@ def _data(response: httpx.Response) -> dict[str, Any]:
 def _upload_type(stream: MediaStream) -> str:
     return stream.content_type if stream.content_type in UPLOAD_TYPES else "video/mp4"
 
+
+def _remember(memory: OrderedDict[uuid.UUID, Any], target_id: uuid.UUID, value: Any) -> None:
+    memory[target_id] = value
+    memory.move_to_end(target_id)
+    if len(memory) > _REMEMBERED:
+        memory.popitem(last=False)

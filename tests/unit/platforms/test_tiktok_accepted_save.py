@@ -24,15 +24,12 @@ from services.publishers.platforms import (
     RetryRules,
     build_client,
 )
-from test_platform_clients import again, local_video, publish_request
+from test_platform_clients import IMAGE, MIB, ROOT, again, local_video, publish_request
 
-ROOT = "http://sandbox"
 VIDEO = f"{ROOT}/media/clip.mp4?bytes=300000"
-IMAGE = f"{ROOT}/media/photo.jpg?bytes=50000"
 ACCOUNT = "acct_1"
 TOKEN = f"sandbox:{ACCOUNT}"
 FAST = RetryRules(base_delay=0.0, max_delay=0.0)
-MIB = 1024 * 1024
 
 
 class AcceptedSaveFailsOnce(MemoryJournal):

@@ -24,7 +24,7 @@ class PollerService(CredentialedService):
             broker, self.ctx.settings.kafka,
             topics=[self.ctx.topic(Topics.status_requested(p)) for p in Platform],
             group_id="poller", handler=lambda records: self.handlers.requested(records),
-            on_assigned=self.took_on_partitions,
+            on_assigned=self.took_on_partitions, on_lost=self.lost_partitions,
         )
 
     async def setup(self) -> None:

@@ -22,6 +22,7 @@ from contracts import (
     Topics,
 )
 from services.publishers.credentials import TokenSource, with_token
+from services.publishers.limits import HandedOver, serving
 from services.publishers.platforms import PlatformClient, PlatformError, StatusReport
 from services.publishers.status_reads import read_refused_for_good, status_of_failed_read
 from services.quotas import QuotaLedger, QuotaRule, status_check_costs
@@ -64,6 +65,16 @@ class PollHandlers:
             # only add to a backlog that is already longer than a lease
             metrics.STATUS_REQUESTS_EXPIRED.labels(request.platform.value).inc()
             return None
+        limits = self.clients[request.platform].limits
+        if limits.handed_over(record.partition):
+            return None  # its partition is another poller's now: so is the request
+        try:
+            with serving(record.partition):
+                return await self._answer(record, request)
+        except HandedOver:
+            return None  # stopped before a capped call: the new owner reads it again
+
+    async def _answer(self, record: Record, request: StatusRequested) -> Outgoing:
         if request.check is StatusCheck.ENGAGEMENT:
             return await self._collect_engagement(record, request)
         with self._span(record, request) as span:

@@ -139,9 +139,21 @@ class CredentialedService(Service):
     def took_on_partitions(self, partitions: set[TopicPartition]) -> None:
         """A rebalance gave this replica accounts another may have been calling: their caps
         count as spent for a while (limits.py)."""
-        for topic in {tp.topic for tp in partitions}:
-            if topic in self.limits:
-                self.limits[topic].took_on_partitions()
+        for topic, numbers in self._by_topic(partitions).items():
+            self.limits[topic].took_on_partitions(numbers)
+
+    def lost_partitions(self, partitions: set[TopicPartition]) -> None:
+        """Another replica has these accounts now: their requests still here make no more
+        capped calls (limits.py)."""
+        for topic, numbers in self._by_topic(partitions).items():
+            self.limits[topic].lost_partitions(numbers)
+
+    def _by_topic(self, partitions: set[TopicPartition]) -> dict[str, set[int]]:
+        numbers: dict[str, set[int]] = {}
+        for tp in partitions:
+            if tp.topic in self.limits:
+                numbers.setdefault(tp.topic, set()).add(tp.partition)
+        return numbers
 
     async def setup(self) -> None:
         self.pool = await open_database(self.ctx.settings.database_url, self.ctx.tracer_provider)
@@ -177,7 +189,7 @@ class PublisherService(CredentialedService):
             topics=[self.ctx.topic(Topics.publish_requested(self.platform))],
             group_id=f"publisher.{self.platform.value}",
             handler=lambda records: self.handlers.requested(records),
-            on_assigned=self.took_on_partitions,
+            on_assigned=self.took_on_partitions, on_lost=self.lost_partitions,
         )
 
     async def setup(self) -> None:

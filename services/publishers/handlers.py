@@ -28,6 +28,7 @@ from services.runtime import (
 )
 
 from .handles import JournalSource
+from .limits import HandedOver, serving
 from .platforms import Accepted, LiveObjectWatch, PlatformClient, PlatformError, Published
 from .preflight import Preflight
 
@@ -45,15 +46,17 @@ class PublishHandlers:
 
     async def requested(self, records: list[Record]) -> None:
         outgoing = await map_by_key(records, self._publish_one, self.ctx.settings.publisher_concurrency)
-        await self.ctx.send(outgoing)
+        await self.ctx.send([o for o in outgoing if o is not None])
 
     @metrics.timed("publish")
-    async def _publish_one(self, record: Record) -> Outgoing:
+    async def _publish_one(self, record: Record) -> Outgoing | None:
         try:
             request = PublishRequested.from_bytes(record.value)
         except ContractError as error:
             return self.ctx.dead_letter(record, error)
-        with self.ctx.tracer.start_as_current_span(
+        if self.client.limits.handed_over(record.partition):
+            return None  # its partition is another replica's now: so is the request
+        with serving(record.partition), self.ctx.tracer.start_as_current_span(
             f"publish {request.platform.value}",
             context=context_from(record.headers),
             kind=trace.SpanKind.CONSUMER,
@@ -61,7 +64,14 @@ class PublishHandlers:
                         "autopost.account_id": request.account_id,
                         "autopost.attempt": request.attempt},
         ) as span:
-            result = await self._attempt(request)
+            try:
+                result = await self._attempt(request)
+            except HandedOver:
+                # stopped before a capped call: the new owner reads the request again and resumes
+                # what this attempt made, from its journal
+                span.set_attribute("autopost.outcome", "handed_over")
+                log.info("publish of %s handed over with its partition", request.target_id)
+                return None
             metrics.record_publish_result(request, result)
             span.set_attribute("autopost.outcome", result.outcome.value)
             if result.error:

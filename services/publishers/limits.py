@@ -25,8 +25,11 @@ moment and leaking since:
 made right then, the first call waits one interval (`1 / rate`, 10 s for a TikTok init); made
 once a full bucket would have drained (10 s for the inits, half a minute for status checks), they
 start empty, as the account's calls have been here since. Limiters it already holds are filled
-too, as an account's partition can leave and come back. (The replica that lost the partition can
-still be finishing a batch it had read: those calls are not counted.) Instagram says what an
+too, as an account's partition can leave and come back. The replica that lost the partition may
+still be handling a batch it had read from it, and the new owner does not count those calls: so
+a request of a lost partition stops before its next capped call, and one waiting for a cap stops
+waiting (`HandedOver`); the new owner reads it again. A call already under way finishes, as a
+killed publisher's would be resumed. Instagram says what an
 account has spent (its usage header pauses the account), and its bucket takes an hour to drain at
 48 s a call: a full start would hold its burst back for an hour after each handover, so its
 limiters always start empty (`usage_reported`).
@@ -37,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -131,6 +135,32 @@ def idle(limiter: AsyncLimiter) -> bool:
     return not limiter._waiters and level <= -1
 
 
+class HandedOver(BaseException):
+    """The partition of the request being handled went to another replica: stop before the next
+    capped call (see the module doc). A BaseException, as cancellation is: nothing between the
+    cap and the handler may take it for the request's failure; the handler drops the request,
+    its record is the new owner's to read."""
+
+    def __init__(self, partition: int):
+        super().__init__(f"partition {partition} went to another replica")
+        self.partition = partition
+
+
+# The partition of the request whose calls the current task makes (`serving`): the limits of the
+# topic it was read from tell whether it is still this replica's.
+_SERVING: ContextVar[int | None] = ContextVar("autopost_serving_partition", default=None)
+
+
+@contextmanager
+def serving(partition: int) -> Iterator[None]:
+    """Make the calls within it for a request read from `partition`."""
+    token = _SERVING.set(partition)
+    try:
+        yield
+    finally:
+        _SERVING.reset(token)
+
+
 class EndpointLimits:
     """One limiter per (account, endpoint); an account can also be paused when the platform
     says its budget is spent (Instagram's usage header)."""
@@ -145,6 +175,9 @@ class EndpointLimits:
         self.handover_at: float | None = None  # when this process last took on accounts
         self._limiters: OrderedDict[tuple[str, str], AsyncLimiter] = OrderedDict()
         self._paused_until: dict[str, float] = {}
+        self._lost: set[int] = set()  # partitions another replica took, not given back since
+        self._waiting: dict[asyncio.Task, int] = {}  # tasks waiting for a cap, by partition served
+        self._stopped: set[asyncio.Task] = set()  # of those, the ones cancelled by a handover
 
     @classmethod
     def for_platform(cls, platform: Platform, override: Cap | None = None, *,
@@ -165,7 +198,48 @@ class EndpointLimits:
         """`async with limits.slot(account, endpoint):` around one call; waits for the cap (the
         wait is measured: autopost_rate_limit_wait_seconds)."""
         limiter = self.limiter(account_id, endpoint)
-        return nullcontext() if limiter is None else metrics.rate_limited(limiter, self.platform)
+        return nullcontext() if limiter is None else self._slot(limiter, _SERVING.get())
+
+    @asynccontextmanager
+    async def _slot(self, limiter: AsyncLimiter, partition: int | None) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        if partition is None:
+            await limiter.acquire()
+        else:
+            await self._acquire_while_held(limiter, partition)
+        metrics.RATE_LIMIT_WAIT.labels(self.platform).observe(time.perf_counter() - started)
+        yield
+
+    async def _acquire_while_held(self, limiter: AsyncLimiter, partition: int) -> None:
+        if partition in self._lost:
+            raise HandedOver(partition)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting[task] = partition
+        try:
+            await limiter.acquire()
+        except asyncio.CancelledError:
+            if task not in self._stopped:
+                raise
+            task.uncancel()  # the cancellation was ours: nobody else asked this task to stop
+            raise HandedOver(partition) from None
+        finally:
+            del self._waiting[task]
+            self._stopped.discard(task)
+
+    def handed_over(self, partition: int) -> bool:
+        """The partition went to another replica: its requests are no longer this one's."""
+        return partition in self._lost
+
+    def lost_partitions(self, partitions: Iterable[int]) -> None:
+        """Another replica has these partitions now (a service calls it on each rebalance that
+        takes some away): their requests stop waiting for caps, and make no capped call."""
+        lost = set(partitions)
+        self._lost |= lost
+        for task, partition in list(self._waiting.items()):
+            if partition in lost and task not in self._stopped:
+                self._stopped.add(task)
+                task.cancel()
 
     def limiter(self, account_id: str, endpoint: str) -> AsyncLimiter | None:
         """The one limiter an account's calls to `endpoint` share; None when it has no cap."""
@@ -182,10 +256,11 @@ class EndpointLimits:
             self._limiters.move_to_end(key)  # least recently used first
         return limiter
 
-    def took_on_partitions(self) -> None:
+    def took_on_partitions(self, partitions: Iterable[int] = ()) -> None:
         """This process has just taken on accounts another may have been calling (a service
         calls it on each assignment that adds partitions): their caps count as spent then (see
         the module doc). Before the first, a process gets no requests: nothing counts as spent."""
+        self._lost.difference_update(partitions)
         if self.usage_reported:
             return
         self.handover_at = self._clock()

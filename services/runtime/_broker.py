@@ -72,6 +72,7 @@ def subscribe_batches(
     handler: BatchHandler,
     max_records: int | None = None,
     on_assigned: PartitionsHook | None = None,
+    on_lost: PartitionsHook | None = None,
 ) -> "ConsumerWatch":
     """Consume `topics` in batches; offsets are committed only after `handler` returns.
     The group id takes the topic prefix too: deployments (and tests) that share a cluster under
@@ -79,11 +80,14 @@ def subscribe_batches(
     Dead letters name the consumer without the prefix, as the handlers' own do.
     `on_assigned` is told the partitions each rebalance gives this consumer that it did not
     hold before (all of them the first time, and after it was out of the group), before it
-    reads from them."""
+    reads from them; `on_lost` of those it held that another member has now (gone in a
+    rebalance, or all it held once it finds it was out of the group), while the batch it is
+    handling may still hold their records."""
     group = settings.topic_prefix + group_id
     # aiokafka's rebalance timeout is the session timeout unless given
-    listener = None if on_assigned is None else NewPartitions(
-        on_assigned, rebalance_timeout=settings.session_timeout_ms / 1000)
+    listener = None if on_assigned is None and on_lost is None else NewPartitions(
+        on_assigned or _ignore, on_lost=on_lost or _ignore,
+        rebalance_timeout=settings.session_timeout_ms / 1000)
     subscriber = broker.subscriber(
         *topics,
         group_id=group,
@@ -126,15 +130,22 @@ def subscribe_batches(
     return watch
 
 
+def _ignore(partitions: set[TopicPartition]) -> None:
+    pass
+
+
 class NewPartitions(ConsumerRebalanceListener):
     """Calls `hook` with the partitions an assignment adds to the last one: with all it assigns
-    when another member may have held them since (this one was out of the group meanwhile).
-    Async, so aiokafka runs it on the event loop: FastStream runs a sync listener in a thread."""
+    when another member may have held them since (this one was out of the group meanwhile);
+    and `on_lost` with those it held that another member has now. Async, so aiokafka runs it
+    on the event loop: FastStream runs a sync listener in a thread."""
 
     def __init__(self, hook: PartitionsHook, *, rebalance_timeout: float,
+                 on_lost: PartitionsHook = _ignore,
                  generation: Callable[[], int | None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic):
         self.hook = hook
+        self.on_lost = on_lost
         self.rebalance_timeout = rebalance_timeout
         self.generation = generation  # the consumer's group generation, when it can be read
         self.clock = clock
@@ -149,11 +160,15 @@ class NewPartitions(ConsumerRebalanceListener):
         if generation is not None and generation < 0:
             # aiokafka revokes only once it rejoins: after an expulsion (session or poll interval
             # timed out) it has reset its generation, and what it held went to another member
-            self.held = set()
+            lost, self.held = self.held, set()
+            if lost:
+                self.on_lost(lost)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         generation, revoked_at, now = self.generation(), self.revoked_at, self.clock()
         self.revoked_at = None
+        if lost := self.held - set(assigned):
+            self.on_lost(lost)
         if generation is not None and self.held_in is not None and generation > self.held_in + 1:
             self.held = set()  # the group went through a generation without this member
         if revoked_at is not None and now - revoked_at > self.rebalance_timeout:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
@@ -210,15 +209,6 @@ def timed(stage: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Await
         return wrapper
 
     return decorate
-
-
-@asynccontextmanager
-async def rate_limited(limiter: AbstractAsyncContextManager[None], platform: str) -> AsyncIterator[None]:
-    """Enter a rate limiter, recording how long that took."""
-    started = time.perf_counter()
-    async with limiter:
-        RATE_LIMIT_WAIT.labels(platform).observe(time.perf_counter() - started)
-        yield
 
 
 def record_publish_result(request: Any, result: Any) -> None:

@@ -19,9 +19,9 @@ async def test_each_service_takes_its_caps_as_spent_once_its_partitions_are_assi
     handovers: list[EndpointLimits] = []
     took_on = EndpointLimits.took_on_partitions
 
-    def noted(limits: EndpointLimits) -> None:
+    def noted(limits: EndpointLimits, partitions=()) -> None:
         handovers.append(limits)
-        took_on(limits)
+        took_on(limits, partitions)
 
     monkeypatch.setattr(EndpointLimits, "took_on_partitions", noted)
     async with AsyncExitStack() as stack:

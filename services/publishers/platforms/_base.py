@@ -26,6 +26,7 @@ from contracts import (
 from services.runtime import retry_after_seconds
 
 if TYPE_CHECKING:
+    from ..limits import EndpointLimits
     from ._journal import Journal
 
 REDACTED = "[redacted]"
@@ -108,6 +109,7 @@ class PlatformClient(Protocol):
     remote state instead of posting again. `account_id` keys the per-account rate caps."""
 
     platform: Platform
+    limits: "EndpointLimits"  # its per-account caps; they also tell which partitions went elsewhere
 
     async def publish(self, request: PublishRequested, token: str,
                       journal: "Journal | None" = None) -> Accepted | Published: ...

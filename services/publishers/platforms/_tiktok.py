@@ -41,7 +41,7 @@ from contracts import (
 
 from services.runtime import retry_after_seconds
 
-from ..limits import EndpointLimits
+from ..limits import EndpointLimits, HandedOver
 from ._base import (
     Accepted,
     PlatformError,
@@ -505,20 +505,30 @@ class TikTokClient(PlatformClientBase):
         it is sent as soon as its intent is durable."""
         nonce = uuid.uuid4().hex  # tells this intent from any other stored for the target
         intent = RemoteHandle(kind=HANDLE_KIND, id="", extra={**extra, "source": "PULL_FROM_URL", "intent": nonce})
+        refused = False  # an init of this intent went and TikTok answered that it did not take it
 
         async def init() -> dict[str, Any]:
-            async with self.limits.slot(request.account_id, endpoint), self._pull_inits:
-                try:
-                    await journal.save(INTENT, intent)
-                except BaseException:
-                    _remember(self._unsent, request.target_id, nonce)
-                    raise
-                response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
-            return _data(response)
+            nonlocal refused
+            try:
+                async with self.limits.slot(request.account_id, endpoint), self._pull_inits:
+                    try:
+                        await journal.save(INTENT, intent)
+                    except BaseException:
+                        _remember(self._unsent, request.target_id, nonce)
+                        raise
+                    response = await send(self.http, "POST", self.base_url + path, json=body, headers=bearer(token))
+                return _data(response)
+            except PlatformError as error:
+                refused = not error.maybe_processed
+                raise
 
         try:
             # repeated only when TikTok answered that it did not take it (429, 5xx)
             data = await with_retries(self.retry, init, if_processed=False)
+        except HandedOver:
+            if refused:  # stopped before its retry: nothing was made, so the new owner may init
+                await journal.abandon("init refused, then handed over")
+            raise
         except PlatformError as error:
             if error.maybe_processed:  # no answer, or an unreadable 2xx: it may have been taken
                 raise self._needs_review() from None

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +33,7 @@ from contracts import (
     PublishRequested,
     RemoteHandle,
 )
-from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits
+from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits, HandedOver, serving
 from services.publishers.platforms import (
     ABANDONED,
     ACCEPTED,
@@ -693,6 +693,48 @@ class TestTikTokClient(PlatformClientSuite):
             assert await journal.load() is None, "a crash while it waits leaves nothing to review"
         finally:
             waiting.cancel()
+
+    async def test_a_pull_init_handed_over_while_it_waits_for_its_cap_leaves_nothing_to_review(self, http, policy):
+        """Its partition went to another publisher: it stops before the call, with nothing
+        journalled, so the new owner sends the init (limits.py)."""
+        limits = EndpointLimits({"video_init": Cap(1, 60.0)})
+        client = self.make_client(http, policy, limits=limits)
+        with serving(0):
+            await client.publish(publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token)
+        journal = MemoryJournal()
+
+        async def next_one():
+            with serving(0):
+                return await client.publish(
+                    publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO), self.token, journal)
+
+        waiting = asyncio.create_task(next_one())
+        await asyncio.sleep(0.2)  # the minute's one init is spent: this one waits for the next
+        limits.lost_partitions({0})
+        await asyncio.wait({waiting}, timeout=2.0)  # at once, not after the cap's minute
+        assert waiting.done() and isinstance(waiting.exception(), HandedOver)
+        assert await journal.load() is None and len(await self.published(http)) == 1
+
+    async def test_a_pull_init_refused_then_handed_over_before_its_retry_can_be_sent_again(self, http, policy):
+        """TikTok refused it (a 5xx: not taken), and the partition went before the retry: its
+        intent is set aside, so the new owner sends a new init instead of stopping for review."""
+        limits = EndpointLimits({"video_init": Cap(100, 60.0, burst=100)})
+        client = self.make_client(http, policy, limits=limits)
+        await self.inject(http, kind="server_error", operation="video_init", count=1)
+        journal = MemoryJournal()
+        request = publish_request(self.platform, self.account, ContentType.VIDEO, VIDEO)
+        sleep = client.retry.sleep
+
+        async def handed_over_meanwhile(seconds):  # the rebalance comes during the retry's pause
+            limits.lost_partitions({0})
+            await sleep(seconds)
+
+        client.retry = replace(client.retry, sleep=handed_over_meanwhile)
+        with serving(0), pytest.raises(HandedOver):
+            await client.publish(request, self.token, journal)
+        assert (await journal.load()).stage == ABANDONED
+        outcome = await client.publish(again(request), self.token, journal)  # the new owner
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
 
     async def test_only_a_few_pull_inits_wait_between_their_intent_and_their_answer(self, app, policy):
         held, release, places = [], asyncio.Event(), 3

@@ -24,6 +24,7 @@ from contracts import (
     Topics,
 )
 from services.poller.handlers import PollHandlers
+from services.publishers.limits import no_limits
 from services.publishers.platforms import MediaPolicy, PlatformError, RetryRules, build_client
 from services.quotas import quota_rules
 from services.runtime import Record
@@ -77,7 +78,7 @@ class FiguresOnly(PlatformClientBase):
     """A client with the plain engagement read only (as Instagram's and YouTube's)."""
 
     def __init__(self):  # no HTTP: the figures are made up
-        pass
+        self.limits = no_limits()
 
     async def fetch_engagement(self, handle, token, account_id, url=None):
         return FIGURES
@@ -90,6 +91,8 @@ async def test_a_client_that_learns_nothing_answers_with_the_address_it_was_give
 
 
 class StillModerated:
+    limits = no_limits()
+
     async def read_engagement(self, handle, token, account_id, url=None):
         raise PlatformError(ErrorClass.RETRYABLE, "in_moderation", "no public id yet")
 

@@ -8,6 +8,7 @@ saying why, for the queue's processing deadline to bound.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from contracts import (
     Topics,
 )
 from services.poller.handlers import PollHandlers
+from services.publishers.limits import ANY_ENDPOINT, Cap, EndpointLimits, no_limits
 from services.publishers.platforms import PlatformError, RetryRules, StatusReport, build_client
 from services.quotas import quota_rules
 from services.runtime import Record
@@ -80,6 +82,8 @@ class FreeLedger:
 
 class Raising:
     """A client whose status read raises `error` (or returns `report`)."""
+
+    limits = no_limits()
 
     def __init__(self, error: PlatformError | None = None, report: StatusReport | None = None):
         self.error, self.report, self.calls = error, report, 0
@@ -220,3 +224,33 @@ REPORTED_FAILED = [
 async def test_a_failure_the_platform_reports_through_the_real_client_fails_the_target(platform, answer, code):
     observed = await observe_through(platform, answer)
     assert observed.state is ObservedState.FAILED and observed.error.code == code
+
+
+class CappedStatus:
+    """A client whose status read is one call a minute per account."""
+
+    def __init__(self):
+        self.limits = EndpointLimits({ANY_ENDPOINT: Cap(1, 60.0)})
+        self.calls = 0
+
+    async def check_status(self, handle, token, account_id=None):
+        async with self.limits.slot(account_id, "status"):
+            self.calls += 1
+        return StatusReport(ObservedState.PROCESSING)
+
+
+async def test_checks_of_a_partition_handed_over_stop_before_their_call_and_get_no_answer():
+    ctx, client = FakeContext(), CappedStatus()
+    handlers = PollHandlers(ctx, {Platform.TIKTOK: client}, FakeTokens(), FreeLedger(), quota_rules(QuotaSettings()))
+    messages = [requested(Platform.TIKTOK) for _ in range(2)]  # one account: its checks in order
+    records = [Record(topic=Topics.status_requested(Platform.TIKTOK), partition=2, offset=n,
+                      key=m.account_id.encode(), value=m.to_bytes(), headers={}) for n, m in enumerate(messages)]
+    batch = asyncio.create_task(handlers.requested(records))
+    await asyncio.sleep(0.2)  # the first went; the second waits a minute for the cap
+    client.limits.lost_partitions({2})
+    await asyncio.wait({batch}, timeout=2.0)
+    assert batch.done() and batch.exception() is None
+    assert client.calls == 1 and [StatusObserved.from_bytes(m.value).target_id for m in ctx.sent] == [
+        messages[0].target_id]
+    await handlers.requested(records[1:])  # read again before the partition comes back: dropped
+    assert client.calls == 1 and len(ctx.sent) == 1

@@ -10,8 +10,8 @@ import pytest
 
 from contracts import Platform
 from services.publishers.limits import (
-    ANY_ENDPOINT, PLATFORM_CAPS, POLLER_SHARES, SAFETY_MARGIN, Cap, EndpointLimits, hard_cap,
-    idle,
+    ANY_ENDPOINT, PLATFORM_CAPS, POLLER_SHARES, SAFETY_MARGIN, Cap, EndpointLimits, HandedOver,
+    hard_cap, idle, serving,
 )
 
 
@@ -239,3 +239,81 @@ async def test_a_bucket_that_has_just_emptied_is_not_idle():
     assert not idle(limiter)
     await asyncio.sleep(0.11)
     assert idle(limiter)
+
+
+async def test_a_request_waiting_for_a_cap_stops_at_once_when_its_partition_goes_elsewhere():
+    """The replica that lost a partition stops its requests before their next capped call: the
+    new owner counts the caps from the handover and reads the requests again."""
+    limits = EndpointLimits({"video_init": Cap(2, 20.0)})  # one call, then one each 10 s
+    calls: list[int] = []
+
+    async def request(partition: int) -> str:
+        with serving(partition):
+            try:
+                async with limits.slot(f"acct-{partition}", "video_init"):
+                    calls.append(partition)
+                async with limits.slot(f"acct-{partition}", "video_init"):  # waits 10 s
+                    calls.append(partition)
+            except HandedOver:
+                return "handed over"
+        return "done"
+
+    lost, kept = asyncio.create_task(request(3)), asyncio.create_task(request(4))
+    await asyncio.sleep(0.05)
+    assert calls == [3, 4]  # both made their first call and wait for the second
+    limits.lost_partitions({3})
+    await asyncio.wait({lost}, timeout=1.0)  # not wait_for: its own cancellation would stop it
+    assert lost.done() and lost.result() == "handed over", "stopped at once, not after its 10 s wait"
+    assert limits.handed_over(3) and not limits.handed_over(4)
+    assert not kept.done(), "a partition still held keeps waiting for its cap"
+    kept.cancel()
+    with pytest.raises(asyncio.CancelledError):  # a cancellation not ours stays one
+        await kept
+    assert calls == [3, 4] and limits._waiting == {} and limits._stopped == set()
+
+
+async def test_a_lost_partitions_request_makes_no_capped_call_until_the_partition_comes_back():
+    limits = EndpointLimits({"video_init": Cap(6, 60.0)})
+    limits.lost_partitions({1})
+    with serving(1), pytest.raises(HandedOver):
+        async with limits.slot("acct", "video_init"):
+            pytest.fail("the call went")
+    with serving(2):  # another partition, and calls outside any request, are not stopped
+        async with limits.slot("other", "video_init"):
+            pass
+    async with limits.slot("acct", "video_init"):
+        pass
+    limits.took_on_partitions({1})
+    assert not limits.handed_over(1)
+    with serving(1):
+        async with limits.slot("acct", "status_fetch"):  # no cap there: never stopped
+            pass
+        async with limits.slot("back", "video_init"):
+            pass
+
+
+async def test_a_request_woken_by_its_cap_just_as_the_partition_goes_is_stopped_too():
+    """The cap let it through, but it had not run yet when the partition went: it stops before
+    its call (its wait resumes with the cancellation)."""
+    limits = EndpointLimits({"video_init": Cap(6, 60.0)})
+    let_through = asyncio.get_running_loop().create_future()
+
+    class Gate:  # a cap that lets the call through when the test says
+        async def acquire(self):
+            await let_through
+
+    limits.limiter = lambda account, endpoint: Gate()
+
+    async def request() -> str:
+        with serving(0):
+            try:
+                async with limits.slot("acct", "video_init"):
+                    return "called"
+            except HandedOver:
+                return "handed over"
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0)
+    let_through.set_result(None)  # woken, not yet run...
+    limits.lost_partitions({0})  # ...when the partition goes
+    assert await task == "handed over"

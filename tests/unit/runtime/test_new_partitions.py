@@ -87,3 +87,34 @@ async def test_the_first_assignment_reports_all_and_an_empty_one_nothing():
     await group.rebalance(set())
     await group.rebalance({P0})
     assert group.told == [{P0}, {P0}]
+
+
+class Losses(Group):
+    """A Group whose listener also says what this consumer lost."""
+
+    def __init__(self):
+        super().__init__()
+        self.lost: list[set[TopicPartition]] = []
+        self.listener.on_lost = self.lost.append
+
+
+async def test_a_rebalance_reports_what_it_took_away_and_only_that():
+    group = Losses()
+    await group.rebalance({P0, P1, P2})
+    await group.rebalance({P0, P1, P2})  # every partition revoked and given back: nothing lost
+    await group.rebalance({P0})  # a replica joined and took two
+    await group.rebalance({P0, P2})
+    assert group.lost == [{P1, P2}]
+
+
+async def test_an_expelled_consumer_loses_all_it_held_as_soon_as_it_revokes():
+    """Out of the group (its session or poll interval timed out), it revokes before it rejoins,
+    while its batch may still be running: another member has had its partitions since."""
+    group = Losses()
+    await group.rebalance({P0, P1}, generation=4)
+    group.generation = -1
+    await group.listener.on_partitions_revoked({P0, P1})
+    assert group.lost == [{P0, P1}]
+    await group.listener.on_partitions_assigned({P1})  # rejoined: nothing more to lose
+    assert group.lost == [{P0, P1}]
+    assert group.told[-1] == {P1}  # and what it got back counts as taken on

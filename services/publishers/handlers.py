@@ -108,6 +108,14 @@ class PublishHandlers:
                     if error.handle is None and watched.live is not None:
                         error.handle = watched.live
                     raise
+                except Exception as exc:
+                    if watched.live is None:
+                        raise
+                    # ours failed (a journal save, a bug) once the platform had made something:
+                    # retried as any unexpected failure, with the handle for the queue to keep
+                    log.exception("publish of %s failed unexpectedly", request.target_id)
+                    raise PlatformError(ErrorClass.RETRYABLE, "internal_error", type(exc).__name__,
+                                        handle=watched.live) from exc
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,

@@ -39,7 +39,7 @@ from contracts import (
     RemoteHandle,
 )
 
-from services.runtime import retry_after_seconds
+from services.runtime import PlatformSettings, retry_after_seconds
 
 from ..limits import EndpointLimits, HandedOver
 from ._base import (
@@ -85,7 +85,7 @@ _RESYNCS = 3
 # wait would bring two of one account's inits closer than the cap spaces them: only a backlog of
 # one account meets the cap, the planner spaces an account's posts hours apart, and the places
 # are free in a backlog of one account. More places suit a platform slower to answer.
-PULL_INITS_AT_ONCE = 8
+PULL_INITS_AT_ONCE = PlatformSettings.tiktok_pull_inits_at_once  # one default: the setting's
 # FILE_UPLOADs one client sends at once. Each holds the chunk it reads (up to a read piece more)
 # while it makes the chunk's copy to send, then that copy, which the socket may not have taken
 # yet: measured with tracemalloc (as test_tiktok_upload_bound.py does) 23 MB for a
@@ -98,7 +98,7 @@ PULL_INITS_AT_ONCE = 8
 # upload URL would expire an hour on). Beyond its buffer a place holds only the short steps
 # before it: the open, the intent's save, and the init within its cap (one per ten seconds an
 # account; the planner spaces an account's posts hours apart).
-UPLOADS_AT_ONCE = 2
+UPLOADS_AT_ONCE = PlatformSettings.tiktok_uploads_at_once  # one default: the setting's
 # Targets remembered in memory, at most (the latest kept): intents whose save raised, to tell them
 # from inits that may have left (see _resume), and publish ids whose ACCEPTED save raised, so
 # that a retry here follows them (see _accept)

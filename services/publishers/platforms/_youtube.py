@@ -34,7 +34,7 @@ from contracts import (
 )
 
 from services.quotas import next_reset
-from services.runtime import retry_after_seconds
+from services.runtime import PlatformSettings, retry_after_seconds
 
 from ..limits import EndpointLimits
 from ._base import (
@@ -67,7 +67,7 @@ DEFAULT_CHUNK = 8 * 1024 * 1024
 # uploads one client sends at once: each holds its unconfirmed chunk and a read piece (9 MiB),
 # the chunk's copy being sent (8 MiB) and what the socket has not taken of it yet (up to 8 MiB);
 # 4 of them stay well inside a publisher's 256 MiB (deploy/manifests.py)
-UPLOADS_AT_ONCE = 4
+UPLOADS_AT_ONCE = PlatformSettings.youtube_uploads_at_once  # one default: the setting's
 MAX_VIDEO_BYTES = 256 * 1024 ** 3
 # native scheduling (publishAt) only when the slot is at least this far ahead: the upload and
 # processing must be done well before YouTube makes the video public

@@ -183,7 +183,10 @@ class DeadLetter(Message):
 
     One too large to carry whole within the broker's message limit is `truncated`: its payload
     is the first part only (`payloadBytes` is the whole), and it is replayed from its source
-    position, while the source topic still holds it."""
+    position, while the source topic still holds it. `payloadSha256` (hex) is the SHA-256 of the
+    whole record value, taken before any cut: it tells two records apart whose kept parts are
+    the same, and whether the record now at the source position is this one. Letters from
+    producers older than it have none."""
 
     TOPIC: ClassVar[str] = Topics.DEAD_LETTER
 
@@ -199,5 +202,6 @@ class DeadLetter(Message):
     failed_at: AwareDatetime
     payload_bytes: int | None = None
     truncated: bool = False
+    payload_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 

@@ -63,6 +63,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     _json_flag(dlq_ls).set_defaults(run=_run(_dlq_ls))
     dlq_show = dlq_commands.add_parser("show", help="one dead letter whole: reason, key, headers, payload")
     dlq_show.add_argument("id", type=int)
+    dlq_show.add_argument("--no-source", action="store_true",
+                          help="do not read a truncated letter's record at its source position from the broker")
     _json_flag(dlq_show).set_defaults(run=_run(_dlq_show))
     replay = dlq_commands.add_parser("replay", help="send dead letters to their source topic again")
     replay.add_argument("ids", type=int, nargs="*")
@@ -253,23 +255,34 @@ async def _dlq_ls(args, conn, _) -> int:
     return 0
 
 
-async def _dlq_show(args, conn, _) -> int:
-    from ._dead_letters import dead_letter
+async def _dlq_show(args, conn, context) -> int:
+    """One letter whole. A truncated one is replayed by hand from its source position: the record
+    there is read (unless `--no-source`) and checked against the letter's whole-record digest;
+    exit 1 when it is another record (the topic deleted and recreated since)."""
+    from ._dead_letters import dead_letter, read_source_record
 
     letter = await dead_letter(conn, args.id)
     if letter is None:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
+    source = None
+    if letter["truncated"] and letter["source_offset"] is not None and not args.no_source:
+        settings, _ = context
+        source = await read_source_record(settings.kafka.bootstrap_servers, letter)
+    code = 1 if source is not None and source.state == "differs" else 0
     if args.json:
-        _print_json(letter)
-        return 0
+        _print_json({**letter, "source_record": source.to_json() if source else None})
+        return code
     for field in ("id", "consumer", "reason", "message", "source_topic", "source_partition", "source_offset",
-                  "failed_at", "replays", "replayed_at", "truncated", "payload_bytes"):
-        print(f"{field:>16}: {letter[field]}")
+                  "failed_at", "replays", "replayed_at", "truncated", "payload_bytes", "payload_sha256"):
+        print(f"{field:>16}: {letter.get(field)}")
     print(f"{'key':>16}: {_text_or_base64(bytes(letter['key'])) if letter['key'] else None}")
     print(f"{'headers':>16}: {orjson.dumps(letter['headers']).decode()}")
     print(f"{'payload':>16}: {_text_or_base64(bytes(letter['payload']))}")
-    return 0
+    if source is not None:
+        print(f"{'source record':>16}: {source.state}: {source.detail}",
+              file=sys.stderr if source.state == "differs" else sys.stdout)
+    return code
 
 
 async def _dlq_replay(args, conn, context) -> int:
@@ -308,7 +321,8 @@ async def _dlq_replay(args, conn, context) -> int:
     print(f"replayed {len(replayed)} dead letter(s)" + (f"; not found: {missing}" if missing else ""))
     if truncated:
         print(f"not replayed: {truncated} hold only the start of their message (it was too large to keep "
-              "whole); replay it from its source topic and offset, which `dlq show` gives", file=sys.stderr)
+              "whole); replay it from its source topic and offset, which `dlq show` gives once it has checked "
+              "that the record there is still this letter's", file=sys.stderr)
     for letter_id, why in sorted(failed.items()):
         print(f"not sent: dead letter {letter_id}: {why}; it stays not replayed", file=sys.stderr)
     asked_for_truncated = set(truncated) & set(args.ids)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+
+from services.runtime import payload_digest
 
 
 async def list_dead_letters(conn: asyncpg.Connection, *, include_replayed: bool, limit: int) -> list[dict[str, Any]]:
@@ -149,3 +153,120 @@ def _is_timeout(exc: BaseException) -> bool:
     from aiokafka.errors import KafkaTimeoutError
 
     return isinstance(exc, (KafkaTimeoutError, TimeoutError))
+
+
+# -- the record at a letter's source position ------------------------------------------------
+
+# What a truncated letter holds of its key at most (as the runtime cuts it): a key that long may
+# be the start of a longer one.
+_KEY_KEPT_BYTES = 1024
+SOURCE_READ_TIMEOUT_SECONDS = 15.0
+# a record is at most the broker's message limit (1 MiB by default): room for a larger one
+_SOURCE_FETCH_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """What is at a dead letter's source position now, and whether it is the letter's record.
+
+    `state`: "matches" (the whole record's digest is the letter's), "differs" (another record:
+    do not replay from there), "unverified" (a letter without a digest, from an older producer,
+    whose record there has its size and starts as it does), "unavailable" (the broker does not
+    hold a record there any more, or could not be read: `detail` says which)."""
+
+    state: str
+    detail: str
+    sha256: str | None = None
+    payload_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "detail": self.detail, "sha256": self.sha256,
+                "payload_bytes": self.payload_bytes}
+
+
+def check_source_record(letter: Mapping[str, Any], key: bytes | None, value: bytes) -> SourceRecord:
+    """Whether the record (`key`, `value`) read at `letter`'s source position is the letter's."""
+    where = f"{letter['source_topic']}@{letter['source_partition']}/{letter['source_offset']}"
+    digest = payload_digest(value)
+    seen = {"sha256": digest, "payload_bytes": len(value)}
+    expected = letter.get("payload_sha256")
+    if expected is not None and digest != expected:
+        return SourceRecord("differs", f"the record at {where} is not this letter's: its SHA-256 is {digest} "
+                                       f"({len(value)} bytes), the letter's {expected} ({letter['payload_bytes']} "
+                                       "bytes); the topic was deleted or recreated since: do not replay from it",
+                            **seen)
+    letter_key = bytes(letter["key"]) if letter["key"] is not None else None
+    if letter_key is not None and not _key_fits(letter_key, key or b""):
+        return SourceRecord("differs", f"the record at {where} is not this letter's: its key differs; the topic was "
+                                       "deleted or recreated since: do not replay from it", **seen)
+    if expected is not None:
+        return SourceRecord("matches", f"the record at {where} is this letter's (SHA-256 {digest}, {len(value)} "
+                                       "bytes): replay it from there", **seen)
+    # an older letter without a digest: only its size and the part it kept can tell
+    kept = bytes(letter["payload"])
+    size = letter["payload_bytes"]
+    if (size is not None and size != len(value)) or not value.startswith(kept):
+        return SourceRecord("differs", f"the record at {where} is not this letter's: {len(value)} bytes"
+                                       + (f", the letter's {size}" if size is not None else "")
+                                       + ("" if value.startswith(kept) else ", and it starts otherwise")
+                                       + "; the topic was deleted or recreated since: do not replay from it",
+                            **seen)
+    return SourceRecord("unverified", f"the record at {where} has the letter's size and starts as it does, but the "
+                                      "letter (kept before whole-record digests) cannot prove it is the same: "
+                                      "check it before replaying it", **seen)
+
+
+def _key_fits(kept: bytes, key: bytes) -> bool:
+    """A letter's key against the record's: the same, or (cut to fit) its start."""
+    return kept == key or (len(kept) >= _KEY_KEPT_BYTES and key.startswith(kept))
+
+
+async def read_source_record(bootstrap_servers: str, letter: Mapping[str, Any], *,
+                             timeout: float = SOURCE_READ_TIMEOUT_SECONDS) -> SourceRecord:
+    """Read the record at `letter`'s source position, if the broker still holds it, and check it
+    against the letter (`check_source_record`); never waits more than about `timeout`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import OffsetOutOfRangeError
+
+    topic, partition, offset = letter["source_topic"], letter["source_partition"], letter["source_offset"]
+    where = f"{topic}@{partition}/{offset}"
+    if partition is None or offset is None:
+        return SourceRecord("unavailable", "the letter has no source position (its message was never consumed)")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="none", request_timeout_ms=int(timeout * 1000),
+                                max_partition_fetch_bytes=_SOURCE_FETCH_BYTES, fetch_max_bytes=_SOURCE_FETCH_BYTES)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+        tp = TopicPartition(topic, partition)
+        # the cluster as it is now (what the consumer holds may predate a deletion)
+        cluster = await asyncio.wait_for(consumer._client.fetch_all_metadata(), max(deadline - loop.time(), 0.1))
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions:
+            return SourceRecord("unavailable", f"its source topic {topic!r} does not exist")
+        if partition not in partitions:
+            return SourceRecord("unavailable", f"its source topic {topic!r} has no partition {partition}")
+        consumer.assign([tp])
+        start = (await asyncio.wait_for(consumer.beginning_offsets([tp]), max(deadline - loop.time(), 0.1)))[tp]
+        if offset < start:
+            return SourceRecord("unavailable", f"the broker no longer holds {where} (the partition starts at {start})")
+        consumer.seek(tp, offset)
+        while (left := deadline - loop.time()) > 0:
+            try:
+                batches = await consumer.getmany(tp, timeout_ms=int(min(left, 1.0) * 1000), max_records=1)
+            except OffsetOutOfRangeError:
+                return SourceRecord("unavailable", f"the broker holds no record at {where} (out of range)")
+            for record in batches.get(tp, ()):
+                if record.offset != offset:
+                    return SourceRecord("unavailable", f"the broker holds no record at {where} "
+                                                       f"(the next is at offset {record.offset})")
+                return check_source_record(letter, record.key, record.value or b"")
+        return SourceRecord("unavailable", f"no record came from {where} within {timeout:g} s "
+                                           "(the partition may end before it)")
+    except (asyncio.TimeoutError, TimeoutError):
+        return SourceRecord("unavailable", f"the broker did not answer within {timeout:g} s")
+    except Exception as exc:  # unreachable, refused: the letter is still shown
+        return SourceRecord("unavailable", f"could not read {where}: {_why(exc)}")
+    finally:
+        await consumer.stop()

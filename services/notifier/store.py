@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from contracts import AdminAlert, DeadLetter
+from services.runtime import payload_digest
 
 from .webhooks import Webhook
 
@@ -45,19 +46,25 @@ async def store_alerts(conn: asyncpg.Connection, alerts: Sequence[AdminAlert], h
 async def store_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLetter]) -> list[tuple[int, DeadLetter]]:
     """Keep each dead letter once (by consumer, source position and the record's key and
     payload, or for a message never consumed, by its failure time and payload); returns
-    (id, letter) of the new."""
+    (id, letter) of the new. The payload is told by the digest of the record's whole value: the
+    letter's `payload_sha256`, or for a letter kept whole without one (an older producer's), its
+    payload's; a truncated letter without one, only by the part it kept (migration 017)."""
     stored = []
     for letter in letters:
+        payload = _b64(letter.payload_base64)
+        digest = letter.payload_sha256
+        if digest is None and not letter.truncated:
+            digest = payload_digest(payload)
         row_id = await conn.fetchval(
             """INSERT INTO dead_letters (consumer, reason, message, source_topic, source_partition,
                                          source_offset, key, payload, headers, failed_at, truncated,
-                                         payload_bytes)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
+                                         payload_bytes, payload_sha256)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
                ON CONFLICT DO NOTHING  -- kept already: its source record, or (never consumed) its failure
                RETURNING id""",
             letter.consumer, letter.reason, letter.message, letter.source_topic, letter.source_partition,
-            letter.source_offset, _b64(letter.key_base64), _b64(letter.payload_base64),
-            letter.headers, letter.failed_at, letter.truncated, letter.payload_bytes,
+            letter.source_offset, _b64(letter.key_base64), payload,
+            letter.headers, letter.failed_at, letter.truncated, letter.payload_bytes, digest,
         )
         if row_id is not None:
             stored.append((row_id, letter))

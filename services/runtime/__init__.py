@@ -12,7 +12,16 @@ from ._http_tracing import TracedTransport
 from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
-from ._messaging import Outgoing, Record, dead_letter_for, dead_letter_of, group_by_key, map_by_key, publish_all
+from ._messaging import (
+    Outgoing,
+    Record,
+    dead_letter_for,
+    dead_letter_of,
+    group_by_key,
+    map_by_key,
+    payload_digest,
+    publish_all,
+)
 from ._retry_after import retry_after_seconds
 from ._service import Service, ServiceContext, ServiceHost, current_trace_id, run_until_signalled
 from ._settings import (
@@ -83,6 +92,7 @@ __all__ = [
     "instrument_asyncpg",
     "is_transient",
     "map_by_key",
+    "payload_digest",
     "measure_lag",
     "metrics",
     "task_alive",

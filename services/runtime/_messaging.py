@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ def _dead_letter(record: "Record | Outgoing", *, reason: str, message: str, cons
                  limit: int) -> DeadLetter:
     key = _key_bytes(record)
     failed_at = datetime.now(timezone.utc)
+    # of the whole value, before any cut: what tells this record from another kept the same
+    digest = payload_digest(record.value)
 
     def letter_of(payload: bytes, headers: dict[str, str], key: bytes | None, text: str,
                   truncated: bool) -> DeadLetter:
@@ -174,6 +177,7 @@ def _dead_letter(record: "Record | Outgoing", *, reason: str, message: str, cons
             failed_at=failed_at,
             payload_bytes=len(record.value),
             truncated=truncated,
+            payload_sha256=digest,
         )
 
     # each a smaller letter than the one before; the first that fits is sent
@@ -198,9 +202,15 @@ def _dead_letter(record: "Record | Outgoing", *, reason: str, message: str, cons
     return letter
 
 
+def payload_digest(value: bytes) -> str:
+    """A dead letter's `payload_sha256`: the SHA-256 of a record's whole value, in hex."""
+    return hashlib.sha256(value).hexdigest()
+
+
 def bare_dead_letter(letter: Outgoing) -> Outgoing:
     """A dead letter the broker refused for its size, without its record: only where the record
-    was (`truncated`, no payload, headers or key), to replay from its source position."""
+    was (`truncated`, no payload, headers or key) and its digest, to replay from its source
+    position."""
     whole = DeadLetter.from_bytes(letter.value)
     bare = whole.model_copy(update={"payload_base64": "", "headers": {}, "key_base64": None,
                                     "truncated": True, "message": whole.message[:200]})

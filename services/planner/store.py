@@ -15,7 +15,7 @@ import asyncpg
 
 from contracts import ContentType, Platform, PostContent, PostPlanned, SlotChanged
 
-from .domain import AccountKey, ChosenTime, PostedContent, Reading
+from .domain import AccountKey, ChosenTime, PostedContent, Reading, ReleasedBy, released_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +118,21 @@ async def calendars(
 ) -> dict[AccountKey, list[float]]:
     """The slots held for each account from `since` on (UTC epoch seconds, sorted).
 
-    A slot is held until the queue releases it (slot.changed), or the planner gives its post up
-    (`release_given_up`). A given-up post that is back counts again: sent again (planned anew
-    from the same event) or stored after all (its dead letter replayed), until the queue changes
-    its slot."""
+    A slot is held (`released_by` NULL) until the queue releases it (slot.changed), or the
+    planner gives its post up (`release_given_up`). A given-up post that is back counts again:
+    sent again (planned anew from the same event) or stored after all (its dead letter
+    replayed), until the queue changes its slot."""
     keys = list(keys)
     rows = await conn.fetch(
         """SELECT s.platform, s.account_id, s.slot_at FROM planner_slots s
            JOIN unnest($1::text[], $2::text[]) AS k(platform, account_id) USING (platform, account_id)
            WHERE s.slot_at >= $3
-             AND (NOT s.released
-                  OR s.queue_version = 0
+             AND (s.released_by IS NULL
+                  OR s.released_by = $4
                      AND (EXISTS (SELECT 1 FROM planner_unconfirmed u WHERE u.post_id = s.post_id)
                           OR EXISTS (SELECT 1 FROM posts p WHERE p.post_id = s.post_id)))
            ORDER BY s.slot_at""",
-        [k[0].value for k in keys], [k[1] for k in keys], since,
+        [k[0].value for k in keys], [k[1] for k in keys], since, ReleasedBy.PLANNER.value,
     )
     found: dict[AccountKey, list[float]] = {}
     for r in rows:
@@ -141,7 +141,8 @@ async def calendars(
 
 
 async def apply_slot_changes(conn: asyncpg.Connection, changes: Sequence[SlotChanged]) -> int:
-    """Release or move slots, each only over an older change; returns the slots changed."""
+    """Release or move slots, each only over an older change (whoever released it before);
+    returns the slots changed."""
     latest: dict[uuid.UUID, SlotChanged] = {}
     for change in changes:  # one row per target: UPDATE ... FROM would pick any of several
         if change.target_id not in latest or change.version > latest[change.target_id].version:
@@ -149,11 +150,13 @@ async def apply_slot_changes(conn: asyncpg.Connection, changes: Sequence[SlotCha
     if not latest:
         return 0
     result = await conn.execute(
-        """UPDATE planner_slots s SET released = (u.change = 'released'),
+        """UPDATE planner_slots s SET released_by = u.released_by, released = u.released_by IS NOT NULL,
                   slot_at = COALESCE(u.slot_at, s.slot_at), queue_version = u.version
-           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[]) AS u(target_id, version, change, slot_at)
+           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[])
+                AS u(target_id, version, released_by, slot_at)
            WHERE s.target_id = u.target_id AND s.queue_version < u.version""",
-        list(latest), [c.version for c in latest.values()], [c.change.value for c in latest.values()],
+        list(latest), [c.version for c in latest.values()],
+        [by.value if (by := released_by(c.change)) else None for c in latest.values()],
         [c.slot_at for c in latest.values()])
     return int(result.split()[-1])
 
@@ -288,13 +291,12 @@ async def release_given_up(conn: asyncpg.Connection, post_ids: Sequence[uuid.UUI
     """Release the slots of posts given up to the dead letters: a post the queue never stored
     will not go out, and must not hold its accounts' spacing and daily caps.
 
-    Released with `queue_version` 0, which no change of the queue leaves (its versions start
-    above it): a slot released by the planner. `calendars` counts one again if its post comes
+    Released by the planner (`released_by`): `calendars` counts one again if its post comes
     back, and the queue's changes apply over it as over any. A post the queue stored meanwhile
-    keeps its slots. Returns the slots released."""
+    keeps its slots: from then on they are the queue's to release. Returns the slots released."""
     result = await conn.execute(
-        """UPDATE planner_slots s SET released = true
-           WHERE s.post_id = ANY($1::uuid[]) AND NOT s.released AND s.queue_version = 0
+        """UPDATE planner_slots s SET released_by = $2, released = true
+           WHERE s.post_id = ANY($1::uuid[]) AND s.released_by IS NULL
              AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.post_id = s.post_id)""",
-        list(post_ids))
+        list(post_ids), ReleasedBy.PLANNER.value)
     return int(result.split()[-1])

@@ -67,6 +67,10 @@ async def _store_post(conn, post_id: uuid.UUID) -> None:
                        str(post_id))
 
 
+async def _released_by(conn, post_id: uuid.UUID) -> str | None:
+    return await conn.fetchval("SELECT released_by FROM planner_slots WHERE post_id = $1", post_id)
+
+
 async def test_a_given_up_posts_slots_no_longer_count_and_an_in_flight_ones_do(pool):
     given_up_at, in_flight_at, overdue_at = (NOW + timedelta(hours=h) for h in (3, 6, 9))
     async with pool.acquire() as conn:
@@ -82,8 +86,8 @@ async def test_a_given_up_posts_slots_no_longer_count_and_an_in_flight_ones_do(p
     assert [o.key for o in sent if o.topic == Topics.POST_PLANNED] == [str(post_id_for("overdue"))]
     assert await _calendar(pool) == [in_flight_at, overdue_at], "the given-up post holds nothing"
     async with pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT released, queue_version FROM planner_slots WHERE post_id = $1", given_up)
-        assert dict(row) == {"released": True, "queue_version": 0}, "released by the planner, kept for a replay"
+        by = await conn.fetchval("SELECT released_by FROM planner_slots WHERE post_id = $1", given_up)
+        assert by == "planner", "released by the planner, kept for a replay"
         assert await conn.fetchval("SELECT count(*) FROM planner_unconfirmed") == 2
 
     assert len(await _recover(pool)) == 0 and await _calendar(pool) == [in_flight_at, overdue_at], "once"
@@ -115,8 +119,30 @@ async def test_a_given_up_post_back_in_flight_or_stored_counts_again_until_the_q
                       changed_at=NOW)
         await store.apply_slot_changes(conn, [SlotChanged(version=4, change=SlotChange.MOVED, slot_at=moved, **change)])
         assert await _calendar(pool) == [moved]
+        assert await _released_by(conn, post_id) is None, "held again, at the queue's time"
         await store.apply_slot_changes(conn, [SlotChanged(version=5, change=SlotChange.RELEASED, **change)])
         assert await _calendar(pool) == [], "cancelled in the queue: released for good"
+        assert await _released_by(conn, post_id) == "queue"
+        # given up again (say a copy of its post.planned in flight): the queue's release stays
+        assert await store.release_given_up(conn, [post_id]) == 0
+        assert await _released_by(conn, post_id) == "queue"
+
+
+async def test_a_post_given_up_twice_stays_the_planners_to_count_again(pool):
+    at = NOW + timedelta(hours=3)
+    async with pool.acquire() as conn:
+        post_id = await _plan(conn, "twice", at, resends=2)
+    await _recover(pool)
+    async with pool.acquire() as conn:
+        planned = planned_post("twice", platforms=(Platform.TIKTOK,), at=at)
+        await store.remember_sent(conn, [(post_id, Topics.POST_PLANNED, planned.to_bytes(), {})], resend_at=NOW)
+        await conn.execute("UPDATE planner_unconfirmed SET resends = 2 WHERE post_id = $1", post_id)
+    assert await _calendar(pool) == [at]
+    await _recover(pool)  # given up again: its slot was released already
+    async with pool.acquire() as conn:
+        assert await _released_by(conn, post_id) == "planner"
+        await _store_post(conn, post_id)
+    assert await _calendar(pool) == [at], "stored after all: it counts again"
 
 
 async def test_a_post_the_queue_stored_meanwhile_keeps_its_slots(pool):
@@ -125,7 +151,7 @@ async def test_a_post_the_queue_stored_meanwhile_keeps_its_slots(pool):
         post_id = await _plan(conn, "late", at, resends=2)
         await _store_post(conn, post_id)  # after the round forgot what the queue had
         assert await store.release_given_up(conn, [post_id]) == 0
-        assert await conn.fetchval("SELECT released FROM planner_slots WHERE post_id = $1", post_id) is False
+        assert await _released_by(conn, post_id) is None
     assert await _calendar(pool) == [at]
 
 

@@ -41,8 +41,8 @@ async def test_a_cancelled_targets_slot_no_longer_holds_off_the_accounts_next_po
                        15, "the queue has the held post")
         [outcome] = await pipeline.service("queue").ops.cancel(str(held))
         assert outcome.applied
-        await wait_for(lambda: _value(database_url, "SELECT released FROM planner_slots WHERE target_id = $1", held),
-                       15, "the planner released the slot")
+        await wait_for(lambda: _value(database_url, "SELECT released_by = 'queue' FROM planner_slots WHERE target_id = $1",
+                                      held), 15, "the planner released the slot, as the queue's")
 
         await produce(kafka_bootstrap, submitted, [post("freed")], key=b"freed")
         assert await scheduled("freed", 3) < in_an_hour, "the cancelled slot no longer counts"
@@ -70,12 +70,21 @@ async def test_slot_changes_apply_once_in_version_order(database_url):
             target, post_id_for("moving"), now)
         key = (Platform.YOUTUBE, "chan")
         later = now + timedelta(hours=5)
+
+        async def released_by():
+            row = await conn.fetchrow("SELECT released_by, released FROM planner_slots WHERE target_id = $1", target)
+            assert row["released"] is (row["released_by"] is not None), "the older planners' column in step"
+            return row["released_by"]
+
         # released, then armed again at a new time, delivered out of order and twice
         assert await store.apply_slot_changes(conn, [change(4, SlotChange.MOVED, later), change(3, SlotChange.RELEASED)]) == 1
         assert await store.calendars(conn, [key], now) == {key: [later.timestamp()]}
+        assert await released_by() is None, "held again"
         assert await store.apply_slot_changes(conn, [change(3, SlotChange.RELEASED)]) == 0, "an older change is ignored"
         assert await store.apply_slot_changes(conn, [change(6, SlotChange.RELEASED)]) == 1
         assert await store.calendars(conn, [key], now) == {}
+        assert await released_by() == "queue", "for good: not the planner's, which would count again"
+        assert await store.apply_slot_changes(conn, [change(0, SlotChange.MOVED, now)]) == 0, "no change at version 0"
     finally:
         await conn.close()
 

@@ -37,6 +37,7 @@ from ._rejection import PlanningRejected
 from ._rules import DEFAULT_LIMITS, NO_LIMITS, UNLIMITED, PlatformLimits, QuotaWindow, SlotRules
 from ._schedule_choice import AT_TIME_GRACE
 from ._schedule import learned_schedule, schedule_with
+from ._slot_release import ReleasedBy, released_by
 from ._slot_search import Slot, SlotScores, choose_slot, rank_slots
 from ._strategies import (
     Exploration,
@@ -77,6 +78,7 @@ __all__ = [
     "Prior",
     "QuotaWindow",
     "Reading",
+    "ReleasedBy",
     "SchedulingWindow",
     "ScoringRequest",
     "Slot",
@@ -99,6 +101,7 @@ __all__ = [
     "prior_for",
     "rank_slots",
     "reading_from",
+    "released_by",
     "schedule_with",
     "scheduling_window",
     "seed_for",

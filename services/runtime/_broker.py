@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import weakref
 from collections import Counter
@@ -23,6 +24,7 @@ from prometheus_client import REGISTRY
 from contracts import Topics
 
 from . import _metrics as metrics
+from ._backoff import full_jitter
 from ._failures import TOO_LARGE, is_transient
 from ._messaging import Outgoing, Record, bare_dead_letter, dead_letter_for, publish_all
 from ._settings import KafkaSettings
@@ -37,6 +39,10 @@ PartitionsHook = Callable[[set[TopicPartition]], None]
 # turn into a hot loop; anything else is a message the handler cannot process, found by
 # handling the batch one record at a time, and set aside on the dead-letter topic.
 INFRA_RETRY_SECONDS = 2.0
+# A batch that fails again and again (an outage that lasts, a dead letter the broker refuses) is
+# read again after pauses that double from INFRA_RETRY_SECONDS up to this, with full jitter; a
+# completed batch starts them again from the shortest. Well under the poll interval and stall_seconds.
+RETRY_CAP_SECONDS = 30.0
 # a log shorter than our position this long was recreated or truncated: read it from the start
 REWIND_AFTER_SECONDS = 10.0
 
@@ -114,9 +120,12 @@ def subscribe_batches(
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
-        records = [Record.of(raw) for raw in message.raw_message]
+        # Raising makes FastStream (NACK_ON_ERROR) rewind each partition of the batch to its
+        # first record, uncommitted, and swallow the error: its loop fetches the batch again at
+        # once. So the pause before that read is taken here, and grows while failures repeat.
         watch.batch_started = time.monotonic()
         try:
+            records = [Record.of(raw) for raw in message.raw_message]
             try:
                 await handler(records)
             except Exception as exc:
@@ -124,6 +133,10 @@ def subscribe_batches(
                 await _wait_out_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
                 await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
             watch.completed(records)
+            watch.retries, watch.failing_since = 0, None
+        except Exception as exc:
+            await _back_off(watch, subscriber, exc)
+            raise
         finally:
             watch.batch_started = None
 
@@ -205,6 +218,8 @@ class ConsumerWatch:
     last_completed: float | None = None
     backlog_since: float | None = None
     batches: int = 0
+    retries: int = 0  # failed reads of the batch since one last completed
+    failing_since: float | None = None  # monotonic: the first of those failures
     _stall: bool = field(default=False, repr=False)
     # partitions whose log ended before our position: (that position, since when, monotonic)
     _behind: dict[Any, tuple[int, float]] = field(default_factory=dict, repr=False)
@@ -281,7 +296,9 @@ class ConsumerWatch:
             self.backlog_since = None
         elif self.backlog_since is None:
             self.backlog_since = now
-        if self.batch_started is not None:
+        if self.failing_since is not None and now - self.failing_since > stall_seconds:
+            stalled = True  # batches failing (and read again after a pause) that long
+        elif self.batch_started is not None:
             stalled = now - self.batch_started > stall_seconds
         elif waiting:
             stalled = now - max(self.last_completed or 0.0, self.backlog_since or now) > stall_seconds
@@ -290,7 +307,7 @@ class ConsumerWatch:
         metrics.CONSUMER_ASSIGNED.labels(self.group).set(assigned)
         metrics.CONSUMER_STALLED.labels(self.group).set(1 if stalled else 0)
         return {"group": self.group, "running": self.running, "assigned": assigned,
-                "waiting": waiting, "stalled": stalled, "batches": self.batches}
+                "waiting": waiting, "stalled": stalled, "batches": self.batches, "retries": self.retries}
 
 
 async def _rewind_reset_log(consumer: Any, tp: Any, position: int, end: int) -> None:
@@ -348,9 +365,34 @@ async def _publish_dead_letters(broker: KafkaBroker, letters: list[Outgoing]) ->
 
 
 async def _wait_out_if_transient(exc: Exception, what: str) -> None:
-    """Re-raise an outage after a pause (the batch is read again); return for anything else."""
+    """Re-raise an outage (the batch is read again, after the consume wrapper's pause: see
+    `_back_off`); return for anything else."""
     if is_transient(exc):
         log.warning("%s failed on the infrastructure (%s: %s); it will be read again",
                     what, type(exc).__name__, exc)
-        await asyncio.sleep(INFRA_RETRY_SECONDS)
         raise exc
+
+
+_jitter = random.Random()
+
+
+def _retry_pause(retries: int, rng: random.Random = _jitter) -> float:
+    """The pause before the batch is read for the `retries`-th time since it last completed:
+    full jitter, uniform in [0, min(RETRY_CAP_SECONDS, INFRA_RETRY_SECONDS * 2^(retries-1))]."""
+    return full_jitter(retries, INFRA_RETRY_SECONDS, RETRY_CAP_SECONDS, rng)
+
+
+async def _back_off(watch: "ConsumerWatch", subscriber: Any, exc: Exception) -> None:
+    """Count a failed read of the batch, then pause before FastStream reads it again. The pause
+    ends early when the subscriber stops (it waits for this handler up to its graceful timeout):
+    the batch is left uncommitted, for whoever reads the partitions next."""
+    now = time.monotonic()
+    watch.retries += 1
+    if watch.failing_since is None:
+        watch.failing_since = now
+    pause = _retry_pause(watch.retries)
+    log.warning("%s: batch failed (%s: %s), %d time(s) in a row for %.0f s; reading it again in %.1f s",
+                watch.group, type(exc).__name__, exc, watch.retries, now - watch.failing_since, pause)
+    deadline = now + pause
+    while (left := deadline - time.monotonic()) > 0 and getattr(subscriber, "running", True):
+        await asyncio.sleep(min(left, 0.25))

@@ -1,7 +1,8 @@
 """Consumer lag that is right on Apache Kafka and on the local broker.
 
 lag(partition) = high watermark − position, the position being the committed offset, or the log
-start when nothing is committed or the committed offset is below it.
+start when nothing is committed or the committed offset is below it, or above the high watermark
+(a log recreated shorter: the group will read it all).
 
 The high watermark is read from a fetch response: seek to `end_offsets − 1` and fetch. On
 Apache Kafka `end_offsets` is the log end already, and the fetch returns the same figure; the
@@ -102,7 +103,13 @@ class LagProbe:
 def partition_lag(high_watermark: int, committed: int, log_start: int) -> int:
     """Records the group has still to read. Nothing committed (-1), or a committed offset below
     the log start (records deleted by retention, a recreated topic): the group resumes at the log
-    start (auto_offset_reset=earliest), so that is its position."""
+    start (auto_offset_reset=earliest), so that is its position. A committed offset beyond the
+    high watermark belongs to a log that is gone (the topic was recreated with fewer records, or
+    truncated): the group reads the new log from its start (OFFSET_OUT_OF_RANGE on Apache Kafka,
+    the consumer watch's rewind elsewhere), and none of it has been read, so all of it is lag
+    until the group commits in the new log."""
+    if committed > high_watermark:
+        return max(0, high_watermark - log_start)
     position = max(committed, log_start)
     return max(0, high_watermark - position)
 

@@ -56,6 +56,25 @@ async def test_lag_is_high_watermark_minus_committed_even_where_end_offsets_is_n
     assert await measure_lag(kafka_bootstrap, topic_prefix + "fresh", [topic]) == {tp0: 30, tp1: 10}
 
 
+async def test_lag_counts_the_whole_log_while_the_commit_is_beyond_its_end(kafka_bootstrap, topic_prefix):
+    """A topic recreated with fewer records than the group had read: the group commits nothing in
+    the new log until it has read it from the start, so every record in it is lag, not none."""
+    topic = topic_prefix + "lag-recreated"
+    await create_missing_topics(kafka_bootstrap, [topic], partitions=1)
+    await produce(kafka_bootstrap, topic, [b"new-%d" % i for i in range(5)], key=b"k")
+    group = topic_prefix + "group-ahead"
+    committer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await committer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        committer.assign([tp])
+        await committer.commit({tp: 30})  # where the group was in the log that is gone
+    finally:
+        await committer.stop()
+
+    assert await measure_lag(kafka_bootstrap, group, [topic]) == {tp: 5}
+
+
 class Holding(Service):
     """Consumes one topic and holds each batch until told to let go."""
 

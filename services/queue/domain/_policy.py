@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.runtime._backoff import full_jitter
 
 MAX_WAIT_SECONDS = 30 * 86400.0
 
@@ -28,8 +29,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Full jitter (uniform in [0, min(cap, base * 2^(attempt-1))]), never under Retry-After."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(max(0, attempt - 1), 64))
-        wait = rng.uniform(0, ceiling)
+        wait = full_jitter(attempt, self.base_seconds, self.cap_seconds, rng)
         return self.capped_wait(max(wait, retry_after or 0.0))
 
     @staticmethod

@@ -13,6 +13,10 @@ from services.runtime._lag import partition_lag
     (30, -1, 20, 10),
     (30, 5, 20, 10),  # records up to 20 deleted by retention: resumes at 20, not 5
     (0, 12, 0, 0),  # a recreated, empty topic
+    (5, 12, 0, 5),  # recreated with fewer records than were read: none of them read yet
+    (8, 12, 3, 5),  # the same, a log that does not start at 0
+    (12, 12, 0, 0),  # at the end: not beyond it
+    (13, 12, 0, 1),
 ])
 def test_lag_counts_from_the_commit_or_the_log_start_whichever_is_later(high_watermark, committed, log_start,
                                                                          expected):

@@ -99,10 +99,16 @@ class PlannerHandlers:
                 outgoing.append(message)
                 slots.extend(new)
             await store.insert_slots(conn, slots)
-            # kept until the queue has the post: a broker that loses it does not lose the post
             planned_topic = self.ctx.topic(Topics.POST_PLANNED)
+            sent = [m for m in outgoing if m.topic == planned_topic]
+            # with its slots, the planner's own record of what each post posts (planning put it
+            # in the context): the next event of its upstream id is checked against it, whatever
+            # the queue did with the post
+            planned_ids = [uuid.UUID(m.key) for m in sent]
+            await store.record_contents(conn, {p: context.contents[p] for p in planned_ids})
+            # kept until the queue has the post: a broker that loses it does not lose the post
             await store.remember_sent(conn, [
-                (uuid.UUID(m.key), m.topic, m.value, m.headers) for m in outgoing if m.topic == planned_topic
+                (p, m.topic, m.value, m.headers) for p, m in zip(planned_ids, sent)
             ], resend_at=now + timedelta(seconds=self.ctx.settings.planner.resend_after_seconds))
         await self.ctx.send(outgoing)
 

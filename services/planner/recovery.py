@@ -9,8 +9,10 @@ so a post sent again while the first copy was only late changes nothing.
 
 A post given up frees its slots in the same transaction (`store.release_given_up`): it will not
 go out, and its accounts' spacing and daily caps are for posts that will. If its dead letter is
-replayed and the queue stores it, its slots count again (`store.calendars`). The queue's
-housekeeping later prunes the slots of posts neither sent nor stored (`planner_slots`).
+replayed and the queue stores it, its slots count again (`store.calendars`). What it was planned
+to post stays recorded (`store.record_contents`): an event reusing its upstream id with other
+content is still refused. The queue's housekeeping later prunes the slots of posts neither sent
+nor stored (`planner_slots`), and then that record (`planner_post_contents`).
 """
 
 from __future__ import annotations

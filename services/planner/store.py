@@ -1,4 +1,5 @@
-"""The planner's tables: the slots it planned, and what each post earned (003_engagement.sql).
+"""The planner's tables: the slots it planned, what each post was planned to post
+(018_planner_post_contents.sql), and what each post earned (003_engagement.sql).
 
 Every function takes the connection of the caller's transaction.
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
-from contracts import ContentType, Platform, PostContent, PostPlanned, SlotChanged
+from contracts import ContentType, Platform, PostContent, SlotChanged
 
 from .domain import AccountKey, ChosenTime, PostedContent, Reading, ReleasedBy, released_by
 
@@ -93,24 +95,42 @@ async def planned_posts(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUID])
 
 
 async def planned_contents(conn: asyncpg.Connection, post_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PostedContent]:
-    """What each planned post was planned to post: the post.planned kept until the queue has
-    it, then the queue's own record of the post (the content it keeps, each target's text)."""
-    post_ids = list(set(post_ids))
-    if not post_ids:
-        return {}
-    found = {r["post_id"]: PostedContent.of(PostPlanned.from_bytes(bytes(r["payload"]))) for r in await conn.fetch(
-        "SELECT post_id, payload FROM planner_unconfirmed WHERE post_id = ANY($1::uuid[])", post_ids)}
-    # the queue's posts and targets, read as it stores them (content as text: whatever the codec)
+    """What each planned post was planned to post, as `record_contents` kept it: the planner's
+    own record, there whether the queue stored the post or not (a post given up too)."""
     rows = await conn.fetch(
-        """SELECT p.post_id, p.content::text AS content, t.platform, t.account_id, t.caption, t.hashtags
-           FROM posts p JOIN targets t USING (post_id)
-           WHERE p.post_id = ANY($1::uuid[]) AND NOT p.post_id = ANY($2::uuid[])""",
-        post_ids, list(found))
-    queued: dict[uuid.UUID, tuple[PostContent, dict[AccountKey, tuple[str, tuple[str, ...]]]]] = {}
-    for r in rows:
-        content, texts = queued.setdefault(r["post_id"], (PostContent.model_validate_json(r["content"]), {}))
-        texts[(Platform(r["platform"]), r["account_id"])] = (r["caption"], tuple(r["hashtags"]))
-    return found | {post_id: PostedContent(content, texts) for post_id, (content, texts) in queued.items()}
+        # as text: whatever the connection's jsonb codec
+        """SELECT post_id, content::text AS content, texts::text AS texts FROM planner_post_contents
+           WHERE post_id = ANY($1::uuid[])""",
+        list(set(post_ids)))
+    return {r["post_id"]: PostedContent(
+        PostContent.model_validate_json(r["content"]),
+        {(Platform(t["platform"]), t["accountId"]): (t["caption"], tuple(t["hashtags"]))
+         for t in orjson.loads(r["texts"])})
+        for r in rows}
+
+
+async def record_contents(conn: asyncpg.Connection, contents: Mapping[uuid.UUID, PostedContent]) -> None:
+    """Keep what each post was planned to post (018_planner_post_contents.sql), in the
+    transaction that books its slots. A post planned again passed `reject_if_edited`, so its
+    record stays as it is; one recorded anew is one whose slots were pruned (and its record
+    about to be), which is planned as new."""
+    if not contents:
+        return
+    await conn.execute(
+        """INSERT INTO planner_post_contents AS c (post_id, content, texts)
+           SELECT p, v::jsonb, t::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS x(p, v, t)
+           ON CONFLICT (post_id) DO UPDATE SET content = excluded.content, texts = excluded.texts,
+                                               planned_at = excluded.planned_at
+           WHERE (c.content, c.texts) IS DISTINCT FROM (excluded.content, excluded.texts)""",
+        list(contents), [orjson.dumps(c.content.to_wire()).decode() for c in contents.values()],
+        [_texts_json(c) for c in contents.values()])
+
+
+def _texts_json(posted: PostedContent) -> str:
+    """Each target's caption and hashtags, as a PlannedTarget has them on the wire."""
+    return orjson.dumps([{"platform": platform.value, "accountId": account_id, "caption": caption,
+                          "hashtags": list(hashtags)}
+                         for (platform, account_id), (caption, hashtags) in posted.texts.items()]).decode()
 
 
 async def calendars(

@@ -4,7 +4,8 @@ post went as it did, a dead letter long enough for an operator to replay it, not
 
 The queue prunes for the whole database (the services share one): the notifier's alerts and
 dead letters, the publishers' remote handles, the quota ledger's reservations and the planner's
-slots of posts it gave up too. Only what nothing reads again goes: see each retention's reason."""
+slots of posts it gave up (and what those were planned to post) too. Only what nothing reads
+again goes: see each retention's reason."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ QUOTA_RESERVATIONS_RETENTION_DAYS = 3
 # planning with the default resends; a week more for slower ones), for the replayed post's slots
 # to count again. A post still being sent is in planner_unconfirmed however old: never pruned.
 PLANNER_SLOTS_RETENTION_DAYS = DEAD_LETTERS_UNREPLAYED_RETENTION_DAYS + 7
+# What a post was planned to post is read only for a post with slots (an event reusing its
+# upstream id): kept as long as one of its slots is, then pruned, after them (a post planned
+# anew once its slots are gone is recorded anew). Its own clock only as a guard, the same.
+PLANNER_POST_CONTENTS_RETENTION_DAYS = PLANNER_SLOTS_RETENTION_DAYS
 INTERVAL_SECONDS = 3600.0
 BATCH = 10_000  # short transactions, so pruning never holds up the consumers
 
@@ -98,6 +103,12 @@ _PRUNE = {
         f"""{_older('planner_slots.planned_at')}
           AND NOT EXISTS (SELECT 1 FROM planner_unconfirmed u WHERE u.post_id = planner_slots.post_id)
           AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.post_id = planner_slots.post_id)"""),
+    # the content of a post none of whose slots is left (checked by planner_slots_post, 014);
+    # after "planner_slots" in RETENTION_DAYS, so one round prunes both
+    "planner_post_contents": _batch_of(
+        "planner_post_contents",
+        f"""{_older('planner_post_contents.planned_at')}
+          AND NOT EXISTS (SELECT 1 FROM planner_slots s WHERE s.post_id = planner_post_contents.post_id)"""),
 }
 
 # what Housekeeping prunes, with how long each is kept, in days
@@ -110,6 +121,7 @@ RETENTION_DAYS = {
     "remote_handles": REMOTE_HANDLES_RETENTION_DAYS,
     "quota_reservations": QUOTA_RESERVATIONS_RETENTION_DAYS,
     "planner_slots": PLANNER_SLOTS_RETENTION_DAYS,
+    "planner_post_contents": PLANNER_POST_CONTENTS_RETENTION_DAYS,
 }
 
 

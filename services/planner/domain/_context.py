@@ -27,7 +27,8 @@ class ChosenTime:
 
 @dataclass(frozen=True, slots=True)
 class PostedContent:
-    """What the queue keeps of a post as first planned: its content, each target's text."""
+    """What a post was first planned to post (what the queue keeps of it): its content, each
+    target's text. The planner keeps it too (`planner_post_contents`), to refuse an edit."""
 
     content: PostContent
     texts: Mapping[AccountKey, tuple[str, tuple[str, ...]]]  # (caption, hashtags) per target

@@ -11,7 +11,6 @@ from opentelemetry import trace
 from contracts import (
     ContractError,
     ErrorClass,
-    PublishError,
     PublishOutcome,
     PublishRequested,
     PublishResult,
@@ -85,10 +84,7 @@ class PublishHandlers:
         except PlatformError as error:
             return self._result(request, PublishOutcome.FAILED, handle=error.handle, error=error.to_contract())
         except Exception as exc:  # a bug or an unclassified failure: retry, never lose the target
-            log.exception("publish of %s failed unexpectedly", request.target_id)
-            error = PublishError(error_class=ErrorClass.RETRYABLE, code="internal_error",
-                                 message=type(exc).__name__)
-            return self._result(request, PublishOutcome.FAILED, error=error)
+            return self._result(request, PublishOutcome.FAILED, error=_unexpected(request, exc).to_contract())
         if isinstance(outcome, Published):
             return self._result(request, PublishOutcome.PUBLISHED, handle=outcome.handle, url=outcome.url)
         assert isinstance(outcome, Accepted)
@@ -113,9 +109,7 @@ class PublishHandlers:
                         raise
                     # ours failed (a journal save, a bug) once the platform had made something:
                     # retried as any unexpected failure, with the handle for the queue to keep
-                    log.exception("publish of %s failed unexpectedly", request.target_id)
-                    raise PlatformError(ErrorClass.RETRYABLE, "internal_error", type(exc).__name__,
-                                        handle=watched.live) from exc
+                    raise _unexpected(request, exc, watched.live) from exc
 
     @staticmethod
     def _result(request: PublishRequested, outcome: PublishOutcome, *, handle=None, url=None,
@@ -134,3 +128,9 @@ class PublishHandlers:
             error=error,
             occurred_at=datetime.now(timezone.utc),
         )
+
+
+def _unexpected(request: PublishRequested, exc: Exception, handle=None) -> PlatformError:
+    """A bug or an unclassified failure, logged: retried, never the target lost."""
+    log.exception("publish of %s failed unexpectedly", request.target_id)
+    return PlatformError(ErrorClass.RETRYABLE, "internal_error", type(exc).__name__, handle=handle)

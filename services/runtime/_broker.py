@@ -130,10 +130,9 @@ def subscribe_batches(
                 await handler(records)
             except Exception as exc:
                 metrics.CONSUMER_BATCHES.labels(group, "error").inc()
-                await _wait_out_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
+                await _raise_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
                 await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
             watch.completed(records)
-            watch.retries, watch.failing_since = 0, None
         except Exception as exc:
             await _back_off(watch, subscriber, exc)
             raise
@@ -229,12 +228,19 @@ class ConsumerWatch:
         duration = now - (self.batch_started or now)
         self.last_completed = now
         self.batches += 1
+        self.retries, self.failing_since = 0, None
         metrics.CONSUMER_BATCHES.labels(self.group, "ok").inc()
         metrics.CONSUMER_BATCH_DURATION.labels(self.group).observe(duration)
         metrics.CONSUMER_BATCH_RECORDS.labels(self.group).observe(len(records))
         metrics.CONSUMER_LAST_BATCH.labels(self.group).set(time.time())
         for topic, count in Counter(r.topic for r in records).items():
             metrics.CONSUMER_RECORDS.labels(self.group, topic).inc(count)
+
+    def failed(self) -> None:
+        """One more failed read of the batch since one last completed."""
+        self.retries += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
 
     def share_of(self, topic: str) -> float:
         """The share of `topic`'s partitions assigned here: what part of a keyed stream this
@@ -331,7 +337,7 @@ async def _isolate_poison(
         try:
             await handler([record])
         except Exception as exc:
-            await _wait_out_if_transient(exc, f"{record.topic}@{record.partition}/{record.offset}")
+            await _raise_if_transient(exc, f"{record.topic}@{record.partition}/{record.offset}")
             log.exception("dead-lettering %s@%s/%s: it cannot be processed",
                           record.topic, record.partition, record.offset)
             letters.append(dead_letter_for(record, reason="processing_failed",
@@ -364,7 +370,7 @@ async def _publish_dead_letters(broker: KafkaBroker, letters: list[Outgoing]) ->
                               letter.value[:2000])
 
 
-async def _wait_out_if_transient(exc: Exception, what: str) -> None:
+async def _raise_if_transient(exc: Exception, what: str) -> None:
     """Re-raise an outage (the batch is read again, after the consume wrapper's pause: see
     `_back_off`); return for anything else."""
     if is_transient(exc):
@@ -386,10 +392,8 @@ async def _back_off(watch: "ConsumerWatch", subscriber: Any, exc: Exception) -> 
     """Count a failed read of the batch, then pause before FastStream reads it again. The pause
     ends early when the subscriber stops (it waits for this handler up to its graceful timeout):
     the batch is left uncommitted, for whoever reads the partitions next."""
+    watch.failed()
     now = time.monotonic()
-    watch.retries += 1
-    if watch.failing_since is None:
-        watch.failing_since = now
     pause = _retry_pause(watch.retries)
     log.warning("%s: batch failed (%s: %s), %d time(s) in a row for %.0f s; reading it again in %.1f s",
                 watch.group, type(exc).__name__, exc, watch.retries, now - watch.failing_since, pause)

@@ -16,12 +16,19 @@ from services.runtime import _broker, build_broker, ensure_topics, subscribe_bat
 pytestmark = pytest.mark.integration
 
 
-async def test_a_batch_failing_every_time_is_retried_with_growing_pauses(kafka_bootstrap, topic_prefix, monkeypatch):
+async def short_pauses_on(kafka_bootstrap, topic_prefix, name, monkeypatch):
+    """Settings and a topic of its own for a test, with the back-off's pauses short: 0.1 s
+    growing to 0.8 s (in service, 2 s to 30 s)."""
     monkeypatch.setattr(_broker, "INFRA_RETRY_SECONDS", 0.1)
     monkeypatch.setattr(_broker, "RETRY_CAP_SECONDS", 0.8)
     settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
-    topic = f"{topic_prefix}backoff.poison"
+    topic = f"{topic_prefix}{name}"
     await ensure_topics(settings.kafka, [topic, topic_prefix + Topics.DEAD_LETTER])
+    return settings, topic
+
+
+async def test_a_batch_failing_every_time_is_retried_with_growing_pauses(kafka_bootstrap, topic_prefix, monkeypatch):
+    settings, topic = await short_pauses_on(kafka_bootstrap, topic_prefix, "backoff.poison", monkeypatch)
 
     reads: list[float] = []  # each time the failing batch is handed over whole
     handled: set[bytes] = set()
@@ -52,7 +59,6 @@ async def test_a_batch_failing_every_time_is_retried_with_growing_pauses(kafka_b
         await wait_for(lambda: asyncio.sleep(0, bool(reads)), 30, "the first read")
         await asyncio.sleep(4.0)
         window = [t for t in reads if t - reads[0] <= 4.0]
-        print(f"\nreads of the failing batch in 4 s: {len(window)}")
         assert watch.running
         assert len(window) < 15, f"{len(window)} reads in 4 s: no back-off"
         gaps = [b - a for a, b in zip(window, window[1:])]
@@ -70,11 +76,7 @@ async def test_a_batch_failing_every_time_is_retried_with_growing_pauses(kafka_b
 
 
 async def test_an_outage_is_waited_out_and_the_batch_read_again_not_dead_lettered(kafka_bootstrap, topic_prefix, monkeypatch):
-    monkeypatch.setattr(_broker, "INFRA_RETRY_SECONDS", 0.1)
-    monkeypatch.setattr(_broker, "RETRY_CAP_SECONDS", 0.8)
-    settings = settings_for(kafka_bootstrap, topic_prefix, "unused")
-    topic = f"{topic_prefix}backoff.outage"
-    await ensure_topics(settings.kafka, [topic, topic_prefix + Topics.DEAD_LETTER])
+    settings, topic = await short_pauses_on(kafka_bootstrap, topic_prefix, "backoff.outage", monkeypatch)
     reads: list[float] = []
     handled: list[bytes] = []
     outage = {"left": 6}

@@ -288,6 +288,8 @@ async def _dlq_show(args, conn, context) -> int:
 async def _dlq_replay(args, conn, context) -> int:
     from aiokafka import AIOKafkaProducer
 
+    from services.runtime import topic_partitions
+
     from ._dead_letters import last_unreplayed_id, replay, replay_unreplayed
 
     settings, _ = context
@@ -308,7 +310,8 @@ async def _dlq_replay(args, conn, context) -> int:
         # a letter is sent only to a topic that exists: the client asks the broker for a topic's
         # metadata allowing it to create the topic (as the services' producers do), so one that
         # was deleted could come back, unconfigured, were the broker to allow auto-creation
-        topics = (await producer.client.fetch_all_metadata()).topics(exclude_internal_topics=False)
+        topics = set(await topic_partitions(settings.kafka.bootstrap_servers,
+                                            request_timeout_ms=_REPLAY_REQUEST_TIMEOUT_MS))
         replayed, truncated = [], []
         if up_to is not None:
             replayed, truncated = await replay_unreplayed(conn, producer, up_to, failed=failed, topics=topics)

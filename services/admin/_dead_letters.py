@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.runtime import payload_digest
+from services.runtime import TRUNCATED_KEY_BYTES, payload_digest, topic_partitions
 
 
 async def list_dead_letters(conn: asyncpg.Connection, *, include_replayed: bool, limit: int) -> list[dict[str, Any]]:
@@ -157,9 +157,6 @@ def _is_timeout(exc: BaseException) -> bool:
 
 # -- the record at a letter's source position ------------------------------------------------
 
-# What a truncated letter holds of its key at most (as the runtime cuts it): a key that long may
-# be the start of a longer one.
-_KEY_KEPT_BYTES = 1024
 SOURCE_READ_TIMEOUT_SECONDS = 15.0
 # a record is at most the broker's message limit (1 MiB by default): room for a larger one
 _SOURCE_FETCH_BYTES = 16 * 1024 * 1024
@@ -218,7 +215,7 @@ def check_source_record(letter: Mapping[str, Any], key: bytes | None, value: byt
 
 def _key_fits(kept: bytes, key: bytes) -> bool:
     """A letter's key against the record's: the same, or (cut to fit) its start."""
-    return kept == key or (len(kept) >= _KEY_KEPT_BYTES and key.startswith(kept))
+    return kept == key or (len(kept) >= TRUNCATED_KEY_BYTES and key.startswith(kept))
 
 
 async def read_source_record(bootstrap_servers: str, letter: Mapping[str, Any], *,
@@ -241,8 +238,9 @@ async def read_source_record(bootstrap_servers: str, letter: Mapping[str, Any], 
         await asyncio.wait_for(consumer.start(), timeout)
         tp = TopicPartition(topic, partition)
         # the cluster as it is now (what the consumer holds may predate a deletion)
-        cluster = await asyncio.wait_for(consumer._client.fetch_all_metadata(), max(deadline - loop.time(), 0.1))
-        partitions = cluster.partitions_for_topic(topic)
+        left_ms = int(max(deadline - loop.time(), 0.1) * 1000)
+        partitions = (await asyncio.wait_for(topic_partitions(bootstrap_servers, request_timeout_ms=left_ms),
+                                             left_ms / 1000)).get(topic)
         if not partitions:
             return SourceRecord("unavailable", f"its source topic {topic!r} does not exist")
         if partition not in partitions:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from services.runtime._topics import admin_client, create_missing_topics, raise_on_topic_errors
+from services.runtime._topics import admin_client, create_missing_topics, raise_on_topic_errors, topic_partitions
 
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 
@@ -41,12 +41,8 @@ async def list_topics(bootstrap: str) -> list[str]:
 
 async def partition_counts(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
     """Partitions per existing topic; topics that do not exist are left out."""
-    async with admin_client(bootstrap) as admin:
-        # describing a missing topic would auto-create it (aiokafka's metadata request allows it)
-        existing = set(await admin.list_topics())
-        wanted = [n for n in dict.fromkeys(names) if n in existing]
-        described = await admin.describe_topics(wanted) if wanted else []
-    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+    partitions = await topic_partitions(bootstrap)
+    return {n: len(partitions[n]) for n in dict.fromkeys(names) if n in partitions}
 
 
 async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:

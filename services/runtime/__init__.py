@@ -13,6 +13,7 @@ from ._lag import LagMonitor, LagProbe, measure_lag
 from ._logging import configure_logging, scrub
 from ._migrate import apply_migrations, migration_files
 from ._messaging import (
+    TRUNCATED_KEY_BYTES,
     Outgoing,
     Record,
     dead_letter_for,
@@ -44,7 +45,7 @@ from ._telemetry import (
     trace_carrier,
     trace_id_of,
 )
-from ._topics import create_missing_topics, ensure_topics, service_topics
+from ._topics import create_missing_topics, ensure_topics, service_topics, topic_partitions
 
 __all__ = [
     "Background",
@@ -93,6 +94,7 @@ __all__ = [
     "is_transient",
     "map_by_key",
     "payload_digest",
+    "TRUNCATED_KEY_BYTES",
     "measure_lag",
     "metrics",
     "task_alive",
@@ -104,6 +106,7 @@ __all__ = [
     "run_until_signalled",
     "scrub",
     "service_topics",
+    "topic_partitions",
     "subscribe_batches",
     "trace_carrier",
     "trace_id_of",

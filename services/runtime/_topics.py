@@ -66,6 +66,15 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = N
     )
 
 
+async def topic_partitions(bootstrap: str, *, request_timeout_ms: int = 10_000) -> dict[str, set[int]]:
+    """Every topic the cluster has now, with its partitions, from one fresh metadata request.
+
+    It asks for all topics: a request naming one would allow the broker to create it."""
+    async with admin_client(bootstrap, request_timeout_ms=request_timeout_ms) as admin:
+        described = await admin.describe_topics()
+    return {t["topic"]: {p["partition"] for p in t["partitions"]} for t in described if t["error_code"] == 0}
+
+
 def raise_on_topic_errors(action: str, topic_errors: list[tuple], *, ignore: set[int]) -> None:
     failed = {item[0]: item[1] for item in topic_errors if item[1] != 0 and item[1] not in ignore}
     if failed:

@@ -146,8 +146,11 @@ def on_status_observed(
     if observed.state is ObservedState.FAILED:
         error = observed.error or PublishError(
             error_class=ErrorClass.PERMANENT, code="failed", message=observed.detail or "failed")
-        # The platform gave up on this remote object: a fresh one is safe after FAILED.
-        return _after_failure(replace(state, remote_handle=None), error, now, policy, rng)
+        # The platform gave up on this remote object: a fresh one is safe after FAILED. The handle
+        # stays with the target all the same: the next try reads that FAILED from it before it
+        # makes the new one, which a publisher whose record lags needs (TikTok: a pull init whose
+        # answer's save raised would otherwise be stopped for review)
+        return _after_failure(state, error, now, policy, rng)
     # still processing: look again later, further apart each time, keeping what the platform said
     next_check = now + timedelta(seconds=cadence.next_check_in(state.status_checks))
     return Change(replace(state, version=state.version + 1, due_at=next_check,

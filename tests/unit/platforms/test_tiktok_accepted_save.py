@@ -117,3 +117,22 @@ async def test_an_upload_whose_accepted_save_raised_is_accepted_and_resumed(http
     resumed = await tiktok(http, policy, chunk_size=5 * MIB).publish(again(request), TOKEN, journal)
     assert resumed.handle.id == outcome.handle.id
     assert await published(http) == [outcome.handle.id] and await created(http) == 1
+
+
+async def test_a_retry_after_tiktok_failed_the_post_makes_a_new_one_from_the_queues_handle(http, policy):
+    # the answer's save raised, TikTok then failed the pull; the queue keeps the handle through
+    # that FAILED, so another process's retry reads it there, not a pull to review
+    reply = await http.post(f"{ROOT}/_sandbox/faults", json={"platform": "tiktok", "kind": "processing_failure",
+                                                             "count": 1})
+    assert reply.status_code == 201, reply.text
+    journal = AcceptedSaveFailsOnce()
+    request = publish_request(Platform.TIKTOK, ACCOUNT, ContentType.VIDEO, VIDEO)
+    outcome = await tiktok(http, policy).publish(request, TOKEN, journal)
+    assert (await journal.load()).stage == INTENT
+    report = await tiktok(http, policy).check_status(outcome.handle, TOKEN, ACCOUNT)
+    assert report.state is ObservedState.FAILED and report.error.error_class is ErrorClass.RETRYABLE
+    retried = again(request).model_copy(update={"remote_handle": outcome.handle})
+    made = await tiktok(http, policy).publish(retried, TOKEN, journal)
+    assert made.handle.id != outcome.handle.id and await created(http) == 2
+    assert (await tiktok(http, policy).check_status(made.handle, TOKEN, ACCOUNT)).state is ObservedState.PUBLISHED
+    assert await published(http) == [made.handle.id]

@@ -367,11 +367,14 @@ def test_observed_processing_schedules_the_next_check_further_apart():
     assert change.state.due_at == NOW + timedelta(seconds=8)
 
 
-def test_observed_retryable_failure_retries_with_a_fresh_remote_object():
+def test_observed_retryable_failure_retries_naming_the_failed_remote_object():
+    # the next try reads the object's FAILED from the platform, then makes a fresh one
     state = target(TargetStatus.PROCESSING, attempt=1, remote_handle=HANDLE.to_wire())
     error = PublishError(error_class=ErrorClass.RETRYABLE, code="video_pull_failed", message="x")
     change = apply(state, observed(state, ObservedState.FAILED, error=error))
-    assert change.state.status is TargetStatus.RETRY_WAIT and change.state.remote_handle is None
+    assert change.state.status is TargetStatus.RETRY_WAIT and change.state.remote_handle == HANDLE.to_wire()
+    again = due(change.state, NOW + timedelta(hours=1))
+    assert again.emit is Emit.PUBLISH and again.state.remote_handle == HANDLE.to_wire()
 
 
 def test_observation_for_another_attempt_is_ignored():

@@ -2,9 +2,11 @@
 
 Rolling caps are rows taken under a per-bucket advisory lock (their reopening time needs the
 rows), by one function call (migration 006); daily quotas are one counter per window, raised by
-a conditional upsert, each key counted once a window. The daily takes that arrive together (a
-batch of YouTube status checks, a unit each) raise the counter once, by their sum; only when
-the sum does not fit is each taken on its own, so the ones that fit still do.
+a conditional upsert, each key counted once a window. Takes that arrive together are one
+statement: the rolling ones (a batch's publishes, an account each) one function call that
+takes each in turn (migration 019); the daily ones (a batch of YouTube status checks, a unit
+each) raise the counter once, by their sum, and only when the sum does not fit is each taken on
+its own, so the ones that fit still do.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class QuotaLedger:
     def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime] = _utcnow):
         self.pool, self.clock = pool, clock
         self._daily = Coalesced(self._take_daily_together)
+        self._rolling = Coalesced(self._take_rolling_together)
 
     async def reserve(self, costs: Sequence[Cost], *,
                       observed: dict[tuple[str, str], tuple[int, int]] | None = None) -> Denied | None:
@@ -41,13 +44,13 @@ class QuotaLedger:
         """
         if not costs:
             return None
-        if len(costs) == 1 and costs[0].rule.window is Window.PACIFIC_DAY:
-            return await self._daily(costs[0])
-        now = self.clock()
         seen = observed or {}
-        if len(costs) == 1:  # every publish: one statement, no transaction around it
-            async with self.pool.acquire() as conn:
-                return await self._take(conn, costs[0], now, seen.get((costs[0].rule.bucket, costs[0].scope)))
+        if len(costs) == 1:  # every publish: one statement for those of the moment, no transaction
+            cost = costs[0]
+            if cost.rule.window is Window.PACIFIC_DAY:
+                return await self._daily(cost)
+            return await self._rolling((cost, seen.get((cost.rule.bucket, cost.scope))))
+        now = self.clock()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # locks are always taken in the same order: replicas never deadlock on them
@@ -112,6 +115,33 @@ class QuotaLedger:
             observed[0] if observed else None, observed[1] if observed else None,
         ):
             return None
+        return await self._rolling_refusal(conn, cost, now, observed)
+
+    async def _take_rolling_together(
+            self, takes: list[tuple[Cost, tuple[int, int] | None]]) -> list[Denied | None]:
+        """One round trip for every take (migration 019), in the order all takers lock buckets
+        in; each refused one then reads its window to say when it reopens."""
+        now = self.clock()
+        # stable: one account's takes keep the order they came in
+        order = sorted(range(len(takes)), key=lambda i: (takes[i][0].rule.bucket, takes[i][0].scope))
+        costs = [takes[i][0] for i in order]
+        seen = [takes[i][1] for i in order]
+        async with self.pool.acquire() as conn:
+            taken = await conn.fetchval(
+                "SELECT quota_take_rolling_each($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [c.rule.bucket for c in costs], [c.scope for c in costs], [c.key for c in costs],
+                [c.units for c in costs], [window_start(c.rule, now) for c in costs],
+                [c.rule.limit for c in costs], [o[0] if o else None for o in seen],
+                [o[1] if o else None for o in seen], now, _KEEP)
+            answers: list[Denied | None] = [None] * len(takes)
+            for i, cost, observed, ok in zip(order, costs, seen, taken):
+                if not ok:
+                    answers[i] = await self._rolling_refusal(conn, cost, now, observed)
+        return answers
+
+    async def _rolling_refusal(self, conn: asyncpg.Connection, cost: Cost, now: datetime,
+                               observed: tuple[int, int] | None) -> Denied:
+        rule, start = cost.rule, window_start(cost.rule, now)
         # the window's reservations and the learnt limit in one round trip (one row even if none)
         rows = await conn.fetch(
             """SELECT r.reserved_at, r.units, l.quota_total

@@ -76,6 +76,37 @@ async def test_replicas_reserving_at_once_never_exceed_the_cap(database_url):
     assert {d.opens_at for d in uploads if d} == {next_reset(START)}
 
 
+async def test_rolling_takes_arriving_together_are_one_statement_each_answered_alone(database_url):
+    clock = Clock(START)
+    pools, [ledger] = await ledgers(database_url, 1, clock)
+    batches: list[int] = []
+    take = ledger._rolling.run
+
+    async def counted(takes):
+        batches.append(len(takes))
+        return await take(takes)
+
+    ledger._rolling.run = counted
+    ig = RULES["instagram.publishes"]
+    try:
+        # a batch's publishes: five of one creator (cap 3), one each of four others, and two
+        # Instagram accounts, one of which says it has used its 5 elsewhere
+        costs = [post(f"b{i}", "busy") for i in range(5)] + [post("x", f"c{i}") for i in range(4)]
+        costs += [Cost(ig, "ig", "p1"), Cost(ig, "ig-full", "p2")]
+        answers = await asyncio.gather(*(
+            ledger.reserve([c], observed={(ig.bucket, "ig-full"): (5, 5)}) for c in costs))
+        assert batches == [11], "eleven takes, one statement"
+        assert answers[:3] == [None] * 3, "one creator's takes are taken in the order they came"
+        assert all((d.used, d.limit, d.opens_at) == (3, 3, START + timedelta(hours=24)) for d in answers[3:5])
+        assert answers[5:9] == [None] * 4
+        assert answers[9] is None and (answers[10].used, answers[10].limit) == (5, 5)
+        assert await ledger.reserve([post("b1", "busy")]) is None, "a retry of a taken one still counts once"
+        assert await ledger.usage(RULES["tiktok.direct_posts"], "busy") == (3, 3)
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
 async def test_all_or_nothing_and_what_the_platform_says_counts(database_url):
     clock = Clock(START)
     pools, [ledger] = await ledgers(database_url, 1, clock)

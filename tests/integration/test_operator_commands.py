@@ -59,7 +59,8 @@ def autopost(monkeypatch, capsys, kafka_bootstrap, topic_prefix, database_url):
         capsys.readouterr()
         code = await asyncio.to_thread(main, list(argv))
         captured = capsys.readouterr()
-        return code, captured.out + captured.err
+        # a --json command's document is its stdout alone: a log line (stderr) is no part of it
+        return code, captured.out if "--json" in argv else captured.out + captured.err
 
     return run
 

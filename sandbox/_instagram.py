@@ -325,7 +325,8 @@ class InstagramApi:
         age = now() - container.created_at
         if age > CONTAINER_TTL:
             return "EXPIRED"
-        if age < self.settings.processing_seconds and (container.is_video or container.error_subcode):
+        processed = container.is_video or container.error_subcode
+        if age < (self.settings.processing_seconds if processed else self.settings.instagram_image_seconds):
             return "IN_PROGRESS"
         if container.error_subcode:
             return "ERROR"

@@ -45,6 +45,10 @@ class SandboxSettings:
     tiktok_moderation_seconds: float = 0.0
     # URL prefixes (domains) the app has verified for PULL_FROM_URL; None: every URL is
     tiktok_verified_url_prefixes: tuple[str, ...] | None = None
+    # How long an Instagram image container takes to be FINISHED: at once, as a rule (§2.3: an
+    # image is created, then published); a moment on a busy day, when media_publish answers
+    # 9007/2207027 (not ready) until it is.
+    instagram_image_seconds: float = 0.0
     instagram_publish_limit: int = 50
     instagram_container_limit: int = 400
     instagram_calls_per_hour: int = 200

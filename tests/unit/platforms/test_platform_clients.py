@@ -93,6 +93,18 @@ class PermalinkUnanswered(sandbox.Faults):
         return None
 
 
+class Operations(sandbox.Faults):
+    """Every call the sandbox answers, by operation (a node read with the fields it asks for)."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    async def before(self, operation: str, request: Request, account: str | None = None) -> Response | None:
+        fields = request.query_params.get("fields", "") if operation.endswith(".node") else ""
+        self.calls.append(f"{operation}:{fields}" if fields else operation)
+        return None
+
+
 class SimulatedCrash(BaseException):
     """The process dies here: nothing after this point runs (not an error the code handles)."""
 
@@ -820,6 +832,27 @@ class TestInstagramClient(PlatformClientSuite):
         assert isinstance(outcome, Published)
         [record] = await self.published(http)
         assert (outcome.handle.id, outcome.url) == (record["remoteId"], record["url"])
+
+    async def test_an_image_is_published_without_its_container_read_first(self, client, app, http):
+        self.store(app).faults = seen = Operations()
+        outcome = await client.publish(
+            publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
+        assert isinstance(outcome, Published)
+        assert seen.calls == ["instagram.content_publishing_limit", "instagram.media.post",
+                              "instagram.media_publish", "instagram.node:permalink,media_product_type"]
+
+    async def test_an_image_not_ready_yet_is_waited_for_and_published_once(self, policy):
+        app = sandbox.create_app(sandbox.SandboxSettings(processing_seconds=0, instagram_image_seconds=0.3))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+            client = self.make_client(http, policy)
+            self.store(app).faults = seen = Operations()
+            outcome = await client.publish(
+                publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE), self.token)
+            assert isinstance(outcome, Published)
+            assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+        tries = seen.calls.count("instagram.media_publish")
+        assert tries >= 2, "refused as not ready (2207027) first"
+        assert "instagram.node:status_code,status" in seen.calls, "looked at between tries"
 
     async def test_without_its_permalink_it_is_accepted_for_the_poller_to_follow(self, client, app, http):
         self.store(app).faults = PermalinkUnanswered()

@@ -415,11 +415,11 @@ class InstagramClient(PlatformClientBase):
             await self.retry.sleep(interval)
             interval = min(self.poll_max_interval, interval * 2)
 
-    async def _status_unless_gone(self, account: str, container: RemoteHandle, token: str) -> str:
+    async def _status_unless_gone(self, account: str, container: RemoteHandle, token: str) -> tuple[str, str]:
         """The container's status between publish tries; one that is gone (expired, deleted)
         fails this attempt retryably: the next one finds it gone and makes a new container."""
         try:
-            return (await self._container_status(account, container.id, token))[0]
+            return await self._container_status(account, container.id, token)
         except PlatformError as error:
             if _gone(error):
                 raise PlatformError(ErrorClass.RETRYABLE, "container_gone",
@@ -477,9 +477,13 @@ class InstagramClient(PlatformClientBase):
         tries = 0
         while True:
             tries += 1
-            status = (await self._status_unless_gone(account, container, token)) if tries > 1 else ""
+            status, detail = (await self._status_unless_gone(account, container, token)) if tries > 1 else ("", "")
             if status == "PUBLISHED":
                 return await self._recover_media(account, container, token)
+            if status in ("ERROR", "EXPIRED"):  # it will never publish: the next attempt makes a new one
+                error = self._container_failed(status, detail)
+                error.handle = container
+                raise error
             try:
                 published = await self._post(account, f"/{account}/media_publish", token,
                                              {"creation_id": container.id})

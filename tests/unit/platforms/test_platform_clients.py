@@ -94,15 +94,17 @@ class PermalinkUnanswered(sandbox.Faults):
 
 
 class Operations(sandbox.Faults):
-    """Every call the sandbox answers, by operation (a node read with the fields it asks for)."""
+    """Every call the sandbox answers, by operation (a node read with the fields it asks for),
+    passed on to the faults it wraps."""
 
-    def __init__(self):
+    def __init__(self, inner: sandbox.Faults | None = None):
         self.calls: list[str] = []
+        self.inner = inner or sandbox.Faults()
 
     async def before(self, operation: str, request: Request, account: str | None = None) -> Response | None:
         fields = request.query_params.get("fields", "") if operation.endswith(".node") else ""
         self.calls.append(f"{operation}:{fields}" if fields else operation)
-        return None
+        return await self.inner.before(operation, request, account)
 
 
 class SimulatedCrash(BaseException):
@@ -853,6 +855,20 @@ class TestInstagramClient(PlatformClientSuite):
         tries = seen.calls.count("instagram.media_publish")
         assert tries >= 2, "refused as not ready (2207027) first"
         assert "instagram.node:status_code,status" in seen.calls, "looked at between tries"
+
+    async def test_a_container_found_failed_between_publish_tries_is_not_tried_again_and_is_made_anew(self, client, app, http):
+        # processing ends in ERROR with a transient subcode: media_publish is refused as not
+        # ready meanwhile; once the container's status says ERROR it is not asked again
+        await self.inject(http, kind="processing_failure", count=1, reason="2207001")
+        self.store(app).faults = seen = Operations(self.store(app).faults)
+        journal, request = MemoryJournal(), publish_request(self.platform, self.account, ContentType.IMAGE, IMAGE)
+        with pytest.raises(PlatformError) as raised:
+            await client.publish(request, self.token, journal)
+        assert (raised.value.error_class, raised.value.code) == (ErrorClass.RETRYABLE, "ERROR/2207001")
+        assert raised.value.handle is not None and seen.calls[-1] == "instagram.node:status_code,status"
+        outcome = await client.publish(again(request), self.token, journal)  # a new container
+        assert [r["remoteId"] for r in await self.published(http)] == [outcome.handle.id]
+        assert len(self.store(app).containers) == 2
 
     async def test_without_its_permalink_it_is_accepted_for_the_poller_to_follow(self, client, app, http):
         self.store(app).faults = PermalinkUnanswered()

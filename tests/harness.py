@@ -154,6 +154,19 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20
         await consumer.stop()
 
 
+def batch_sizes(coalesced: Any) -> list[int]:
+    """How many calls each statement of a `Coalesced` took, from now on (one entry a batch)."""
+    sizes: list[int] = []
+    run = coalesced.run
+
+    async def counted(items: list[Any]) -> list[Any]:
+        sizes.append(len(items))
+        return await run(items)
+
+    coalesced.run = counted
+    return sizes
+
+
 async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
     """Poll `check` until it returns something truthy; fail with `what` on time-out."""
     deadline = time.monotonic() + timeout

@@ -130,7 +130,7 @@ def subscribe_batches(
                 await handler(records)
             except Exception as exc:
                 metrics.CONSUMER_BATCHES.labels(group, "error").inc()
-                await _raise_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
+                _raise_if_transient(exc, f"batch of {len(records)} from {list(topics)}")
                 await _isolate_poison(broker, records, handler, group_id, dead_letter_topic)
             watch.completed(records)
         except Exception as exc:
@@ -337,7 +337,7 @@ async def _isolate_poison(
         try:
             await handler([record])
         except Exception as exc:
-            await _raise_if_transient(exc, f"{record.topic}@{record.partition}/{record.offset}")
+            _raise_if_transient(exc, f"{record.topic}@{record.partition}/{record.offset}")
             log.exception("dead-lettering %s@%s/%s: it cannot be processed",
                           record.topic, record.partition, record.offset)
             letters.append(dead_letter_for(record, reason="processing_failed",
@@ -370,7 +370,7 @@ async def _publish_dead_letters(broker: KafkaBroker, letters: list[Outgoing]) ->
                               letter.value[:2000])
 
 
-async def _raise_if_transient(exc: Exception, what: str) -> None:
+def _raise_if_transient(exc: Exception, what: str) -> None:
     """Re-raise an outage (the batch is read again, after the consume wrapper's pause: see
     `_back_off`); return for anything else."""
     if is_transient(exc):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness import batch_sizes
 from services.quotas import Cost, QuotaLedger, next_reset, quota_rules
 from services.runtime import QuotaSettings, apply_migrations, create_pool
 
@@ -79,14 +80,7 @@ async def test_replicas_reserving_at_once_never_exceed_the_cap(database_url):
 async def test_rolling_takes_arriving_together_are_one_statement_each_answered_alone(database_url):
     clock = Clock(START)
     pools, [ledger] = await ledgers(database_url, 1, clock)
-    batches: list[int] = []
-    take = ledger._rolling.run
-
-    async def counted(takes):
-        batches.append(len(takes))
-        return await take(takes)
-
-    ledger._rolling.run = counted
+    batches = batch_sizes(ledger._rolling)
     ig = RULES["instagram.publishes"]
     try:
         # a batch's publishes: five of one creator (cap 3), one each of four others, and two

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from contracts import ContentType, ErrorClass, MediaRef, Platform, PublishRequested, RemoteHandle
+from harness import batch_sizes
 from services.publishers.handles import HandleStore
 from services.publishers.platforms import ABANDONED, ACCEPTED, CREATED, INTENT, PlatformError
 from services.runtime import build_tracer_provider, open_database
@@ -89,14 +90,7 @@ async def test_a_second_publisher_keeps_off_a_claimed_target_until_the_claim_lap
 
 async def test_saves_of_a_batchs_targets_at_one_moment_are_one_statement_each_kept(pool):
     store = HandleStore(pool)
-    statements: list[int] = []
-    save_batch = store._save.run
-
-    async def counted(rows):
-        statements.append(len(rows))
-        return await save_batch(rows)
-
-    store._save.run = counted
+    statements = batch_sizes(store._save)
     abandoned = request()
     async with store.journal_for(abandoned) as journal:
         await journal.save(CREATED, RemoteHandle(kind="tiktok.publish_id", id="old"))

@@ -34,5 +34,5 @@ async def test_a_batch_that_hit_a_read_only_session_is_read_again_not_dead_lette
     monkeypatch.setattr(_broker, "INFRA_RETRY_SECONDS", 0)
     exc = E.ReadOnlySQLTransactionError("cannot execute UPDATE in a read-only transaction")
     with pytest.raises(E.ReadOnlySQLTransactionError):  # raised: the batch is not committed
-        await _broker._raise_if_transient(exc, "a batch")
-    await _broker._raise_if_transient(E.UniqueViolationError("dup"), "a batch")  # returns: set aside
+        _broker._raise_if_transient(exc, "a batch")
+    _broker._raise_if_transient(E.UniqueViolationError("dup"), "a batch")  # returns: set aside
